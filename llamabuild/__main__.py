@@ -1,0 +1,3 @@
+from llamabuild.cli import main
+
+main()

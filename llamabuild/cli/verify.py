@@ -1,0 +1,70 @@
+"""`llamabuild verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import report
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.findings import exit_code
+from llamabuild.inspect.policy import Policy
+from llamabuild.verify import VerifyReport, verify
+
+
+@app.command("verify")
+def verify_cmd(
+    path: Annotated[Path, typer.Argument(help="The binary (Mach-O thin/fat, or ELF).")],
+    arch: Annotated[
+        list[str] | None, typer.Option("--arch", help="Allowed architecture (repeatable).")
+    ] = None,
+    min_macos: Annotated[
+        str, typer.Option("--min-macos", help="Deployment target; a newer minos is an error.")
+    ] = "14.0",
+    elf_policy: Annotated[
+        str, typer.Option("--elf-policy", help="ELF only: 'glibc' (glibc NEEDED only) or 'static'.")
+    ] = "glibc",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
+    from llamabuild.errors import UsageError
+
+    if elf_policy not in ("glibc", "static"):
+        raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
+    policy = Policy(archs=tuple(arch or ()), min_macos=min_macos, elf=elf_policy)
+    result = verify(path, policy)
+    report.announce_ci(result.findings, str(path))
+    if json_out:
+        report.emit_json(result.to_json())
+    else:
+        render_verify(result)
+    raise typer.Exit(exit_code(result.findings))
+
+
+def render_verify(result: VerifyReport) -> None:
+    from rich.table import Table
+
+    from llamabuild.inspect.policy import classify_dylib
+
+    out = report.console()
+    b = result.binary
+    out.print(f"[bold]{b.path}[/] ({b.format}{', fat' if b.fat else ''})")
+    for s in b.slices:
+        head = f"{s.arch} {s.filetype}  uuid {s.uuid or '-'}  minos {s.minos or '-'}"
+        head += f"  sdk {s.sdk or '-'}  signed {'yes' if s.signed else 'no'}"
+        table = Table(title=head, title_justify="left")
+        for col in ("dependency", "kind", "verdict"):
+            table.add_column(col)
+        for d in s.dylibs:
+            verdict = classify_dylib(d.name) if b.format == "macho" else None
+            shown = "[green]ok[/]" if verdict is None else f"[red]{verdict[1]}[/]"
+            if b.format == "elf":
+                bad = any(f.rule == "elf-needed" and d.name in f.message for f in result.findings)
+                shown = "[red]not allowed[/]" if bad else "[green]ok[/]"
+            table.add_row(d.name, d.kind, shown)
+        for rp in s.rpaths:
+            table.add_row(rp, "rpath", "")
+        out.print(table)
+    report.print_findings(result.findings)

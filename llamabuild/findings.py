@@ -1,0 +1,46 @@
+"""Every check yields findings; one rule turns them into an exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    arch: str | None = None
+    path: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return {k: v for k, v in data.items() if v is not None or k == "arch"}
+
+
+def error(rule: str, message: str, **kw: Any) -> Finding:
+    return Finding(rule, Severity.ERROR, message, **kw)
+
+
+def warning(rule: str, message: str, **kw: Any) -> Finding:
+    return Finding(rule, Severity.WARNING, message, **kw)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """0 when nothing is an error, 1 otherwise (the policy/verification exit code)."""
+    return 1 if has_errors(findings) else 0

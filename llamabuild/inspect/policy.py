@@ -1,0 +1,150 @@
+"""Linkage policy: a Binary and the allowlist data file in, findings out. Pure."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from llamabuild.findings import Finding, error, warning
+from llamabuild.inspect.model import Binary, Slice
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What verify enforces. `archs` empty means any arch; `elf` is "static" or "glibc"."""
+
+    archs: tuple[str, ...] = ()
+    min_macos: str | None = "14.0"
+    elf: str = "glibc"
+    require_sandbox: bool = False
+
+
+@cache
+def allowlist() -> dict[str, Any]:
+    text = resources.files("llamabuild.data").joinpath("system_libraries.toml").read_text()
+    return tomllib.loads(text)
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in v.split("."):
+        try:
+            parts.append(int(piece))
+        except ValueError:
+            break
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def classify_dylib(name: str) -> tuple[str, str, str | None] | None:
+    """None when allowed, else (rule, reason, hint) for a Mach-O dependency."""
+    data = allowlist()["macho"]
+    for entry in data["forbidden"]:
+        if name.startswith(entry["prefix"]):
+            return entry["rule"], f"not allowed ({entry['prefix']}…)", entry.get("hint")
+    if any(fnmatch.fnmatchcase(name, g) for g in data["allowed_globs"]):
+        return None
+    if name in data["allowed_usr_lib"]:
+        return None
+    if name.startswith("/usr/lib/"):
+        return (
+            "not-shipped-with-macos",
+            "not shipped with macOS",
+            "this /usr/lib dylib does not exist on a user's Mac; link it statically or drop it",
+        )
+    if name.startswith("/System/Library/PrivateFrameworks/"):
+        return "private-framework", "a private framework", "App Review rejects private frameworks"
+    return (
+        "non-system-dependency",
+        "outside the system allowlist",
+        "only /System/Library/Frameworks and macOS's own /usr/lib dylibs may be linked",
+    )
+
+
+def check(binary: Binary, policy: Policy) -> list[Finding]:
+    findings: list[Finding] = []
+    for sl in binary.slices:
+        if binary.format == "macho":
+            findings += _check_macho_slice(sl, policy)
+        else:
+            findings += _check_elf(sl, policy)
+    return findings
+
+
+def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
+    out: list[Finding] = []
+    a = sl.arch
+    for dylib in sl.dylibs:
+        verdict = classify_dylib(dylib.name)
+        if verdict:
+            rule, reason, hint = verdict
+            out.append(error(rule, f"links {dylib.name} ({dylib.kind}): {reason}", arch=a, hint=hint))
+    if sl.uuid is None:
+        out.append(
+            error(
+                "missing-uuid",
+                "no LC_UUID: crash reports cannot be symbolicated",
+                arch=a,
+                hint="do not link with -no_uuid",
+            )
+        )
+    if policy.archs and a not in policy.archs:
+        out.append(
+            error(
+                "arch-not-allowed",
+                f"architecture {a} is not one of {', '.join(policy.archs)}",
+                arch=a,
+                hint="build for the architectures you ship (CMAKE_OSX_ARCHITECTURES)",
+            )
+        )
+    if policy.min_macos and sl.filetype in ("execute", "dylib", "bundle"):
+        if sl.minos is None:
+            out.append(warning("missing-minos", "no LC_BUILD_VERSION or LC_VERSION_MIN", arch=a))
+        elif version_tuple(sl.minos) > version_tuple(policy.min_macos):
+            out.append(
+                error(
+                    "minos-too-new",
+                    f"minos {sl.minos} is newer than the deployment target {policy.min_macos}",
+                    arch=a,
+                    hint="set CMAKE_OSX_DEPLOYMENT_TARGET to the app's deployment target",
+                )
+            )
+    has_rpath_dep = any(d.name.startswith("@rpath/") for d in sl.dylibs)
+    for rp in sl.rpaths:
+        if not has_rpath_dep:
+            out.append(
+                warning(
+                    "stray-rpath",
+                    f"LC_RPATH {rp} but no @rpath dependency",
+                    arch=a,
+                    hint="leftover of a dynamic build; harmless but remove it (CMAKE_SKIP_RPATH=ON)",
+                )
+            )
+    return out
+
+
+def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
+    out: list[Finding] = []
+    a = sl.arch
+    if policy.archs and a not in policy.archs:
+        out.append(error("arch-not-allowed", f"architecture {a} is not one of {policy.archs}", arch=a))
+    allowed = set(allowlist()["elf"]["glibc"]) if policy.elf == "glibc" else set()
+    for d in sl.dylibs:
+        if d.name not in allowed:
+            why = "a static binary may not have NEEDED" if policy.elf == "static" else "not glibc"
+            out.append(
+                error(
+                    "elf-needed",
+                    f"NEEDED {d.name}: {why}",
+                    arch=a,
+                    hint="link it statically or turn the feature off (GGML_OPENMP, LLAMA_OPENSSL)",
+                )
+            )
+    for rp in sl.rpaths:
+        out.append(warning("elf-rpath", f"RPATH/RUNPATH {rp}", arch=a))
+    return out

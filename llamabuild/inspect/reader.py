@@ -1,0 +1,44 @@
+"""Entry point of inspection: decide the format, refuse what is not a binary (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llamabuild.errors import InputError
+from llamabuild.inspect import structure
+from llamabuild.inspect.model import Binary
+
+
+def read_input(path: Path) -> bytes:
+    """The file's bytes, or a one-line InputError for every way a path can be wrong."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file", hint="check the path (quote it if it has spaces)")
+    if path.is_dir():
+        raise InputError(
+            f"{path}: is a directory, not a binary",
+            hint="for an app bundle use `llamabuild verify-app`; else name the executable",
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if not data:
+        raise InputError(f"{path}: empty file", hint="the build or copy that made it failed")
+    return data
+
+
+def inspect_binary(path: Path) -> Binary:
+    data = read_input(path)
+    kind = structure.sniff(data[:8])
+    if kind in ("macho", "fat"):
+        from llamabuild.inspect.macho import inspect_macho
+
+        return inspect_macho(path, data)
+    if kind == "elf":
+        from llamabuild.inspect.elf import inspect_elf
+
+        return inspect_elf(path, data)
+    raise InputError(
+        f"{path}: not an executable format (neither Mach-O nor ELF)",
+        hint="pass the llama-server binary itself",
+    )

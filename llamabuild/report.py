@@ -1,0 +1,98 @@
+"""The one renderer: findings and results to a rich table, JSON, GitHub annotations or Xcode.
+
+Human output goes through rich (plain when stdout is not a TTY); `--json` prints exactly one
+JSON object on stdout and nothing else there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from llamabuild.findings import Finding, Severity
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def console(stderr: bool = False) -> Console:
+    # Rebuilt on each call so tests that swap sys.stdout see the output.
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in ("severity", "rule", "arch", "message"):
+        table.add_column(col)
+    for f in findings:
+        msg = f.message + (f"\n[dim]hint: {f.hint}[/dim]" if f.hint else "")
+        sev = f"[{_STYLE[f.severity]}]{f.severity.value}[/]"
+        table.add_row(sev, f.rule, f.arch or "", msg)
+    return table
+
+
+def print_findings(findings: Sequence[Finding], title: str = "Findings") -> None:
+    out = console()
+    if findings:
+        out.print(findings_table(findings, title))
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    verdict = "[bold red]FAIL[/]" if errors else "[bold green]OK[/]"
+    out.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")
+
+
+def github_annotations(findings: Iterable[Finding], default_file: str | None = None) -> list[str]:
+    """`::error file=...::message` lines, the GitHub Actions workflow-command format."""
+    lines = []
+    for f in findings:
+        if f.severity is Severity.INFO:
+            continue
+        file = f.path or default_file
+        props = f"file={_escape_prop(file)}," if file else ""
+        title = f"title=llamabuild {f.rule}" + (f" ({f.arch})" if f.arch else "")
+        text = f.message + (f" (hint: {f.hint})" if f.hint else "")
+        lines.append(f"::{f.severity.value} {props}{_escape_prop(title)}::{_escape_data(text)}")
+    return lines
+
+
+def _escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_prop(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def xcode_lines(findings: Iterable[Finding], default_file: str | None = None) -> list[str]:
+    """`path: error: message` lines that Xcode's issue navigator picks up from a Run Script."""
+    lines = []
+    for f in findings:
+        if f.severity is Severity.INFO:
+            continue
+        where = f.path or default_file
+        prefix = f"{where}: " if where else ""
+        arch = f" [{f.arch}]" if f.arch else ""
+        hint = f" (hint: {f.hint})" if f.hint else ""
+        lines.append(f"{prefix}{f.severity.value}: {f.rule}{arch}: {f.message}{hint}")
+    return lines
+
+
+def announce_ci(findings: Sequence[Finding], default_file: str | None = None) -> None:
+    """Under GitHub Actions, every finding also becomes an annotation (on stderr)."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(findings, default_file):
+            print(line, file=sys.stderr)

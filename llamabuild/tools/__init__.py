@@ -1,0 +1,1 @@
+"""External programs: one runner, one adapter per tool family."""

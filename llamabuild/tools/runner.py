@@ -1,0 +1,169 @@
+"""The one wrapper every external program goes through.
+
+It finds the program, echoes the argv (at debug level), records cwd, env overrides and the
+return code, and turns failures into ToolError. Adapters take a Runner so tests can swap in a
+recorder and assert the exact argv that would run on a Mac.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llamabuild.errors import ToolError, ToolNotFoundError
+
+log = logging.getLogger("llamabuild.tools")
+
+# Environment variables whose values are never echoed (signing secrets).
+SECRET_ENV = frozenset({"LLAMABUILD_P12_PASSWORD"})
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    def tail(self, lines: int = 40) -> str:
+        text = (self.stdout + "\n" + self.stderr).strip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def which(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Path | None:
+    """First of `names` found on PATH (or in `extra_dirs`), as an absolute path."""
+    search = os.pathsep.join([*(str(d) for d in extra_dirs), os.environ.get("PATH", "")])
+    for name in names:
+        found = shutil.which(name, path=search)
+        if found:
+            return Path(found)
+    return None
+
+
+def find_tool(names: Sequence[str], hint: str, extra_dirs: Sequence[Path] = ()) -> Path:
+    found = which(names, extra_dirs)
+    if found is None:
+        raise ToolNotFoundError(f"{' / '.join(names)} not found on PATH", hint=hint)
+    return found
+
+
+def _redact(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("***" if k in SECRET_ENV else v) for k, v in env.items()}
+
+
+@dataclass
+class Runner:
+    """Runs programs. `history` keeps every argv run, which tests and --verbose read."""
+
+    history: list[Result] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        input_bytes: bytes | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        args = tuple(str(a) for a in argv)
+        log.debug("$ %s", shlex.join(args))
+        if cwd is not None:
+            log.debug("  cwd: %s", cwd)
+        if env:
+            log.debug("  env: %s", _redact(env))
+        full_env = {**os.environ, **env} if env else None
+        start = time.monotonic()
+        try:
+            if on_line is None:
+                proc = subprocess.run(
+                    args,
+                    cwd=cwd,
+                    env=full_env,
+                    capture_output=True,
+                    timeout=timeout,
+                    input=input_bytes,
+                    check=False,
+                )
+                out = proc.stdout.decode("utf-8", "replace")
+                err = proc.stderr.decode("utf-8", "replace")
+                code = proc.returncode
+            else:
+                code, out, err = _stream(args, cwd, full_env, on_line)
+        except FileNotFoundError as exc:
+            raise ToolNotFoundError(f"{args[0]} not found", hint="install it or fix PATH") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"{Path(args[0]).name} timed out after {timeout} s") from exc
+        result = Result(args, code, out, err, time.monotonic() - start)
+        self.history.append(result)
+        log.debug("  -> exit %d in %.2f s", code, result.duration)
+        if check and code != 0:
+            last = result.tail(1) or "no output"
+            raise ToolError(
+                f"{Path(args[0]).name} failed with exit code {code}: {last}",
+                hint=f"command: {shlex.join(args)}",
+            )
+        return result
+
+
+def _stream(
+    args: tuple[str, ...],
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    on_line: Callable[[str], None],
+) -> tuple[int, str, str]:
+    """Run with stdout+stderr merged, feeding each line to `on_line`; stop the child on error."""
+    lines: list[str] = []
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            lines.append(line)
+            on_line(line)
+        code = proc.wait()
+    except BaseException:
+        _stop_group(proc)
+        raise
+    return code, "\n".join(lines), ""
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a child and everything it started (its process group)."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+_default = Runner()
+
+
+def default_runner() -> Runner:
+    return _default
