@@ -57,6 +57,12 @@ def slice_json(s: Any) -> dict[str, Any]:
     return out
 
 
-def verify(path: Path, policy: Policy) -> VerifyReport:
+def verify(path: Path, policy: Policy, dsym: Path | None = None) -> VerifyReport:
+    """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs."""
     binary = inspect_binary(path)
-    return VerifyReport(binary=binary, findings=check(binary, policy))
+    findings = check(binary, policy)
+    if dsym is not None:
+        from llamabuild.dsym import check_dsym
+
+        findings += check_dsym(binary, dsym)
+    return VerifyReport(binary=binary, findings=findings)

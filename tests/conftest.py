@@ -10,7 +10,9 @@ from tests.fixtures.macho import MachOFactory, have_toolchain
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if have_toolchain():
         return
-    skip = pytest.mark.skip(reason="clang-19 / ld64.lld-19 not installed (apt-get install clang-19 lld-19 llvm-19)")
+    skip = pytest.mark.skip(
+        reason="clang-19 / ld64.lld-19 not installed (apt-get install clang-19 lld-19 llvm-19)"
+    )
     for item in items:
         if "compile" in item.keywords:
             item.add_marker(skip)
@@ -25,6 +27,7 @@ def macho(tmp_path_factory: pytest.TempPathFactory) -> MachOFactory:
 def clean_arm64(macho: MachOFactory) -> Path:
     from tests.fixtures.macho import system
 
-    return macho.build(
-        "clean", system("libSystem", "libc++", "Metal", "Foundation", "Accelerate")
-    )
+    return macho.build("clean", system("libSystem", "libc++", "Metal", "Foundation", "Accelerate"))
+
+
+pytest_plugins = ["tests.plugin_real_llama"]

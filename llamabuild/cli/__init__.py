@@ -45,7 +45,7 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(exc.message, exc.hint, exc.exit_code, args)
     except KeyboardInterrupt:
         return _fail("interrupted", None, 130, args)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+    except Exception as exc:
         if State.debug:
             traceback.print_exc()
         return _fail(

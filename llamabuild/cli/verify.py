@@ -26,6 +26,13 @@ def verify_cmd(
     elf_policy: Annotated[
         str, typer.Option("--elf-policy", help="ELF only: 'glibc' (glibc NEEDED only) or 'static'.")
     ] = "glibc",
+    dsym: Annotated[
+        Path | None, typer.Option("--dsym", help="A .dSYM whose UUIDs must match, per arch.")
+    ] = None,
+    require_sandbox: Annotated[
+        bool,
+        typer.Option("--require-sandbox", help="Error unless signed with app-sandbox enabled."),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
@@ -33,8 +40,13 @@ def verify_cmd(
 
     if elf_policy not in ("glibc", "static"):
         raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
-    policy = Policy(archs=tuple(arch or ()), min_macos=min_macos, elf=elf_policy)
-    result = verify(path, policy)
+    policy = Policy(
+        archs=tuple(arch or ()),
+        min_macos=min_macos,
+        elf=elf_policy,
+        require_sandbox=require_sandbox,
+    )
+    result = verify(path, policy, dsym=dsym)
     report.announce_ci(result.findings, str(path))
     if json_out:
         report.emit_json(result.to_json())

@@ -44,9 +44,7 @@ def inspect_macho(path: Path, data: bytes) -> Binary:
     if parsed is None or parsed.size != len(raw_slices):
         raise InputError(f"{name}: corrupt Mach-O (LIEF could not parse every slice)")
     fat = structure.sniff(data[:8]) == "fat"
-    slices = tuple(
-        _slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices)
-    )
+    slices = tuple(_slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices))
     return Binary(path=path, format="macho", slices=slices, fat=fat)
 
 

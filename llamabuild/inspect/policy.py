@@ -83,7 +83,9 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
         verdict = classify_dylib(dylib.name)
         if verdict:
             rule, reason, hint = verdict
-            out.append(error(rule, f"links {dylib.name} ({dylib.kind}): {reason}", arch=a, hint=hint))
+            out.append(
+                error(rule, f"links {dylib.name} ({dylib.kind}): {reason}", arch=a, hint=hint)
+            )
     if sl.uuid is None:
         out.append(
             error(
@@ -114,6 +116,8 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
                     hint="set CMAKE_OSX_DEPLOYMENT_TARGET to the app's deployment target",
                 )
             )
+    if policy.require_sandbox:
+        out += _check_sandbox(sl)
     has_rpath_dep = any(d.name.startswith("@rpath/") for d in sl.dylibs)
     for rp in sl.rpaths:
         if not has_rpath_dep:
@@ -122,7 +126,7 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
                     "stray-rpath",
                     f"LC_RPATH {rp} but no @rpath dependency",
                     arch=a,
-                    hint="leftover of a dynamic build; harmless but remove it (CMAKE_SKIP_RPATH=ON)",
+                    hint="leftover of a dynamic build; remove it (CMAKE_SKIP_RPATH=ON)",
                 )
             )
     return out
@@ -132,7 +136,9 @@ def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
     out: list[Finding] = []
     a = sl.arch
     if policy.archs and a not in policy.archs:
-        out.append(error("arch-not-allowed", f"architecture {a} is not one of {policy.archs}", arch=a))
+        out.append(
+            error("arch-not-allowed", f"architecture {a} is not one of {policy.archs}", arch=a)
+        )
     allowed = set(allowlist()["elf"]["glibc"]) if policy.elf == "glibc" else set()
     for d in sl.dylibs:
         if d.name not in allowed:
@@ -148,3 +154,27 @@ def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
     for rp in sl.rpaths:
         out.append(warning("elf-rpath", f"RPATH/RUNPATH {rp}", arch=a))
     return out
+
+
+SANDBOX_KEY = "com.apple.security.app-sandbox"
+
+
+def _check_sandbox(sl: Slice) -> list[Finding]:
+    """App Store: "App sandbox not enabled" unless the helper's entitlements enable it."""
+    ents = sl.signature.entitlements if sl.signature else None
+    if not sl.signed:
+        why = "the binary is not signed"
+    elif not ents:
+        why = "the signature carries no entitlements"
+    elif ents.get(SANDBOX_KEY) is not True:
+        why = f"{SANDBOX_KEY} is not true in its entitlements"
+    else:
+        return []
+    return [
+        error(
+            "sandbox-missing",
+            f"App Sandbox not enabled: {why}",
+            arch=sl.arch,
+            hint="sign it with `llamabuild sign --preset app-helper`",
+        )
+    ]

@@ -45,7 +45,7 @@ def _cstr(blob: bytes, off: int) -> str | None:
 def _blobs(data: bytes) -> list[tuple[int, bytes]]:
     if len(data) < 12:
         return []
-    magic, length, count = struct.unpack_from(">III", data, 0)
+    magic, _length, count = struct.unpack_from(">III", data, 0)
     if magic != CSMAGIC_EMBEDDED_SIGNATURE:
         return []
     out: list[tuple[int, bytes]] = []
@@ -78,7 +78,7 @@ def parse_signature(data: bytes) -> Signature:
         elif magic == CSMAGIC_EMBEDDED_ENTITLEMENTS:
             try:
                 value = plistlib.loads(blob[8:])
-            except Exception:  # noqa: BLE001 - a corrupt plist reads as "no entitlements"
+            except Exception:
                 value = None
             entitlements = value if isinstance(value, dict) else None
         elif slot == CSSLOT_SIGNATURESLOT and magic == CSMAGIC_BLOBWRAPPER and len(blob) > 8:

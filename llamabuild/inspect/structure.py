@@ -7,6 +7,7 @@ loading them: only headers and load commands are read.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ def _fat_entries(fh: BinaryIO, file_size: int, name: str) -> list[tuple[int, int
             )
         out.append((offset, size))
     spans = sorted(out)
-    for (a_off, a_size), (b_off, _) in zip(spans, spans[1:], strict=False):
+    for (a_off, a_size), (b_off, _) in itertools.pairwise(spans):
         if a_off + a_size > b_off:
             raise InputError(f"{name}: corrupt fat file (slices overlap)")
     return out
