@@ -21,8 +21,11 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 
 
 def console(stderr: bool = False) -> Console:
-    # Rebuilt on each call so tests that swap sys.stdout see the output.
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+    # Rebuilt on each call so tests that swap sys.stdout see the output. Not a TTY (CI logs,
+    # pipes): no colour, and wide enough that paths in tables are never cut.
+    file = sys.stderr if stderr else sys.stdout
+    width = None if file.isatty() else 200
+    return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
 def is_tty() -> bool:

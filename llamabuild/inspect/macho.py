@@ -44,7 +44,14 @@ def inspect_macho(path: Path, data: bytes) -> Binary:
     if parsed is None or parsed.size != len(raw_slices):
         raise InputError(f"{name}: corrupt Mach-O (LIEF could not parse every slice)")
     fat = structure.sniff(data[:8]) == "fat"
-    slices = tuple(_slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices))
+    try:
+        slices = tuple(_slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices))
+    except (UnicodeDecodeError, ValueError, RuntimeError, TypeError) as exc:
+        # LIEF raises these on load commands that are in bounds but hold garbage.
+        raise InputError(
+            f"{name}: corrupt Mach-O ({type(exc).__name__} reading a load command)",
+            hint="the file is damaged; rebuild or copy it again",
+        ) from exc
     return Binary(path=path, format="macho", slices=slices, fat=fat)
 
 

@@ -277,3 +277,40 @@ def c_string(data: bytes, offset: int) -> str:
         return ""
     end = data.find(b"\0", offset)
     return data[offset : end if end >= 0 else len(data)].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Section:
+    segname: str
+    sectname: str
+    size: int
+    offset: int
+
+
+def _name16(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def sections(sl: RawSlice, segname: str | None = None) -> list[Section]:
+    """Section headers of every segment (or only `segname`), read from the load commands.
+
+    Lets dSYM checks see __DWARF,__debug_info of a huge DWARF file without loading it.
+    """
+    out: list[Section] = []
+    for c in sl.commands:
+        if c.cmd == LC_SEGMENT_64:
+            head, entry, fmt = 72, 80, sl.endian + "16s16sQQI"
+        elif c.cmd == LC_SEGMENT:
+            head, entry, fmt = 56, 68, sl.endian + "16s16sIII"
+        else:
+            continue
+        if len(c.data) < head or (segname and _name16(c.data[8:24]) != segname):
+            continue
+        nsects = struct.unpack_from(sl.endian + "I", c.data, head - 8)[0]
+        for i in range(nsects):
+            pos = head + i * entry
+            if pos + entry > len(c.data):
+                break
+            sect, seg, _addr, size, offset = struct.unpack_from(fmt, c.data, pos)
+            out.append(Section(_name16(seg), _name16(sect), size, offset))
+    return out

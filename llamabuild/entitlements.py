@@ -1,0 +1,334 @@
+"""Entitlements: render a preset template (+ extra keys), parse it back, lint it against data.
+
+The plist that gets signed is always the one parsed back here, so what `sign` later proves
+(embedded entitlements == rendered plist) compares data with data, never text with text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import plistlib
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from llamabuild.errors import ConfigError, InputError, ToolError, UsageError
+from llamabuild.findings import Finding, error, warning
+
+DEFAULT_PRESET = "app-helper"
+CONFIG_NAME = "llamabuild.toml"
+_SUFFIX = ".plist.j2"
+_RESERVED = frozenset({"preset"})  # [entitlements] settings that are not entitlement keys
+
+
+def templates_dir() -> Path:
+    """templates/entitlements of the checkout (source tree or `pip install -e .`), else a copy
+    shipped inside the package as llamabuild/templates/entitlements."""
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here.parent / "templates" / "entitlements",
+        here / "templates" / "entitlements",
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise ToolError(
+        "entitlement templates not found (templates/entitlements)",
+        hint="install llamabuild from its checkout: pip install -e .",
+    )
+
+
+def presets() -> list[str]:
+    return sorted(
+        p.name[: -len(_SUFFIX)]
+        for p in templates_dir().glob(f"*{_SUFFIX}")
+        if not p.name.startswith("_")
+    )
+
+
+@cache
+def key_data() -> dict[str, Any]:
+    text = resources.files("llamabuild.data").joinpath("entitlement_keys.toml").read_text()
+    return tomllib.loads(text)
+
+
+# ---------------------------------------------------------------- values from --set / TOML
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def parse_value(text: str) -> Any:
+    """`--set` values are typed: true/false, integers, `[a, b]` (array), else a string."""
+    raw = text.strip()
+    if raw in ("true", "false"):
+        return raw == "true"
+    if _INT.match(raw):
+        return int(raw)
+    if raw.startswith("[") and raw.endswith("]"):
+        inner = raw[1:-1].strip()
+        return [parse_value(part) for part in inner.split(",")] if inner else []
+    return text
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(
+            f"--set {item!r}: expected KEY=VALUE",
+            hint="e.g. --set com.apple.security.network.client=true",
+        )
+    return key.strip(), parse_value(value)
+
+
+def _check_plist_value(key: str, value: Any, origin: str) -> None:
+    """Only values a plist can hold (TOML dates and nested oddities are refused early)."""
+    if isinstance(value, bool | int | float | str):
+        return
+    if isinstance(value, list):
+        for v in value:
+            _check_plist_value(key, v, origin)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_plist_value(f"{key}.{k}", v, origin)
+        return
+    raise ConfigError(
+        f"{origin}: {key}: a {type(value).__name__} cannot be an entitlement value",
+        hint="use true/false, an integer, a string or an array of strings",
+    )
+
+
+# ---------------------------------------------------------------- llamabuild.toml
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """The parts of llamabuild.toml this module reads: [entitlements] and [sign]."""
+
+    path: Path | None = None
+    preset: str | None = None
+    identifier: str | None = None
+    keys: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(path: Path | None = None, search_dir: Path | None = None) -> ProjectConfig:
+    """`path` must exist when given; else llamabuild.toml in `search_dir` (cwd) if present."""
+    if path is None:
+        candidate = (search_dir or Path.cwd()) / CONFIG_NAME
+        if not candidate.is_file():
+            return ProjectConfig()
+        path = candidate
+    elif not path.is_file():
+        raise InputError(f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from exc
+    ent = data.get("entitlements", {})
+    sign = data.get("sign", {})
+    if not isinstance(ent, dict) or not isinstance(sign, dict):
+        raise ConfigError(f"{path}: [entitlements] and [sign] must be tables")
+    preset = ent.get("preset")
+    identifier = sign.get("identifier")
+    for name, value in (("entitlements.preset", preset), ("sign.identifier", identifier)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{path}: {name} must be a string")
+    keys = {k: v for k, v in ent.items() if k not in _RESERVED}
+    for k, v in keys.items():
+        _check_plist_value(k, v, str(path))
+    return ProjectConfig(path=path, preset=preset, identifier=identifier, keys=keys)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class Entitlements:
+    """A rendered (or loaded) entitlements plist, parsed back, with its lint findings."""
+
+    source: str
+    xml: bytes
+    data: dict[str, Any]
+    findings: tuple[Finding, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "entitlements": self.data,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def render_preset(name: str, extra: Mapping[str, Any]) -> bytes:
+    import jinja2
+
+    if name not in presets():
+        close = difflib.get_close_matches(name, presets(), n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(
+            f"unknown entitlements preset {name!r}",
+            hint=f"{guess}presets: {', '.join(presets())}",
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    try:
+        text = env.get_template(name + _SUFFIX).render(extra=dict(extra))
+    except jinja2.TemplateError as exc:
+        raise ToolError(f"template {name}{_SUFFIX} failed to render: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def load_plist(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file", hint="check the --entitlements path") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    return parse_plist(raw, str(path))
+
+
+def parse_plist(raw: bytes, origin: str) -> dict[str, Any]:
+    try:
+        value = plistlib.loads(raw)
+    except Exception as exc:
+        raise InputError(
+            f"{origin}: not a valid property list ({exc})",
+            hint="an entitlements file is an XML plist whose top level is a <dict>",
+        ) from exc
+    if not isinstance(value, dict):
+        raise InputError(f"{origin}: the top level of an entitlements plist must be a <dict>")
+    return value
+
+
+def resolve(
+    preset: str | None = None,
+    file: Path | None = None,
+    sets: Sequence[str] = (),
+    config: ProjectConfig | None = None,
+) -> Entitlements:
+    """Render (preset) or load (file), add config keys then --set keys, parse back, lint."""
+    if preset and file:
+        raise UsageError("--preset and --entitlements exclude each other", hint="pass one")
+    config = config or ProjectConfig()
+    extra: dict[str, Any] = dict(config.keys)
+    extra.update(parse_set(s) for s in sets)
+    if file is not None:
+        base = load_plist(file)
+        merged = {**base, **extra}
+        xml = plistlib.dumps(merged) if extra else file.read_bytes()
+        source = str(file)
+    else:
+        name = preset or config.preset or DEFAULT_PRESET
+        xml = render_preset(name, extra)
+        source = f"preset {name}"
+    data = parse_plist(xml, source)
+    return Entitlements(source=source, xml=xml, data=data, findings=tuple(lint(data)))
+
+
+# ---------------------------------------------------------------- lint
+
+_TYPE_NAMES = {
+    "bool": "a boolean",
+    "string": "a string",
+    "integer": "an integer",
+    "strings": "an array of strings",
+    "dict": "a dictionary",
+    "string-or-strings": "a string or an array of strings",
+}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    def strings(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    checks = {
+        "bool": lambda v: isinstance(v, bool),
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "strings": strings,
+        "dict": lambda v: isinstance(v, dict),
+        "string-or-strings": lambda v: isinstance(v, str) or strings(v),
+    }
+    check = checks.get(kind)
+    return True if check is None else bool(check(value))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a dictionary"
+    return f"the {type(value).__name__} {value!r}"
+
+
+def lint(data: Mapping[str, Any], where: str | None = None) -> list[Finding]:
+    """Typos, wrong types, temporary exceptions and the inherit rules (see the data file)."""
+    meta = key_data()
+    known: dict[str, str] = meta["keys"]
+    rules = meta["lint"]
+    out: list[Finding] = []
+    for key, value in data.items():
+        kind = known.get(key)
+        if kind is None:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+            guess = f" (did you mean {close[0]}?)" if close else ""
+            out.append(
+                error(
+                    "entitlement-unknown-key",
+                    f"unknown entitlement key {key}{guess}",
+                    path=where,
+                    hint="fix the typo, or add the key to llamabuild/data/entitlement_keys.toml",
+                )
+            )
+        elif not _type_ok(kind, value):
+            out.append(
+                error(
+                    "entitlement-type",
+                    f"{key} must be {_TYPE_NAMES.get(kind, kind)}, not {_describe(value)}",
+                    path=where,
+                )
+            )
+        if key.startswith(rules["temporary_exception_prefix"]):
+            out.append(
+                warning(
+                    "entitlement-temporary-exception",
+                    f"{key} is a temporary exception: App Review rejects most of them",
+                    path=where,
+                    hint="use the app container or user-selected files instead",
+                )
+            )
+    inherit, sandbox = rules["inherit_key"], rules["sandbox_key"]
+    if data.get(inherit) is True:
+        for key in data:
+            if key.startswith(tuple(rules["ignored_with_inherit_prefixes"])):
+                out.append(
+                    warning(
+                        "entitlement-ignored-with-inherit",
+                        f"{key} is ignored next to {inherit}: a child gets the parent's rights",
+                        path=where,
+                        hint="give the parent app this entitlement, or drop inherit",
+                    )
+                )
+        if data.get(sandbox) is not True:
+            out.append(
+                error(
+                    "entitlement-inherit-without-sandbox",
+                    f"{inherit} requires {sandbox} = true",
+                    path=where,
+                    hint="add com.apple.security.app-sandbox (the app-helper preset has both)",
+                )
+            )
+    return out
