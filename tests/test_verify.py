@@ -29,7 +29,9 @@ def rules(report: dict) -> set[tuple[str, str, str | None]]:
 def fixtures(macho: MachOFactory, clean_arm64: Path) -> dict[str, Path]:
     f: dict[str, Path] = {"clean": clean_arm64}
     f["rpath"] = macho.build(
-        "rpath", [Lib("@rpath/libmtmd.dylib", ("_mtmd_init",))], rpaths=["@executable_path/../Frameworks"]
+        "rpath",
+        [Lib("@rpath/libmtmd.dylib", ("_mtmd_init",))],
+        rpaths=["@executable_path/../Frameworks"],
     )
     f["loader"] = macho.build("loader", [Lib("@loader_path/libggml.dylib", ("_ggml_init",))])
     f["homebrew"] = macho.build(

@@ -21,9 +21,12 @@ from tests.fixtures.macho import system
         ("short", b"\xcf\xfa", "not an executable format"),
         ("magic_only", b"\xcf\xfa\xed\xfe", "truncated"),
         ("fat_huge", b"\xca\xfe\xba\xbe\x00\x00\x10\x00" + b"\0" * 64, "not a Mach-O"),
-        ("fat_outside", b"\xca\xfe\xba\xbe\x00\x00\x00\x01" + bytes.fromhex(
-            "0100000c00000000000010000010000000000e00"
-        ), "truncated"),
+        (
+            "fat_outside",
+            b"\xca\xfe\xba\xbe\x00\x00\x00\x01"
+            + bytes.fromhex("0100000c00000000000010000010000000000e00"),
+            "truncated",
+        ),
         ("elf_short", b"\x7fELF\x02\x01\x01" + b"\0" * 20, "ELF"),
         ("zip.zip", b"PK\x03\x04" + b"\0" * 100, "not an executable format"),
     ],
@@ -78,8 +81,17 @@ def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path):
     x86 = macho.build("fuzz_x86", system("libSystem", "libc++"), arch="x86_64")
     fat = macho.fat("fuzz_fat", [clean_arm64, x86])
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.fixtures.fuzz", "1234", "1200", str(tmp_path),
-         str(clean_arm64), str(x86), str(fat)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fixtures.fuzz",
+            "1234",
+            "1200",
+            str(tmp_path),
+            str(clean_arm64),
+            str(x86),
+            str(fat),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -51,14 +51,14 @@ def verify_cmd(
     if json_out:
         report.emit_json(result.to_json())
     else:
-        render_verify(result)
+        render_verify(result, policy)
     raise typer.Exit(exit_code(result.findings))
 
 
-def render_verify(result: VerifyReport) -> None:
+def render_verify(result: VerifyReport, policy: Policy) -> None:
     from rich.table import Table
 
-    from llamabuild.inspect.policy import classify_dylib
+    from llamabuild.inspect.policy import verdict
 
     out = report.console()
     b = result.binary
@@ -70,12 +70,8 @@ def render_verify(result: VerifyReport) -> None:
         for col in ("dependency", "kind", "verdict"):
             table.add_column(col)
         for d in s.dylibs:
-            verdict = classify_dylib(d.name) if b.format == "macho" else None
-            shown = "[green]ok[/]" if verdict is None else f"[red]{verdict[1]}[/]"
-            if b.format == "elf":
-                bad = any(f.rule == "elf-needed" and d.name in f.message for f in result.findings)
-                shown = "[red]not allowed[/]" if bad else "[green]ok[/]"
-            table.add_row(d.name, d.kind, shown)
+            why = verdict(b, d.name, policy)
+            table.add_row(d.name, d.kind, "[green]ok[/]" if why is None else f"[red]{why}[/]")
         for rp in s.rpaths:
             table.add_row(rp, "rpath", "")
         out.print(table)

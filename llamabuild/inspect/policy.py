@@ -66,6 +66,21 @@ def classify_dylib(name: str) -> tuple[str, str, str | None] | None:
     )
 
 
+def classify_needed(name: str, policy: Policy) -> str | None:
+    """None when an ELF NEEDED entry is allowed by the policy, else the reason."""
+    if policy.elf == "static":
+        return "a static binary may not have NEEDED"
+    return None if name in allowlist()["elf"]["glibc"] else "not glibc"
+
+
+def verdict(binary: Binary, name: str, policy: Policy) -> str | None:
+    """The reason a dependency is refused (for tables), None when it is allowed."""
+    if binary.format == "elf":
+        return classify_needed(name, policy)
+    found = classify_dylib(name)
+    return found[1] if found else None
+
+
 def check(binary: Binary, policy: Policy) -> list[Finding]:
     findings: list[Finding] = []
     for sl in binary.slices:
@@ -139,10 +154,9 @@ def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
         out.append(
             error("arch-not-allowed", f"architecture {a} is not one of {policy.archs}", arch=a)
         )
-    allowed = set(allowlist()["elf"]["glibc"]) if policy.elf == "glibc" else set()
     for d in sl.dylibs:
-        if d.name not in allowed:
-            why = "a static binary may not have NEEDED" if policy.elf == "static" else "not glibc"
+        why = classify_needed(d.name, policy)
+        if why:
             out.append(
                 error(
                     "elf-needed",
