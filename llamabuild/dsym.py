@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from llamabuild.errors import InputError, ToolError
 from llamabuild.findings import Finding, error, has_errors
@@ -138,6 +139,17 @@ def check_against(binary_uuids: Uuids, name: str, dsym: Path) -> list[Finding]:
     return findings
 
 
+def load_plist(path: Path) -> dict[str, Any]:
+    """A plist file's top-level dict; ValueError for anything malformed (XML or binary)."""
+    try:
+        data = plistlib.loads(path.read_bytes())
+    except (plistlib.InvalidFileException, ExpatError) as exc:
+        raise ValueError(str(exc) or "malformed") from exc
+    if not isinstance(data, dict):
+        raise ValueError("top level is not a dictionary")
+    return data
+
+
 def _check_layout(dsym: Path, name: str) -> list[Finding]:
     where = str(dsym)
     hint = "recreate it with `llamabuild dsym BINARY`"
@@ -148,12 +160,10 @@ def _check_layout(dsym: Path, name: str) -> list[Finding]:
     out: list[Finding] = []
     plist = dsym / "Contents" / "Info.plist"
     try:
-        info = plistlib.loads(plist.read_bytes())
-        if not isinstance(info, dict):
-            raise ValueError("not a dictionary")
+        load_plist(plist)
     except FileNotFoundError:
         out.append(error("dsym-layout", "Contents/Info.plist is missing", path=where, hint=hint))
-    except (ValueError, OSError, plistlib.InvalidFileException) as exc:
+    except (ValueError, OSError) as exc:
         msg = f"Contents/Info.plist is not a valid plist ({exc})"
         out.append(error("dsym-layout", msg, path=where, hint=hint))
     if not (dwarf_dir(dsym) / name).is_file():

@@ -1,0 +1,301 @@
+"""`verify-app`: the integration guide's App Store checklist for a .app (and its .xcarchive).
+
+Each item maps to an App Store rejection: "Invalid Bundle" (a .dSYM inside the .app),
+"App sandbox not enabled" (helper signed without the sandbox entitlement) and "Upload Symbols
+Failed" (no dSYM in the archive, or one whose UUIDs do not match the archived helper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from llamabuild.dsym import check_dsym, dsym_uuids, load_plist
+from llamabuild.errors import InputError, UsageError
+from llamabuild.findings import Finding, error, has_errors, warning
+from llamabuild.inspect import Binary, inspect_binary, structure
+from llamabuild.inspect.policy import Policy, check
+from llamabuild.verify import VerifyReport
+
+DEFAULT_HELPER = "Contents/Resources/llama-server"
+LC_ID_DYLIB = 0xD
+DYLIB_CMDS = frozenset(
+    {
+        LC_ID_DYLIB,
+        structure.LC_LOAD_DYLIB,
+        structure.LC_LOAD_WEAK_DYLIB,
+        structure.LC_REEXPORT_DYLIB,
+        structure.LC_LAZY_LOAD_DYLIB,
+        structure.LC_LOAD_UPWARD_DYLIB,
+    }
+)
+
+
+@dataclass
+class AppReport:
+    app: Path
+    helper: Path
+    xcarchive: Path | None = None
+    helper_report: VerifyReport | None = None
+    dsyms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "app": str(self.app),
+            "helper": str(self.helper),
+            "xcarchive": str(self.xcarchive) if self.xcarchive else None,
+            "ok": self.ok,
+            "helper_binary": self.helper_report.to_json() if self.helper_report else None,
+            "dsyms": self.dsyms,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def verify_app(
+    app: Path,
+    binary_path: str = DEFAULT_HELPER,
+    xcarchive: Path | None = None,
+    policy: Policy | None = None,
+) -> AppReport:
+    """Every checklist item as findings; a missing or non-bundle path raises InputError."""
+    app = _require_dir(app, ".app", "an app bundle")
+    rel = _relative(binary_path)
+    report = AppReport(app=app, helper=app / rel, xcarchive=xcarchive)
+    report.helper_report, found = check_helper(report.helper, policy or Policy())
+    report.findings += found
+    report.findings += find_bundled_dsyms(app)
+    report.findings += find_rpath_dylibs(app)
+    if xcarchive is not None:
+        report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
+        report.findings += check_xcarchive(report, rel)
+    return report
+
+
+def _require_dir(path: Path, suffix: str, what: str) -> Path:
+    if not path.exists():
+        raise InputError(
+            f"{path}: no such directory", hint="check the path (quote it if it has spaces)"
+        )
+    if not path.is_dir() or (suffix == ".app" and not (path / "Contents").is_dir()):
+        raise InputError(
+            f"{path}: not {what} (expected a {suffix} directory with Contents/)",
+            hint="pass the .app bundle itself (Products/Applications/<App>.app in an archive)",
+        )
+    return path
+
+
+def _relative(binary_path: str) -> PurePosixPath:
+    rel = PurePosixPath(binary_path)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UsageError(
+            f"--binary-path {binary_path!r} must be a path inside the bundle",
+            hint=f"e.g. {DEFAULT_HELPER}",
+        )
+    return rel
+
+
+def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, list[Finding]]:
+    """Exists, is a regular executable file, passes verify's policy; sandboxed when signed."""
+    where = str(helper)
+    if not helper.exists() and not helper.is_symlink():
+        return None, [
+            error(
+                "helper-missing",
+                f"no helper binary at {helper.name} in the bundle",
+                path=where,
+                hint="copy llama-server into Contents/Resources (a Copy Files build phase)",
+            )
+        ]
+    mode = helper.lstat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+        msg = f"the helper is {kind}"
+        hint = "copy the binary itself into the bundle"
+        return None, [error("helper-not-regular", msg, path=where, hint=hint)]
+    findings: list[Finding] = []
+    if not mode & 0o111:
+        findings.append(
+            error(
+                "helper-not-executable",
+                "the helper has no execute permission",
+                path=where,
+                hint="chmod +x it before it is signed (the copy phase dropped the mode)",
+            )
+        )
+    try:
+        binary = inspect_binary(helper)
+    except InputError as exc:
+        return None, [*findings, error("helper-invalid", exc.message, path=where, hint=exc.hint)]
+    signed = any(s.signed for s in binary.slices)
+    findings += check(binary, dataclasses.replace(policy, require_sandbox=signed))
+    if not signed:
+        findings.append(
+            warning(
+                "helper-unsigned",
+                "the helper is not signed yet",
+                path=where,
+                hint="sign it with the app-sandbox entitlements before archiving",
+            )
+        )
+    return VerifyReport(binary=binary, findings=list(findings)), findings
+
+
+def find_bundled_dsyms(app: Path) -> list[Finding]:
+    """App Store "Invalid Bundle": any *.dSYM inside the .app."""
+    out: list[Finding] = []
+    for root, dirs, files in os.walk(app):
+        for name in [*dirs, *files]:
+            if name.lower().endswith(".dsym"):
+                path = Path(root) / name
+                out.append(
+                    error(
+                        "dsym-in-bundle",
+                        f"{path.relative_to(app)} is inside the app (App Store: Invalid Bundle)",
+                        path=str(path),
+                        hint="remove it from Copy Bundle Resources; dSYMs belong in the "
+                        "archive's dSYMs folder",
+                    )
+                )
+        dirs[:] = [d for d in dirs if not d.lower().endswith(".dsym")]
+    return out
+
+
+def find_rpath_dylibs(app: Path) -> list[Finding]:
+    """Leftovers of the dynamic approach: .dylib files that use or are found through @rpath."""
+    out: list[Finding] = []
+    for sub in ("Resources", "Frameworks"):
+        top = app / "Contents" / sub
+        for root, _dirs, files in os.walk(top):
+            for name in files:
+                path = Path(root) / name
+                if not name.endswith(".dylib") or path.is_symlink():
+                    continue
+                refs = _rpath_refs(path)
+                if refs:
+                    out.append(
+                        error(
+                            "rpath-dylib-leftover",
+                            f"{path.relative_to(app)} references {', '.join(refs)}",
+                            path=str(path),
+                            hint="a leftover of the dynamic build; the static helper needs "
+                            "no dylib: remove it from the bundle",
+                        )
+                    )
+    return out
+
+
+def _rpath_refs(path: Path) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            slices = structure.read_slices(fh, path.stat().st_size, str(path))
+    except (InputError, OSError):
+        return []
+    names: list[str] = []
+    for sl in slices:
+        for c in sl.commands:
+            if c.cmd in DYLIB_CMDS and len(c.data) >= 12:
+                (offset,) = struct.unpack_from(sl.endian + "I", c.data, 8)
+                name = structure.c_string(c.data, offset)
+                if name.startswith("@rpath/") and name not in names:
+                    names.append(name)
+    return names
+
+
+# --- the .xcarchive ---------------------------------------------------------------------------
+
+
+def archived_app(xcarchive: Path, app_name: str) -> Path:
+    apps = sorted((xcarchive / "Products" / "Applications").glob("*.app"))
+    if not apps:
+        raise InputError(
+            f"{xcarchive}: not an Xcode archive (no Products/Applications/*.app)",
+            hint="pass the .xcarchive made by Product > Archive or `xcodebuild archive`",
+        )
+    same = [a for a in apps if a.name == app_name]
+    return same[0] if same else apps[0]
+
+
+def app_executable(app: Path) -> Path:
+    """Contents/MacOS/<CFBundleExecutable>, or the bundle's stem when Info.plist says nothing."""
+    name = app.name.removesuffix(".app")
+    try:
+        info = load_plist(app / "Contents" / "Info.plist")
+    except (OSError, ValueError):
+        info = {}
+    if isinstance(info.get("CFBundleExecutable"), str):
+        name = info["CFBundleExecutable"]
+    return app / "Contents" / "MacOS" / name
+
+
+def check_xcarchive(report: AppReport, rel: PurePosixPath) -> list[Finding]:
+    """dSYMs/<helper>.dSYM and dSYMs/<App>.app.dSYM exist and match what the archive ships."""
+    assert report.xcarchive is not None
+    archive = report.xcarchive
+    app = archived_app(archive, report.app.name)
+    helper = app / rel
+    out = _check_archived_dsym(report, archive / "dSYMs" / f"{helper.name}.dSYM", helper, "helper")
+    exe = app_executable(app)
+    out += _check_archived_dsym(report, archive / "dSYMs" / f"{app.name}.dSYM", exe, "app")
+    if helper.resolve() != report.helper.resolve():
+        out += _compare_helpers(report.helper, helper)
+    return out
+
+
+def _check_archived_dsym(report: AppReport, dsym: Path, binary: Path, role: str) -> list[Finding]:
+    where = str(dsym)
+    if not dsym.is_dir():
+        return [
+            error(
+                "xcarchive-dsym-missing",
+                f"the archive has no dSYMs/{dsym.name} for the {role} binary",
+                path=where,
+                hint=(
+                    "copy the .dSYM from `llamabuild dsym` into ${DWARF_DSYM_FOLDER_PATH} in a "
+                    "Run Script phase"
+                    if role == "helper"
+                    else "set Debug Information Format to 'DWARF with dSYM File' for Release"
+                ),
+            )
+        ]
+    entry: dict[str, Any] = {"path": where, "binary": str(binary)}
+    report.dsyms[role] = entry
+    try:
+        entry["uuids"] = dsym_uuids(dsym)
+    except InputError as exc:
+        entry["uuids"] = {}
+        return [error("dsym-layout", exc.message, path=where, hint=exc.hint)]
+    try:
+        target: Binary = inspect_binary(binary)
+    except InputError as exc:
+        msg = f"cannot check dSYMs/{dsym.name}: the archived {role} binary: {exc.message}"
+        return [error("xcarchive-binary-missing", msg, path=str(binary))]
+    entry["binary_uuids"] = {s.arch: s.uuid for s in target.slices}
+    return check_dsym(target, dsym)
+
+
+def _compare_helpers(shipped: Path, archived: Path) -> list[Finding]:
+    """The .app checked and the archive's copy should be the same build."""
+    try:
+        a, b = structure.read_uuids(shipped), structure.read_uuids(archived)
+    except (InputError, OSError):
+        return []
+    if a == b:
+        return []
+    return [
+        warning(
+            "xcarchive-app-differs",
+            f"the helper in the app ({a}) differs from the archived one ({b})",
+            path=str(archived),
+            hint="check the app exported from this archive, or re-archive",
+        )
+    ]

@@ -1,0 +1,57 @@
+"""`llamabuild dsym`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import report
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.dsym import DsymResult, make_dsym
+from llamabuild.findings import exit_code
+
+
+@app.command("dsym")
+def dsym_cmd(
+    binary: Annotated[Path, typer.Argument(help="The Mach-O binary (thin or fat), built with -g.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The .dSYM to write (BINARY.dSYM).")
+    ] = None,
+    strip: Annotated[
+        bool, typer.Option("--strip", help="After a good dSYM, `strip -S` the binary (same UUID).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Extract a .dSYM with dsymutil and prove it matches the binary, arch by arch."""
+    result = make_dsym(binary, output, strip=strip)
+    report.announce_ci(result.findings, str(binary))
+    if json_out:
+        report.emit_json(result.to_json())
+    else:
+        render_dsym(result)
+    raise typer.Exit(exit_code(result.findings))
+
+
+def render_dsym(result: DsymResult) -> None:
+    from rich.table import Table
+
+    out = report.console()
+    table = Table(title=f"{result.binary} -> {result.path}", title_justify="left")
+    for col in ("arch", "binary UUID", "dSYM UUID"):
+        table.add_column(col)
+    for arch, uuid in result.binary_uuids.items():
+        theirs = result.uuids.get(arch)
+        shown = f"[green]{theirs}[/]" if theirs == uuid else f"[red]{theirs or '-'}[/]"
+        table.add_row(arch, uuid or "-", shown)
+    out.print(table)
+    for note in result.tool_warnings[:5]:
+        out.print(f"[yellow]dsymutil {note}[/]")
+    if len(result.tool_warnings) > 5:
+        out.print(f"[yellow]... {len(result.tool_warnings) - 5} more dsymutil warnings[/]")
+    if result.published:
+        out.print(f"wrote {result.path}" + (" and stripped the binary" if result.stripped else ""))
+    else:
+        out.print("[red]not written[/]: the previous dSYM (if any) was kept")
+    report.print_findings(result.findings)

@@ -1,0 +1,61 @@
+"""`llamabuild verify-app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import report
+from llamabuild.bundle import DEFAULT_HELPER, AppReport, verify_app
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.findings import exit_code
+from llamabuild.inspect.policy import Policy
+
+
+@app.command("verify-app")
+def verify_app_cmd(
+    app_path: Annotated[Path, typer.Argument(metavar="APP.app", help="The .app bundle.")],
+    xcarchive: Annotated[
+        Path | None,
+        typer.Option("--xcarchive", help="The .xcarchive: its dSYMs must match the archived app."),
+    ] = None,
+    binary_path: Annotated[
+        str, typer.Option("--binary-path", help="The helper's path inside the bundle.")
+    ] = DEFAULT_HELPER,
+    min_macos: Annotated[
+        str,
+        typer.Option("--min-macos", help="Deployment target; a newer helper minos is an error."),
+    ] = "14.0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
+    result = verify_app(app_path, binary_path, xcarchive, Policy(min_macos=min_macos))
+    report.announce_ci(result.findings, str(app_path))
+    if json_out:
+        report.emit_json(result.to_json())
+    else:
+        render_app(result)
+    raise typer.Exit(exit_code(result.findings))
+
+
+def render_app(result: AppReport) -> None:
+    out = report.console()
+    out.print(f"[bold]{result.app}[/]")
+    out.print(f"helper: {result.helper}")
+    if result.helper_report is not None:
+        for s in result.helper_report.binary.slices:
+            sig = "unsigned"
+            if s.signature is not None:
+                sandbox = bool(
+                    (s.signature.entitlements or {}).get("com.apple.security.app-sandbox")
+                )
+                sig = f"signed ({'sandboxed' if sandbox else 'no sandbox'})"
+            out.print(f"  {s.arch}  uuid {s.uuid or '-'}  {sig}")
+    if result.xcarchive is not None:
+        out.print(f"archive: {result.xcarchive}")
+        for role, entry in result.dsyms.items():
+            uuids = ", ".join(f"{a} {u}" for a, u in entry.get("uuids", {}).items())
+            out.print(f"  {role} dSYM: {entry['path']}  {uuids or '-'}")
+    report.print_findings(result.findings)
