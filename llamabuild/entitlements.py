@@ -70,7 +70,7 @@ def parse_value(text: str) -> Any:
         return int(raw)
     if raw.startswith("[") and raw.endswith("]"):
         inner = raw[1:-1].strip()
-        return [parse_value(part) for part in inner.split(",")] if inner else []
+        return [parse_value(part.strip()) for part in inner.split(",")] if inner else []
     return text
 
 
@@ -123,7 +123,9 @@ def load_config(path: Path | None = None, search_dir: Path | None = None) -> Pro
             return ProjectConfig()
         path = candidate
     elif not path.is_file():
-        raise InputError(f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config")
+        raise InputError(
+            f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -248,20 +250,25 @@ _TYPE_NAMES = {
 }
 
 
-def _type_ok(kind: str, value: Any) -> bool:
-    def strings(v: Any) -> bool:
-        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
 
-    checks = {
-        "bool": lambda v: isinstance(v, bool),
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "strings": strings,
-        "dict": lambda v: isinstance(v, dict),
-        "string-or-strings": lambda v: isinstance(v, str) or strings(v),
-    }
-    check = checks.get(kind)
-    return True if check is None else bool(check(value))
+
+def _type_ok(kind: str, value: Any) -> bool:
+    """Whether `value` has the plist type the data file names (unknown type names pass)."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "strings":
+        return _strings(value)
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "string-or-strings":
+        return isinstance(value, str) or _strings(value)
+    return True
 
 
 def _describe(value: Any) -> str:

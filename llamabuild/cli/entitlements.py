@@ -1,0 +1,85 @@
+"""`llamabuild entitlements`: render a preset (+ extra keys), lint it, print or write it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import report
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.errors import InputError
+from llamabuild.findings import exit_code
+
+PresetOpt = Annotated[
+    str | None,
+    typer.Option("--preset", help="Template in templates/entitlements (app-helper by default)."),
+]
+EntitlementsOpt = Annotated[
+    Path | None,
+    typer.Option("--entitlements", help="Use this plist instead of a preset (merged with --set)."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Extra key: KEY=VALUE, typed true/false/int/[a,b]/string."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="llamabuild.toml to read [entitlements] from (default: ./)."),
+]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+@app.command("entitlements")
+def entitlements_cmd(
+    preset: PresetOpt = None,
+    entitlements: EntitlementsOpt = None,
+    sets: SetOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the plist here (else stdout).")
+    ] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Render entitlements from a preset, parse them back and lint them."""
+    from llamabuild import entitlements as ent
+
+    result = ent.resolve(
+        preset=preset, file=entitlements, sets=sets or (), config=ent.load_config(config)
+    )
+    findings = list(result.findings)
+    code = exit_code(findings)
+    if output is not None and code == 0:
+        write_atomic(output, result.xml)
+    report.announce_ci(findings, str(output) if output else None)
+    if json_out:
+        payload = {"ok": code == 0, **result.to_json()}
+        payload["output"] = str(output) if output is not None and code == 0 else None
+        payload["plist"] = result.xml.decode("utf-8", "replace")
+        report.emit_json(payload)
+    else:
+        err = report.console(stderr=True)
+        if findings:
+            err.print(report.findings_table(findings, f"Entitlements lint ({result.source})"))
+        if output is None:
+            report.console().out(result.xml.decode("utf-8"), end="")
+        elif code == 0:
+            err.print(f"wrote {output} ({result.source}, {len(result.data)} keys)")
+        else:
+            err.print(f"[bold red]not written[/]: {output} (fix the errors above)")
+    raise typer.Exit(code)

@@ -1,0 +1,95 @@
+"""`llamabuild sign`: sign a Mach-O with rendered entitlements and prove the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import report
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.cli.entitlements import ConfigOpt, EntitlementsOpt, PresetOpt, SetOpt
+from llamabuild.errors import UsageError
+from llamabuild.findings import exit_code
+from llamabuild.sign import SignReport
+
+
+@app.command("sign")
+def sign_cmd(
+    binary: Annotated[Path, typer.Argument(help="The Mach-O to sign (thin or fat), in place.")],
+    identity: Annotated[
+        str, typer.Option("--identity", help="Signing identity for codesign; '-' is ad-hoc.")
+    ] = "-",
+    preset: PresetOpt = None,
+    entitlements: EntitlementsOpt = None,
+    sets: SetOpt = None,
+    identifier: Annotated[
+        str | None,
+        typer.Option("--identifier", help="Code signing identifier (default: the file name)."),
+    ] = None,
+    no_runtime: Annotated[
+        bool, typer.Option("--no-runtime", help="Do not enable the hardened runtime.")
+    ] = False,
+    no_timestamp: Annotated[
+        bool, typer.Option("--no-timestamp", help="No secure timestamp (offline signing).")
+    ] = False,
+    p12: Annotated[
+        Path | None,
+        typer.Option(
+            "--p12",
+            help="PKCS#12 identity for the rcodesign engine; password from "
+            "LLAMABUILD_P12_PASSWORD only.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sign with codesign (macOS) or the rcodesign engine, then read the signature back."""
+    from llamabuild import entitlements as ent
+    from llamabuild.sign import SignRequest, sign_binary
+
+    if p12 is not None and identity != "-":
+        raise UsageError("--identity and --p12 exclude each other", hint="pass one of them")
+    cfg = ent.load_config(config)
+    rendered = ent.resolve(preset=preset, file=entitlements, sets=sets or (), config=cfg)
+    request = SignRequest(
+        identity=identity,
+        identifier=identifier or cfg.identifier,
+        runtime=not no_runtime,
+        timestamp=not no_timestamp,
+        p12=p12,
+    )
+    result = sign_binary(binary, request, rendered)
+    report.announce_ci(result.findings, str(binary))
+    if json_out:
+        report.emit_json(result.to_json())
+    else:
+        render_sign(result)
+    raise typer.Exit(exit_code(result.findings) if result.published else 1)
+
+
+def render_sign(result: SignReport) -> None:
+    from rich.table import Table
+
+    out = report.console()
+    req = result.request
+    who = f"p12 {req.p12}" if req.p12 else ("ad-hoc" if req.identity == "-" else req.identity)
+    out.print(f"[bold]{result.path}[/] via {result.engine} ({who})")
+    out.print(f"entitlements: {result.entitlements.source}")
+    if result.binary is not None:
+        table = Table(title="read back", title_justify="left")
+        for col in ("arch", "identifier", "flags", "entitlements"):
+            table.add_column(col)
+        for s in result.binary.slices:
+            sig = s.signature
+            ents = sig.entitlements if sig else None
+            shown = "\n".join(f"{k} = {v!r}" for k, v in (ents or {}).items()) or "-"
+            flags = ", ".join(sig.flags) if sig else "unsigned"
+            table.add_row(s.arch, sig.identifier if sig else "-", flags, shown)
+        out.print(table)
+    report.print_findings(result.findings)
+    if result.published:
+        out.print(f"[bold green]signed[/] {result.path}")
+    else:
+        out.print(f"[bold red]not signed[/]: {result.path} left untouched")

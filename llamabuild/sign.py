@@ -1,0 +1,224 @@
+"""`sign`: sign a copy beside the binary, read the signature back independently, then publish.
+
+The signer (codesign or the rcodesign engine) is never trusted to report its own work: the
+signed copy is parsed by llamabuild.inspect (a separate, pure SuperBlob parser) and compared
+with what was asked. Only a copy that proves right replaces the input (os.replace), so a failed
+or wrong signing leaves the input untouched.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from llamabuild.entitlements import Entitlements
+from llamabuild.errors import InputError
+from llamabuild.findings import Finding, error, has_errors
+from llamabuild.inspect import Binary, inspect_binary
+from llamabuild.tools.codesign import ADHOC, DisplayInfo
+from llamabuild.tools.runner import Runner, default_runner, which
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    """What to sign with. `identity` "-" is ad-hoc unless `p12` names a PKCS#12 identity."""
+
+    identity: str = ADHOC
+    entitlements: Path | None = None
+    identifier: str | None = None
+    runtime: bool = True
+    timestamp: bool = True
+    p12: Path | None = None
+
+    @property
+    def adhoc(self) -> bool:
+        return self.p12 is None and self.identity == ADHOC
+
+
+class Signer(Protocol):
+    name: str
+
+    def sign(self, request: SignRequest, target: Path) -> None: ...
+
+    def verify(self, target: Path) -> list[Finding]: ...
+
+    def display(self, target: Path) -> DisplayInfo: ...
+
+
+def choose_signer(request: SignRequest, runner: Runner | None = None) -> Signer:
+    """By capability: a PKCS#12 file needs the engine; else codesign when it is on PATH."""
+    from llamabuild.tools.codesign import Codesign
+    from llamabuild.tools.rcodesign import RcodesignEngine
+
+    runner = runner or default_runner()
+    if request.p12 is None:
+        found = which(["codesign"])
+        if found is not None:
+            return Codesign(runner, found)
+    return RcodesignEngine(runner)
+
+
+@dataclass
+class SignReport:
+    path: Path
+    engine: str
+    request: SignRequest
+    entitlements: Entitlements
+    binary: Binary | None = None
+    findings: list[Finding] = field(default_factory=list)
+    published: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.published and not has_errors(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        from llamabuild.verify import slice_json
+
+        req = self.request
+        return {
+            "ok": self.ok,
+            "path": str(self.path),
+            "signed": self.published,
+            "engine": self.engine,
+            "identity": "p12" if req.p12 else req.identity,
+            "p12": str(req.p12) if req.p12 else None,
+            "identifier": req.identifier,
+            "runtime": req.runtime,
+            "timestamp": req.timestamp and not req.adhoc,
+            "entitlements_source": self.entitlements.source,
+            "entitlements": self.entitlements.data,
+            "slices": [slice_json(s) for s in self.binary.slices] if self.binary else [],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def sign_binary(
+    path: Path,
+    request: SignRequest,
+    entitlements: Entitlements,
+    signer: Signer | None = None,
+) -> SignReport:
+    """Sign `path` (thin or fat Mach-O) and prove it; publish only a proven signature."""
+    before = inspect_binary(path)
+    if before.format != "macho":
+        raise InputError(
+            f"{path}: only Mach-O binaries can be code signed (this is {before.format})",
+            hint="sign the macOS build of llama-server",
+        )
+    request = replace(request, identifier=request.identifier or path.name)
+    signer = signer or choose_signer(request)
+    report = SignReport(path, signer.name, request, entitlements)
+    report.findings += list(entitlements.findings)
+    if has_errors(report.findings):
+        return report  # never sign with entitlements that failed the lint
+    try:
+        work_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.sign-", dir=path.parent))
+    except OSError as exc:
+        raise InputError(
+            f"{path.parent}: cannot create a temporary copy beside the binary ({exc.strerror})",
+            hint="the folder must be writable",
+        ) from exc
+    try:
+        work = work_dir / path.name  # same name: codesign's default identifier stays the same
+        shutil.copy2(path, work)
+        ent_file = work_dir / "entitlements.plist"
+        # Canonical XML of the parsed data: no template comments reach a signer's parser.
+        ent_file.write_bytes(plistlib.dumps(entitlements.data))
+        request = replace(request, entitlements=ent_file)
+        report.request = request
+        signer.sign(request, work)
+        report.findings += signer.verify(work)
+        shown = signer.display(work)
+        report.binary = inspect_binary(work)
+        report.findings += prove(report.binary, request, entitlements.data, shown, signer.name)
+        if not has_errors(report.findings):
+            work.replace(path)  # atomic: same folder, same filesystem
+            report.published = True
+            report.binary = replace(report.binary, path=path)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return report
+
+
+def entitlement_diff(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two entitlement dicts (empty when equal)."""
+    out = [f"missing {k}" for k in expected if k not in actual]
+    out += [f"unexpected {k}" for k in actual if k not in expected]
+    out += [
+        f"{k} is {actual[k]!r}, not {expected[k]!r}"
+        for k in expected
+        if k in actual and actual[k] != expected[k]
+    ]
+    return out
+
+
+def prove(
+    binary: Binary,
+    request: SignRequest,
+    expected: dict[str, Any],
+    shown: DisplayInfo | None = None,
+    engine: str = "signer",
+) -> list[Finding]:
+    """Every slice carries the identifier, runtime flag and entitlements that were asked."""
+    out: list[Finding] = []
+    hint = "the signer did not do what was asked; re-run with --verbose and report it"
+    for sl in binary.slices:
+        sig = sl.signature
+        a = sl.arch
+        if not sl.signed or sig is None:
+            out.append(error("signature-missing", "no code signature after signing", arch=a))
+            continue
+        if sig.identifier != request.identifier:
+            out.append(
+                error(
+                    "signature-identifier",
+                    f"identifier is {sig.identifier!r}, not {request.identifier!r}",
+                    arch=a,
+                    hint=hint,
+                )
+            )
+        if request.runtime and "runtime" not in sig.flags:
+            flags = ", ".join(sig.flags) or "none"
+            msg = f"hardened runtime flag missing (flags: {flags})"
+            out.append(error("signature-runtime", msg, arch=a, hint=hint))
+        if not request.adhoc and sig.adhoc:
+            msg = "reads back ad-hoc, but an identity was asked"
+            out.append(error("signature-adhoc", msg, arch=a, hint=hint))
+        diff = entitlement_diff(expected, sig.entitlements or {})
+        if diff:
+            out.append(
+                error(
+                    "signature-entitlements",
+                    "embedded entitlements differ from the rendered plist: " + "; ".join(diff),
+                    arch=a,
+                    hint=hint,
+                )
+            )
+    if shown is not None:
+        out += _second_opinion(shown, request, expected, engine)
+    return out
+
+
+def _second_opinion(
+    shown: DisplayInfo, request: SignRequest, expected: dict[str, Any], engine: str
+) -> list[Finding]:
+    """The signer's own display must agree too (it reads the slice it prefers)."""
+    out: list[Finding] = []
+    if shown.identifier is not None and shown.identifier != request.identifier:
+        out.append(
+            error(
+                "signer-display",
+                f"{engine} shows identifier {shown.identifier!r}, not {request.identifier!r}",
+            )
+        )
+    if shown.entitlements is not None:
+        diff = entitlement_diff(expected, shown.entitlements)
+        if diff:
+            msg = f"{engine} shows other entitlements: " + "; ".join(diff)
+            out.append(error("signer-display", msg))
+    return out

@@ -1,0 +1,152 @@
+"""The rcodesign engine (apple-platform-py), for every machine without Apple's codesign.
+
+It runs in-process, so this "adapter" is a class with the Codesign interface (sign, verify,
+display) instead of an argv builder. A PKCS#12 password is read from LLAMABUILD_P12_PASSWORD
+only, handed to the engine in memory, and scrubbed from every message that leaves this module.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llamabuild.errors import InputError, ToolError, ToolNotFoundError, UsageError
+from llamabuild.findings import Finding, warning
+from llamabuild.tools.codesign import ADHOC, DisplayInfo
+from llamabuild.tools.runner import Runner
+
+if TYPE_CHECKING:
+    from llamabuild.sign import SignRequest
+
+PASSWORD_ENV = "LLAMABUILD_P12_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+
+
+def _engine() -> Any:
+    try:
+        import apple_platform
+    except ImportError as exc:  # pragma: no cover - a dependency of llamabuild
+        raise ToolNotFoundError(
+            "the rcodesign engine (apple-platform-py) is not installed",
+            hint="pip install apple-platform-py, or sign on a Mac with codesign",
+        ) from exc
+    return apple_platform
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class RcodesignEngine:
+    """Ad-hoc or PKCS#12 signing through apple-platform-py (no keychain, no Mac needed)."""
+
+    name = "rcodesign"
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner  # unused: the engine is in-process; kept for the common interface
+
+    def _signer(self, request: SignRequest) -> tuple[Any, str | None]:
+        """(Signer or None for ad-hoc, the password to scrub from messages)."""
+        if request.p12 is None:
+            if request.identity != ADHOC:
+                raise UsageError(
+                    f"identity {request.identity!r} needs Apple's codesign and a keychain",
+                    hint="off macOS sign ad-hoc (--identity -) or with --p12 FILE",
+                )
+            return None, None
+        if not request.p12.is_file():
+            raise InputError(f"{request.p12}: no such PKCS#12 file", hint="check the --p12 path")
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            raise UsageError(
+                f"--p12 needs its password in the environment variable {PASSWORD_ENV}",
+                hint=f"export {PASSWORD_ENV}=... (never pass it on the command line)",
+            )
+        ap = _engine()
+        return ap.Signer(p12=ap.P12Key(path=str(request.p12), password=password)), password
+
+    def sign(self, request: SignRequest, target: Path) -> None:
+        ap = _engine()
+        signer, secret = self._signer(request)
+        kwargs: dict[str, Any] = {
+            "binary_identifier": request.identifier,
+            "code_signature_flags": ["runtime"] if request.runtime else [],
+            "timestamp_url": None if (signer and request.timestamp) else "none",
+        }
+        if request.entitlements is not None:
+            kwargs["entitlements_xml_file"] = str(request.entitlements)
+        try:
+            ap.sign(str(target), signer=signer, **kwargs)
+        except ap.ApplePlatformError as exc:
+            raise _translate(exc, secret) from None
+
+    def verify(self, target: Path) -> list[Finding]:
+        """The engine's advisory check; an ad-hoc signature's empty CMS slot is not a problem."""
+        ap = _engine()
+        try:
+            problems = ap.verify_macho(str(target))
+        except ap.ApplePlatformError as exc:
+            raise _translate(exc, None) from None
+        adhoc = not ap.reading.has_cms_signature(ap.read_signature(str(target)))
+        out = []
+        for p in problems:
+            text = str(p.get("description", p))
+            if adhoc and "CMS" in text:
+                continue
+            out.append(warning("rcodesign-verify", text, path=str(target)))
+        return out
+
+    def display(self, target: Path) -> DisplayInfo:
+        ap = _engine()
+        try:
+            entities = ap.read_signature(str(target))
+        except ap.ApplePlatformError as exc:
+            raise _translate(exc, None) from None
+        return parse_entities(entities)
+
+
+def parse_entities(entities: Any) -> DisplayInfo:
+    """First Mach-O signature in an apple_platform.read_signature() result (pure)."""
+    for item in entities if isinstance(entities, list) else []:
+        entity = item.get("entity") if isinstance(item, dict) else None
+        macho = entity.get("mach_o") if isinstance(entity, dict) else None
+        sig = macho.get("signature") if isinstance(macho, dict) else None
+        if not isinstance(sig, dict):
+            continue
+        cd = sig.get("code_directory") or {}
+        flags_text = str(cd.get("flags", ""))
+        inner = flags_text.partition("(")[2].rstrip(")")
+        flags = tuple(f.strip().lower() for f in inner.split("|") if f.strip())
+        ents = None
+        lines = sig.get("entitlements_plist")
+        if lines:
+            try:
+                value = plistlib.loads("\n".join(lines).encode("utf-8"))
+                ents = value if isinstance(value, dict) else None
+            except Exception:
+                ents = None
+        return DisplayInfo(identifier=cd.get("identifier"), flags=flags, entitlements=ents)
+    return DisplayInfo()
+
+
+def _translate(exc: Any, secret: str | None) -> Exception:
+    """Engine errors -> our error family, with the password scrubbed from the text."""
+    kind = type(exc).__name__
+    message = _scrub(str(getattr(exc, "message", exc)), secret)
+    if kind == "PrivateKeyError":
+        return InputError(
+            f"cannot open the PKCS#12 identity: {message}",
+            hint=f"check {PASSWORD_ENV}; if it is right, re-export the .p12 with legacy "
+            "encryption (openssl pkcs12 -export -legacy), which the engine reads",
+        )
+    if kind in ("CertificateError", "NoSigningCertificateError"):
+        return InputError(f"unusable signing certificate: {message}")
+    if kind == "TimestampError" or "time-stamp" in message.lower():
+        return ToolError(
+            f"timestamp server unreachable: {message}",
+            hint="check the network, or sign with --no-timestamp",
+        )
+    if kind == "MachOError":
+        return InputError(f"the engine cannot sign this Mach-O: {message}")
+    return ToolError(f"rcodesign engine failed ({kind}): {message}")
