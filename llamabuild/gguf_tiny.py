@@ -53,10 +53,10 @@ def write_tiny_llama(path: Path, shape: TinyShape | None = None) -> Path:
     tokens, scores, types = vocab()
     rng = np.random.default_rng(s.seed)
 
-    def w(*dims: int) -> np.ndarray:  # type: ignore[type-arg]
+    def w(*dims: int) -> np.ndarray:
         return (rng.standard_normal(dims) * 0.02).astype(np.float32)
 
-    def ones(n: int) -> np.ndarray:  # type: ignore[type-arg]
+    def ones(n: int) -> np.ndarray:
         return np.ones(n, dtype=np.float32)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +103,7 @@ def write_tiny_llama(path: Path, shape: TinyShape | None = None) -> Path:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
+        tmp.chmod(0o644)  # mkstemp made it private; a model is ordinary data
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

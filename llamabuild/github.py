@@ -1,0 +1,160 @@
+"""Being a good citizen in a GitHub Actions job.
+
+When GITHUB_ACTIONS=true, findings become `::error`/`::warning` annotations (report.py renders
+them) and a short markdown report is appended to $GITHUB_STEP_SUMMARY, so a reviewer sees the
+recipe, the commit, each output's sha256/UUID and the findings on the run page. Outside Actions
+every function here is a no-op; `--json` stays the machine interface.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llamabuild import report
+from llamabuild.findings import Finding, Severity
+
+
+@dataclass(frozen=True)
+class Output:
+    """One published file: path, sha256 and the Mach-O UUID of each arch (if any)."""
+
+    path: str
+    sha256: str | None = None
+    uuids: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_file(cls, path: Path, uuids: Mapping[str, str] | None = None) -> Output:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return cls(str(path), digest.hexdigest(), dict(uuids or {}))
+
+
+def in_actions(env: Mapping[str, str] | None = None) -> bool:
+    return (env if env is not None else os.environ).get("GITHUB_ACTIONS") == "true"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def summary_markdown(
+    title: str,
+    findings: Sequence[Finding],
+    *,
+    recipe: str | None = None,
+    commit: str | None = None,
+    outputs: Sequence[Output] = (),
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """The step-summary section: a heading, key facts, outputs table, findings table."""
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    verdict = "❌ FAIL" if errors else "✅ OK"
+    lines = [f"### {title}: {verdict} ({errors} error(s), {warnings} warning(s))", ""]
+    facts = {"recipe": recipe, "llama.cpp commit": commit, **(extra or {})}
+    for key, value in facts.items():
+        if value:
+            lines.append(f"- **{_cell(key)}**: `{_cell(value)}`")
+    if outputs:
+        lines += ["", "| output | sha256 | UUID |", "| --- | --- | --- |"]
+        for o in outputs:
+            uuids = ", ".join(f"{arch}: {u}" for arch, u in o.uuids.items()) or "-"
+            lines.append(f"| `{_cell(o.path)}` | `{o.sha256 or '-'}` | {_cell(uuids)} |")
+    shown = [f for f in findings if f.severity is not Severity.INFO]
+    if shown:
+        lines += ["", "| severity | rule | arch | message |", "| --- | --- | --- | --- |"]
+        for f in shown:
+            msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
+            lines.append(f"| {f.severity.value} | `{f.rule}` | {f.arch or ''} | {_cell(msg)} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def append_summary(markdown: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Append to $GITHUB_STEP_SUMMARY under Actions; returns the file written, else None."""
+    env = env if env is not None else os.environ
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not in_actions(env) or not target:
+        return None
+    path = Path(target)
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(markdown)
+    except OSError:
+        return None  # a summary is a courtesy; never fail the step over it
+    return path
+
+
+def publish(
+    title: str,
+    findings: Sequence[Finding],
+    *,
+    recipe: str | None = None,
+    commit: str | None = None,
+    outputs: Sequence[Output] = (),
+    extra: Mapping[str, str] | None = None,
+    default_file: str | None = None,
+) -> None:
+    """Annotations on stderr plus the step summary; does nothing outside GitHub Actions."""
+    if not in_actions():
+        return
+    report.announce_ci(findings, default_file)
+    append_summary(
+        summary_markdown(
+            title, findings, recipe=recipe, commit=commit, outputs=outputs, extra=extra
+        )
+    )
+
+
+def outputs_from_manifest(manifest: Mapping[str, Any], root: Path | None = None) -> list[Output]:
+    """Outputs listed by a build manifest (`outputs`: path/sha256/uuid(s) per file)."""
+    raw = manifest.get("outputs", [])
+    items = raw.items() if isinstance(raw, Mapping) else ((None, o) for o in raw)
+    result = []
+    for name, entry in items:
+        if not isinstance(entry, Mapping):
+            continue
+        uuids = entry.get("uuids") or {}
+        if isinstance(uuids, list):
+            uuids = {str(i): str(u) for i, u in enumerate(uuids)}
+        if not uuids and entry.get("uuid"):
+            uuids = {str(entry.get("arch") or "uuid"): str(entry["uuid"])}
+        path = str(entry.get("path") or name or "?")
+        if root is not None:
+            path = str(root / path)
+        known = {str(k): str(v) for k, v in uuids.items() if v}
+        result.append(Output(path, entry.get("sha256"), known))
+    return result
+
+
+def publish_manifest(
+    manifest: Mapping[str, Any],
+    findings: Sequence[Finding],
+    title: str,
+    root: Path | None = None,
+) -> None:
+    """Summary of a build from its manifest.json (paths relative to `root`, the dist dir)."""
+    recipe = manifest.get("recipe")
+    if isinstance(recipe, Mapping):
+        recipe = recipe.get("name")
+    source = manifest.get("source")
+    source = source if isinstance(source, Mapping) else {}
+    commit = source.get("commit") or manifest.get("commit")
+    extra = {"source": str(source["url"])} if source.get("url") else {}
+    if source.get("sha256"):
+        extra["archive sha256"] = str(source["sha256"])
+    publish(
+        title,
+        findings,
+        recipe=str(recipe) if recipe else None,
+        commit=str(commit) if commit else None,
+        outputs=outputs_from_manifest(manifest, root),
+        extra=extra,
+        default_file=str(root) if root else None,
+    )
