@@ -5,10 +5,18 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 
+from llamabuild.cli import build as _build  # noqa: F401
+from llamabuild.cli import doctor as _doctor  # noqa: F401
+from llamabuild.cli import dsym as _dsym  # noqa: F401
+from llamabuild.cli import entitlements as _entitlements  # noqa: F401
+from llamabuild.cli import sign as _sign  # noqa: F401
+from llamabuild.cli import smoke as _smoke  # noqa: F401
+from llamabuild.cli import source as _source  # noqa: F401
 from llamabuild.cli import verify as _verify  # noqa: F401  (registers the command)
+from llamabuild.cli import verify_app as _verify_app  # noqa: F401
+from llamabuild.cli import xcode as _xcode  # noqa: F401
 from llamabuild.cli.app import State, app
 from llamabuild.errors import LlamabuildError
 from llamabuild.report import emit_json
@@ -25,6 +33,11 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     return code
 
 
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors (typer >= 0.29 vendors click, so match by shape, not by class)."""
+    return callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
+
+
 def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -32,20 +45,19 @@ def run(argv: list[str] | None = None) -> int:
         rv = command.main(args=args, prog_name="llamabuild", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return _fail("interrupted", None, 130, args)
     except LlamabuildError as exc:
         if State.debug:
             traceback.print_exc()
         return _fail(exc.message, exc.hint, exc.exit_code, args)
-    except KeyboardInterrupt:
-        return _fail("interrupted", None, 130, args)
-    except Exception as exc:
+    except Exception as exc:  # the last line of defence: never a bare traceback
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            code = int(exc.exit_code)  # type: ignore[attr-defined]
+            if "--json" in args:
+                emit_json({"ok": False, "error": str(exc), "hint": "see --help", "exit_code": code})
+            return code
         if State.debug:
             traceback.print_exc()
         return _fail(
