@@ -1,17 +1,89 @@
-"""Session fixtures around the real llama.cpp build (filled by the build work)."""
+"""Session fixtures around the real llama.cpp build: `llamabuild build` of llama-server from the
+llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in vendor/llama.cpp) with linux-x86_64-static.
+
+The build runs once per session through the real CLI, in a work dir under the llamabuild cache,
+so a second session is a no-op skip (seconds) and a warm ccache makes a rebuild fast.
+LLAMABUILD_TEST_LLAMA_SERVER=/path/to/llama-server skips the build and uses that binary.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+SDIST_URL = (
+    "https://files.pythonhosted.org/packages/ec/e9/"
+    "e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/"
+    "llama_cpp_python-0.3.36.tar.gz"
+)
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+LLAMA_COMMIT = "0c1e570"
+BUILD_TIMEOUT = 45 * 60
+
+
+@dataclass(frozen=True)
+class RealBuild:
+    """One `llamabuild build` run: its exit code, JSON answer and published dir."""
+
+    recipe: str
+    returncode: int
+    result: dict[str, Any]
+    stderr: str
+    dist: Path
+
+    @property
+    def binary(self) -> Path:
+        return self.dist / "llama-server"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.dist / "manifest.json").read_text())
+        return data
+
+
+def work_dir() -> Path:
+    from llamabuild.source.cache import cache_root
+
+    path = cache_root() / "pytest-real-llama"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_real(recipe: str, *extra: str) -> RealBuild:
+    """Run the real CLI (a subprocess, as a user would) and return what it reported."""
+    cwd = work_dir()
+    argv = [sys.executable, "-m", "llamabuild", "build", "-r", recipe, "--json"]
+    argv += ["--source", SDIST_URL, "--sha256", SDIST_SHA256, "--ref", LLAMA_COMMIT, *extra]
+    argv += ["--lock", str(cwd / "llamabuild.lock")]
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {"raw_stdout": proc.stdout}
+    return RealBuild(recipe, proc.returncode, result, proc.stderr, cwd / "dist" / recipe)
+
 
 @pytest.fixture(scope="session")
-def real_llama_server() -> Path:
+def real_llama_build() -> RealBuild:
+    build = build_real("linux-x86_64-static")
+    if build.returncode != 0:
+        tail = "\n".join(build.stderr.splitlines()[-40:])
+        pytest.fail(f"llamabuild build failed ({build.returncode}): {build.result}\n{tail}")
+    return build
+
+
+@pytest.fixture(scope="session")
+def real_llama_server(request: pytest.FixtureRequest) -> Path:
     """A real llama-server built from the llama-cpp-python sdist with linux-x86_64-static."""
     env = os.environ.get("LLAMABUILD_TEST_LLAMA_SERVER")
     if env:
         return Path(env)
-    pytest.skip("real llama-server build not wired yet")
+    build: RealBuild = request.getfixturevalue("real_llama_build")
+    return build.binary

@@ -107,6 +107,15 @@ class Git:
     def head(self, path: Path) -> str:
         return self.run("rev-parse", "HEAD", cwd=path).strip()
 
+    def head_or_none(self, path: Path) -> str | None:
+        """HEAD of `path`, or None when it is no repository or has no commit yet."""
+        if not (path / ".git").exists():
+            return None
+        result = self.runner.run(
+            [self.exe, "rev-parse", "HEAD"], cwd=path, env=QUIET_ENV, check=False
+        )
+        return result.stdout.strip() if result.returncode == 0 else None
+
     def toplevel(self, path: Path) -> Path | None:
         result = self.runner.run(
             [self.exe, "rev-parse", "--show-toplevel"], cwd=path, env=QUIET_ENV, check=False
@@ -114,7 +123,8 @@ class Git:
         return Path(result.stdout.strip()) if result.returncode == 0 else None
 
     def dirty(self, path: Path) -> list[str]:
-        out = self.run("status", "--porcelain", "--untracked-files=normal", cwd=path)
+        """Changed or untracked files under `path` (only there, not the whole repository)."""
+        out = self.run("status", "--porcelain", "--untracked-files=normal", "--", ".", cwd=path)
         return parse_status_porcelain(out)
 
     def version(self) -> str:

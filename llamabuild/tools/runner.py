@@ -142,6 +142,9 @@ def _stream(
     except BaseException:
         _stop_group(proc)
         raise
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
     return code, "\n".join(lines), ""
 
 

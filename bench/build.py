@@ -1,0 +1,118 @@
+"""bench/build: `llamabuild build` against the raw CMake commands for the same tree and flags.
+
+One run prints ratios measured in that run (goals from issue 4):
+  llamabuild build (cold ccache) / raw cmake configure+build (cold ccache)   <= 1.03
+  warm-ccache rebuild (fresh build dir) / cold build                         <= 0.05
+  no-op `llamabuild build` (inputs unchanged, artifact verifies)             <= 1 s
+
+    python3 bench/build.py [--recipe linux-x86_64-static] [--source URL --sha256 H --ref R]
+
+Everything (extracted source, build trees, ccache) lives in a temp cache dir, so both sides
+start cold; the source extraction is done first and not timed. Takes two cold builds
+(~6 min each on 2 cores) plus a warm one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.plugin_real_llama import LLAMA_COMMIT, SDIST_SHA256, SDIST_URL  # noqa: E402
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr[-3000:]}")
+    return took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--recipe", default="linux-x86_64-static")
+    ap.add_argument("--source", default=SDIST_URL)
+    ap.add_argument("--sha256", default=SDIST_SHA256)
+    ap.add_argument("--ref", default=LLAMA_COMMIT)
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="llamabuild bench "))  # a space on purpose
+    cache = tmp / "cache"
+    # Reuse the downloaded archive (not part of any timing) if the user cache has it.
+    user_dl = Path.home() / ".cache" / "llamabuild" / "downloads" / args.sha256
+    if user_dl.is_dir():
+        shutil.copytree(user_dl, cache / "downloads" / args.sha256)
+    env = {**os.environ, "LLAMABUILD_CACHE": str(cache)}
+    lb = [sys.executable, "-m", "llamabuild"]
+    src = ["--source", args.source, "--sha256", args.sha256, "--ref", args.ref]
+    work = tmp / "project"
+    work.mkdir()
+
+    # 0. Resolve + extract the source (untimed) and get the exact plan.
+    dry = subprocess.run(
+        [*lb, "build", "-r", args.recipe, *src, "--dry-run", "--json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plan = json.loads(dry.stdout)
+    (sl,) = plan["slices"]
+    subprocess.run([*lb, "source", *src], cwd=work, env=env, capture_output=True, check=True)
+
+    # 1. Raw cmake: the same tree, the same -D entries (incl. the ccache launcher), cold ccache.
+    raw_dir = tmp / "raw build"
+    cmake = sl["configure_argv"][0]
+    raw_env = {**env, **sl["env"], "CCACHE_DIR": str(tmp / "raw-ccache")}
+    raw_env["CCACHE_BASEDIR"] = os.path.commonpath([plan["source"]["root"], str(raw_dir)])
+    defines = [f"-D{k}={v}" for k, v in sl["cache_entries"].items()]
+    configure = [cmake, "-G", "Ninja", sl["configure_argv"][4], *defines]
+    configure += ["-S", plan["source"]["root"], "-B", str(raw_dir)]
+    build = [cmake, "--build", str(raw_dir), "--target", "llama-server"]
+    print(f"raw cmake configure + build ({args.recipe}) ...", flush=True)
+    t_raw = timed(configure, work, raw_env) + timed(build, work, raw_env)
+
+    # 2. llamabuild build, cold ccache (its own, empty), fresh build dir.
+    print("llamabuild build (cold) ...", flush=True)
+    t_cold = timed([*lb, "build", "-r", args.recipe, *src], work, env)
+
+    # 3. Warm ccache: throw the build tree away, rebuild everything through ccache.
+    shutil.rmtree(sl["build_dir"])
+    print("llamabuild build --force (warm ccache, fresh build dir) ...", flush=True)
+    t_warm = timed([*lb, "build", "-r", args.recipe, *src, "--force"], work, env)
+
+    # 4. No-op: inputs unchanged and the artifact verifies.
+    noops = [timed([*lb, "build", "-r", args.recipe, *src], work, env) for _ in range(3)]
+    t_noop = min(noops)
+
+    rows = [
+        ("raw cmake configure+build", t_raw, ""),
+        ("llamabuild build (cold)", t_cold, f"ratio {t_cold / t_raw:.3f} (goal <= 1.03)"),
+        ("llamabuild rebuild, warm ccache", t_warm, f"ratio {t_warm / t_cold:.3f} (goal <= 0.05)"),
+        ("llamabuild no-op (best of 3)", t_noop, f"{t_noop:.2f} s (goal <= 1 s)"),
+    ]
+    print()
+    for name, secs, note in rows:
+        print(f"{name:36s} {secs:8.2f} s   {note}")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"kept {tmp}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

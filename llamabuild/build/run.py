@@ -1,0 +1,270 @@
+"""Executing a plan: configure + build each slice, join, dSYM, verify, manifest, publish.
+
+Nothing reaches dist/<recipe>/ unless every step passed: outputs are staged in a temp dir
+beside it and swapped in at the end; an interrupt or a failure deletes the staging dir.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llamabuild.build import publish as pub
+from llamabuild.build.interrupt import guarded
+from llamabuild.build.plan import BuildPlan, SlicePlan, host_info, init_cache_text
+from llamabuild.build.progress import BuildLog
+from llamabuild.errors import BuildError
+from llamabuild.findings import Finding, has_errors, warning
+from llamabuild.inspect.policy import Policy
+from llamabuild.recipes import Recipe, cmake_literal, to_bool
+from llamabuild.tools import cmake as cmake_tool
+from llamabuild.tools.lipo import Lipo
+from llamabuild.tools.runner import Runner
+from llamabuild.tools.zig import Zig
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class BuildResult:
+    plan: BuildPlan
+    skipped: bool = False
+    published: bool = False
+    dist_dir: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "published": self.published,
+            "dist": str(self.dist_dir) if self.dist_dir else None,
+            "duration_s": round(self.duration, 3),
+            "manifest": self.manifest,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def policy_for(recipe: Recipe) -> Policy:
+    if recipe.is_macos:
+        return Policy(archs=recipe.archs, min_macos=recipe.min_macos or "14.0")
+    return Policy(archs=recipe.archs, min_macos=None, elf=recipe.elf_policy)
+
+
+def _verify(binary: Path, recipe: Recipe, dsym: Path | None) -> list[Finding]:
+    from llamabuild.verify import verify
+
+    return verify(binary, policy_for(recipe), dsym=dsym).findings
+
+
+def check_noop(plan: BuildPlan) -> dict[str, Any] | None:
+    """The published manifest, when inputs are unchanged and its outputs still verify."""
+    dist = plan.dist_dir
+    try:
+        manifest = json.loads((dist / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("inputs_key") != plan.inputs_key:
+        return None
+    outputs = manifest.get("outputs", [])
+    binary = next((o for o in outputs if o.get("role") == "binary"), None)
+    if binary is None:
+        return None
+    for out in outputs:
+        if not _unchanged(dist / out["path"], out):
+            return None
+    dsym = next((dist / o["path"] for o in outputs if o.get("role") == "dsym"), None)
+    if has_errors(_verify(dist / binary["path"], plan.recipe, dsym)):
+        return None
+    return manifest
+
+
+def _unchanged(path: Path, out: dict[str, Any]) -> bool:
+    """Present and, for files, the recorded sha256 (re-hashed only if size or mtime moved)."""
+    if not path.exists():
+        return False
+    if not out.get("sha256"):
+        return True
+    if not path.is_file():
+        return False
+    st = path.stat()
+    if st.st_size == out.get("size") and st.st_mtime_ns == out.get("mtime_ns"):
+        return True  # a 140 MB dSYM DWARF file would cost ~0.5 s to hash on every no-op
+    return pub.sha256_path(path) == str(out["sha256"])
+
+
+def execute(plan: BuildPlan, runner: Runner, quiet: bool = False) -> BuildResult:
+    start = time.monotonic()
+    name = plan.recipe.name
+    with guarded(f"build of {name}"):
+        staging = pub.staging_dir(plan.options.dist_root, name)
+        try:
+            pub.mark_owner(staging)
+            result = _build_into(plan, runner, staging, quiet)
+            result.duration = time.monotonic() - start
+            result.manifest["duration_s"] = round(result.duration, 3)
+            _write_manifest(staging, result.manifest)
+            if result.ok:
+                result.dist_dir = pub.publish(staging, plan.options.dist_root, name)
+                result.published = True
+            return result
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> BuildResult:
+    result = BuildResult(plan)
+    artifacts: list[Path] = []
+    compilers: dict[str, Any] = {}
+    for sl in plan.slices:
+        artifact, reply = build_slice(sl, runner, quiet)
+        artifacts.append(artifact)
+        compilers[sl.recipe.name] = reply.compilers
+        result.findings += cache_drift(sl, reply)
+    binary = staging / plan.recipe.target
+    if len(artifacts) > 1:
+        Lipo(runner).create(artifacts, binary)
+    else:
+        shutil.copy2(artifacts[0], binary)
+    dsym_path: Path | None = None
+    if plan.recipe.is_macos:
+        from llamabuild.dsym import make_dsym
+
+        dsym = make_dsym(binary, staging / f"{binary.name}.dSYM", runner=runner)
+        result.findings += dsym.findings
+        dsym_path = dsym.path
+    result.findings += _verify(binary, plan.recipe, dsym_path)
+    result.manifest = manifest(plan, staging, binary, dsym_path, compilers, result.findings)
+    return result
+
+
+def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake_tool.FileApiReply]:
+    """Configure and build one slice; returns the target's artifact (read from the file API)."""
+    sl.build_dir.mkdir(parents=True, exist_ok=True)
+    sl.init_cache.write_text(init_cache_text(sl.recipe, sl.entries))
+    cmake_tool.write_query(sl.build_dir)
+    if sl.toolchain_file is not None:
+        Zig(runner).write_toolchain(sl.build_dir, sl.recipe.archs[0], sl.recipe.min_macos)
+    label = sl.recipe.name
+    with BuildLog(sl.log_path, label, quiet=quiet) as log:
+        log.phase("configure")
+        _step(runner, sl.configure_argv, sl, log, "cmake configure")
+        reply = cmake_tool.read_reply(sl.build_dir)
+        paths = reply.artifacts.get(sl.recipe.target)
+        if not paths:
+            raise BuildError(
+                f"this source tree defines no target '{sl.recipe.target}'",
+                hint="check LLAMA_BUILD_SERVER/LLAMA_BUILD_TOOLS in the recipe",
+            )
+        log.phase("build")
+        _step(runner, sl.build_argv, sl, log, "build")
+    artifact = Path(paths[0])
+    return (artifact if artifact.is_absolute() else sl.build_dir / artifact), reply
+
+
+def _step(runner: Runner, argv: list[str], sl: SlicePlan, log: BuildLog, what: str) -> None:
+    log.write("$ " + " ".join(argv))
+    res = runner.run(argv, env=sl.env, check=False, on_line=log.line)
+    if res.returncode != 0:
+        log.show_tail()
+        raise BuildError(
+            f"{what} of {sl.recipe.name} failed (exit {res.returncode})",
+            hint=f"the last lines are above; full log: {sl.log_path}",
+        )
+
+
+def cache_drift(sl: SlicePlan, reply: cmake_tool.FileApiReply) -> list[Finding]:
+    """Warn when CMake's final cache disagrees with what the recipe set (a FORCE in the tree)."""
+    out: list[Finding] = []
+    for key, want in sl.entries.items():
+        got = reply.cache.get(key)
+        if got is None:
+            continue
+        same = to_bool(got) == want if isinstance(want, bool) else got == cmake_literal(want)
+        if not same:
+            out.append(
+                warning(
+                    "cache-overridden",
+                    f"{key}: the recipe sets {cmake_literal(want)}, CMake's cache has {got}",
+                    hint="the source tree forces this value; the recipe entry has no effect",
+                )
+            )
+    return out
+
+
+def _output(path: Path, root: Path, role: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": str(path.relative_to(root)), "role": role}
+    if path.is_file():
+        entry["sha256"] = pub.sha256_path(path)
+        st = path.stat()
+        entry["size"] = st.st_size
+        entry["mtime_ns"] = st.st_mtime_ns
+    return entry
+
+
+def _uuids(binary: Path) -> dict[str, str | None]:
+    from llamabuild.inspect import inspect_binary
+
+    b = inspect_binary(binary)
+    return {s.arch: s.uuid for s in b.slices}
+
+
+def manifest(
+    plan: BuildPlan,
+    staging: Path,
+    binary: Path,
+    dsym: Path | None,
+    compilers: dict[str, Any],
+    findings: list[Finding],
+) -> dict[str, Any]:
+    pin = plan.source.pin
+    outputs = [{**_output(binary, staging, "binary"), "uuids": _uuids(binary)}]
+    if dsym is not None and dsym.exists():
+        dwarf = sorted((dsym / "Contents" / "Resources" / "DWARF").glob("*"))
+        outputs.append({"path": str(dsym.relative_to(staging)), "role": "dsym"})
+        outputs += [{**_output(d, staging, "dsym-dwarf"), "uuids": _uuids(d)} for d in dwarf]
+    return {
+        "schema": 1,
+        "recipe": plan.recipe.name,
+        "source": {
+            "kind": pin.kind,
+            "url": pin.url,
+            "ref": pin.ref,
+            "commit": pin.commit,
+            "sha256": pin.sha256,
+            "subdir": pin.subdir,
+            "dirty": list(plan.source.dirty),
+        },
+        "slices": [
+            {
+                "recipe": s.recipe.name,
+                "archs": list(s.recipe.archs),
+                "cache_entries": {k: cmake_literal(v) for k, v in sorted(s.entries.items())},
+                "configure_argv": s.configure_argv,
+                "build_argv": s.build_argv,
+            }
+            for s in plan.slices
+        ],
+        "versions": plan.versions,
+        "compilers": compilers,
+        "host": host_info(),
+        "outputs": outputs,
+        "inputs_key": plan.inputs_key,
+        "verify": {"ok": not has_errors(findings), "findings": [f.to_json() for f in findings]},
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _write_manifest(staging: Path, data: dict[str, Any]) -> None:
+    (staging / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

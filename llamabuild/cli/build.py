@@ -1,0 +1,144 @@
+"""`llamabuild build`: pin -> recipe -> stale-flag check -> cmake/ninja -> dSYM -> verify."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamabuild import recipes, report
+from llamabuild.build.plan import BuildPlan, Options, make_plan
+from llamabuild.build.run import BuildResult, check_noop, execute
+from llamabuild.cli.app import JsonOpt, app
+from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
+from llamabuild.findings import exit_code
+from llamabuild.source import LOCK_NAME, SourceRequest, resolve_source
+from llamabuild.source.cache import cache_root, slug
+from llamabuild.tools.runner import default_runner
+
+
+@app.command("build")
+def build_cmd(
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", "-r", help="Recipe name (recipes/*.toml); default per host."),
+    ] = None,
+    source: SourceOpt = None,
+    ref: RefOpt = None,
+    sha256: Sha256Opt = None,
+    update: UpdateOpt = False,
+    allow_dirty: DirtyOpt = False,
+    lock: LockOpt = Path(LOCK_NAME),
+    define: Annotated[
+        list[str] | None,
+        typer.Option("--define", "-D", help="Override a cache entry: -D KEY=VALUE (repeatable)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Project file (default ./llamabuild.toml).")
+    ] = None,
+    dist: Annotated[
+        Path | None, typer.Option("--dist", help="Output root; publishes dist/<recipe>/.")
+    ] = None,
+    build_dir: Annotated[
+        Path | None, typer.Option("--build-dir", help="Build trees root (default: in the cache).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel jobs.")] = None,
+    no_ccache: Annotated[bool, typer.Option("--no-ccache", help="Do not use ccache.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show recipe, cache entries and argv; build nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a self-contained llama-server from a pinned llama.cpp and a recipe, then verify it."""
+    start = time.monotonic()
+    project = recipes.load_project(config)
+    defines = recipes.parse_defines(define or [])
+    resolved = recipes.resolve(recipe, project, defines)
+    runner = default_runner()
+    req = SourceRequest(
+        location=source or project.source,
+        ref=ref or project.ref,
+        sha256=sha256 or project.sha256,
+        allow_dirty=allow_dirty,
+        update=update,
+        lock_path=lock.resolve(),
+        write_lock=not dry_run,
+    )
+    tree = resolve_source(req, runner)
+    cache = cache_root()
+    options = Options(
+        dist_root=(dist or Path(project.dist or "dist")).resolve(),
+        build_root=(build_dir.resolve() if build_dir else cache / "builds" / slug(str(tree.root))),
+        cache_root=cache,
+        jobs=jobs,
+        ccache=not no_ccache,
+    )
+
+    def load_slice(name: str) -> recipes.Recipe:
+        return recipes.apply_overrides(recipes.load_recipe(name), project, defines)
+
+    plan = make_plan(resolved, tree, options, runner, load_slice)
+    if dry_run:
+        _emit_plan(plan, json_out)
+        return
+    if not force:
+        manifest = check_noop(plan)
+        if manifest is not None:
+            result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
+            result.duration = time.monotonic() - start
+            _emit_result(result, json_out)
+            return
+    result = execute(plan, runner, quiet=False)
+    result.duration = time.monotonic() - start
+    report.announce_ci(result.findings, str(plan.dist_dir))
+    _emit_result(result, json_out)
+    raise typer.Exit(exit_code(result.findings))
+
+
+def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
+    if json_out:
+        report.emit_json({"ok": True, "dry_run": True, **plan.to_json()})
+        return
+    out = report.console()
+    r = plan.recipe
+    out.print(f"[bold]{r.name}[/]: {r.description}")
+    pin = plan.source.pin
+    out.print(f"source {pin.url} @ {pin.commit or pin.ref or '-'} ({plan.source.root})")
+    for sl in plan.slices:
+        out.print(f"[bold]{sl.recipe.name}[/] -> {sl.build_dir}")
+        for key, value in sorted(sl.to_json()["cache_entries"].items()):
+            out.print(f"  -D{key}={value}")
+        out.print("  $ " + " ".join(_quote(a) for a in sl.configure_argv))
+        out.print("  $ " + " ".join(_quote(a) for a in sl.build_argv))
+    out.print(f"would publish to {plan.dist_dir}")
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def _emit_result(result: BuildResult, json_out: bool) -> None:
+    if json_out:
+        report.emit_json(result.to_json())
+        return
+    out = report.console()
+    name = result.plan.recipe.name
+    if result.skipped:
+        out.print(
+            f"[green]up to date[/]: {result.dist_dir} (inputs unchanged, artifact verifies; "
+            f"{result.duration:.2f} s; --force rebuilds)"
+        )
+        return
+    report.print_findings(result.findings, title=f"verify {name}")
+    if result.published:
+        out.print(f"[green]published[/] {result.dist_dir} in {result.duration:.1f} s")
+        for o in result.manifest.get("outputs", []):
+            if o.get("role") in ("binary", "dsym"):
+                out.print(f"  {o['path']}  {o.get('sha256', '')[:16]}")
+    else:
+        out.print(f"[red]not published[/]: {name} failed verification; dist/ left as it was")

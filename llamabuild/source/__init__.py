@@ -1,0 +1,248 @@
+"""Source pinning: a git URL, a local directory or an archive, resolved to an exact pin.
+
+With a lock file present, builds use its pin (no network when the cached checkout already is
+at the pinned commit); `--update` re-resolves. A moved tag or a changed archive is an error
+naming both values, never a silent rebuild from different code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from llamabuild.errors import ConfigError, InputError
+from llamabuild.source import archive, lock
+from llamabuild.source.cache import cache_root, slug
+from llamabuild.source.lock import LOCK_NAME, Pin
+from llamabuild.tools.git import Git, is_full_sha
+from llamabuild.tools.runner import Runner
+
+DEFAULT_GIT_URL = "https://github.com/ggml-org/llama.cpp"
+GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "git@")
+
+__all__ = ["DEFAULT_GIT_URL", "LOCK_NAME", "Pin", "SourceRequest", "SourceTree", "resolve_source"]
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What the user asked for; None means "from the lock file, else the default"."""
+
+    location: str | None = None
+    ref: str | None = None
+    sha256: str | None = None
+    allow_dirty: bool = False
+    update: bool = False
+    lock_path: Path = field(default_factory=lambda: Path.cwd() / LOCK_NAME)
+    check_remote: bool = False
+    write_lock: bool = True
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    root: Path
+    pin: Pin
+    dirty: tuple[str, ...] = ()
+    lock_written: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "pin": self.pin.to_json(),
+            "dirty": list(self.dirty),
+            "lock_written": self.lock_written,
+        }
+
+
+def classify(location: str) -> str:
+    if archive.is_archive(location):
+        return "archive"
+    if location.startswith(GIT_PREFIXES):
+        return "git"
+    path = Path(location).expanduser()
+    if path.is_dir():
+        return "dir"
+    if path.is_file():
+        return "archive"
+    raise InputError(
+        f"source {location!r} is not a git URL, a directory or an archive",
+        hint="use a git URL (https://, file://), a local llama.cpp directory or a .tar.gz/.zip",
+    )
+
+
+def normalize(location: str, kind: str) -> str:
+    if kind in ("dir",) or (kind == "archive" and not archive.is_url(location)):
+        return str(Path(location).expanduser().resolve())
+    return location
+
+
+def build_number(*refs: str | None) -> int:
+    """llama.cpp release tags are b<N>; N is the build number llama-server reports."""
+    for ref in refs:
+        m = re.fullmatch(r"(?:refs/tags/)?b(\d+)", ref or "")
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def resolve_source(req: SourceRequest, runner: Runner, cache: Path | None = None) -> SourceTree:
+    cache = cache or cache_root()
+    git = Git(runner)
+    locked = lock.read(req.lock_path)
+    if locked is not None and req.update:
+        # Re-resolve the same source and ref unless new ones are given.
+        same = req.location is None
+        req = replace(
+            req,
+            location=req.location or locked.url,
+            ref=req.ref or (locked.ref if same else None),
+            sha256=req.sha256 or (locked.sha256 if same else None),
+        )
+        locked = None
+    if locked is not None:
+        _check_against_lock(req, locked)
+        tree = _materialize(locked, req, git, cache, from_lock=True)
+        return tree
+    pin = _fresh_pin(req, git)
+    tree = _materialize(pin, req, git, cache, from_lock=False)
+    if not req.write_lock:
+        return tree
+    lock.write(req.lock_path, tree.pin)
+    return replace(tree, lock_written=True)
+
+
+def _check_against_lock(req: SourceRequest, pin: Pin) -> None:
+    where = str(req.lock_path)
+    if req.location is not None:
+        asked = normalize(req.location, classify(req.location))
+        if asked != pin.url:
+            raise ConfigError(
+                f"{where} pins source {pin.url}, but --source is {asked}",
+                hint="rerun with --update to re-pin to the new source",
+            )
+    if req.ref is not None and req.ref not in (pin.ref, pin.commit, pin.refname):
+        raise ConfigError(
+            f"{where} pins ref {pin.ref} ({pin.commit}), but --ref is {req.ref}",
+            hint="rerun with --update to re-pin",
+        )
+    if req.sha256 is not None and pin.sha256 and req.sha256.lower() != pin.sha256:
+        raise ConfigError(
+            f"archive hash changed: {where} has sha256 {pin.sha256}, --sha256 is {req.sha256}",
+            hint="if the new archive is intended, rerun with --update",
+        )
+
+
+def _fresh_pin(req: SourceRequest, git: Git) -> Pin:
+    location = req.location or DEFAULT_GIT_URL
+    kind = classify(location)
+    url = normalize(location, kind)
+    if kind == "git":
+        ref = req.ref or "HEAD"
+        refname, commit = git.resolve(url, ref)
+        return Pin("git", url, ref, refname, commit, build_number=build_number(ref, refname))
+    if kind == "archive":
+        if not req.sha256:
+            raise InputError(
+                "--sha256 is required for an archive source",
+                hint="pass the archive's published sha256 (or `sha256sum` of a file you trust)",
+            )
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", req.sha256):
+            raise InputError(f"--sha256 {req.sha256!r} is not 64 hex digits")
+        return Pin(
+            "archive",
+            url,
+            req.ref,
+            None,
+            req.ref,
+            req.sha256.lower(),
+            build_number=build_number(req.ref),
+        )
+    return Pin("dir", url, req.ref, build_number=build_number(req.ref))
+
+
+def _materialize(
+    pin: Pin, req: SourceRequest, git: Git, cache: Path, from_lock: bool
+) -> SourceTree:
+    if pin.kind == "archive":
+        return _archive_tree(pin, cache)
+    if pin.kind == "dir":
+        return _dir_tree(pin, req, git, from_lock)
+    return _git_tree(pin, req, git, cache)
+
+
+def _archive_tree(pin: Pin, cache: Path) -> SourceTree:
+    assert pin.sha256 is not None
+    local = archive.fetch(pin.url, pin.sha256, cache / "downloads")
+    dest = cache / "archives" / pin.sha256[:16]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    archive.verified_hash(local, pin.sha256, cache / "archives" / f"{pin.sha256[:16]}.stamp")
+    top = archive.extract(local, dest)
+    root = top / pin.subdir if pin.subdir else archive.find_llama_root(top)
+    subdir = str(root.relative_to(top)) if root != top else ""
+    return SourceTree(root, replace(pin, subdir="" if subdir == "." else subdir))
+
+
+def _dirty_or_refuse(paths: list[str], root: Path, allow_dirty: bool) -> tuple[str, ...]:
+    if paths and not allow_dirty:
+        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
+        raise InputError(
+            f"the source tree {root} has uncommitted changes: {shown}",
+            hint="commit or stash them, or pass --allow-dirty (the manifest records it)",
+        )
+    return tuple(paths)
+
+
+def _dir_tree(pin: Pin, req: SourceRequest, git: Git, from_lock: bool) -> SourceTree:
+    root = Path(pin.url)
+    if not root.is_dir():
+        raise InputError(f"source directory {root} not found")
+    llama = archive.find_llama_root(root)
+    top = git.toplevel(root)
+    if top is None:
+        return SourceTree(llama, pin)
+    head = git.head(root)
+    if req.ref and not from_lock:
+        wanted = git.run("rev-parse", f"{req.ref}^{{commit}}", cwd=root).strip()
+        if wanted != head:
+            raise InputError(
+                f"--ref {req.ref} is {wanted}, but {root} has {head} checked out",
+                hint=f"check out {req.ref} in that directory first",
+            )
+    if from_lock and pin.commit and pin.commit != head:
+        raise ConfigError(
+            f"{req.lock_path} pins commit {pin.commit}, but {root} is at {head}",
+            hint="check out the pinned commit, or rerun with --update",
+        )
+    dirty = _dirty_or_refuse(git.dirty(root), root, req.allow_dirty)
+    return SourceTree(llama, replace(pin, commit=head), dirty)
+
+
+def _git_tree(pin: Pin, req: SourceRequest, git: Git, cache: Path) -> SourceTree:
+    assert pin.commit is not None
+    repo = cache / "git" / slug(pin.url)
+    if req.check_remote and pin.ref and not is_full_sha(pin.ref):
+        _, remote = git.resolve(pin.url, pin.ref)
+        _moved_check(pin, remote, req)
+    ready = git.head_or_none(repo) == pin.commit
+    if not ready:
+        git.ensure_repo(repo, pin.url)
+        what = pin.refname if pin.refname and not is_full_sha(pin.refname) else pin.commit
+        git.fetch(repo, what)
+        fetched = git.run("rev-parse", "FETCH_HEAD^{commit}", cwd=repo).strip()
+        _moved_check(pin, fetched, req)
+        git.checkout(repo, pin.commit)
+        head = git.head(repo)
+        if head != pin.commit:
+            raise ConfigError(f"checkout of {pin.commit} left HEAD at {head} in {repo}")
+    dirty = _dirty_or_refuse(git.dirty(repo), repo, req.allow_dirty)
+    return SourceTree(archive.find_llama_root(repo), pin, dirty)
+
+
+def _moved_check(pin: Pin, actual: str, req: SourceRequest) -> None:
+    if actual != pin.commit:
+        raise ConfigError(
+            f"ref {pin.ref} moved: {req.lock_path.name} has {pin.commit}, "
+            f"{pin.url} now has {actual}",
+            hint="if the new commit is intended, rerun with --update to re-pin",
+        )

@@ -1,0 +1,98 @@
+"""The pin and its lock file, llamabuild.lock (TOML): what was built, to the byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from llamabuild.errors import ConfigError
+
+LOCK_NAME = "llamabuild.lock"
+KINDS = ("git", "dir", "archive")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A resolved source. `commit` is the full SHA for git; for an archive, the label given."""
+
+    kind: str
+    url: str
+    ref: str | None = None
+    refname: str | None = None
+    commit: str | None = None
+    sha256: str | None = None
+    subdir: str = ""
+    build_number: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def build_commit(self) -> str:
+        """LLAMA_BUILD_COMMIT: llama.cpp shows the short SHA (build-info asks git otherwise)."""
+        if not self.commit:
+            return "unknown"
+        return self.commit[:7] if len(self.commit) == 40 else self.commit
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def dumps(pin: Pin) -> str:
+    lines = [
+        "# Written by `llamabuild source`; builds use this pin until `--update`.",
+        "[source]",
+    ]
+    for key, value in asdict(pin).items():
+        if value is not None and value != "":
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def loads(text: str, where: str = LOCK_NAME) -> Pin:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {exc}", hint="delete it and rerun") from exc
+    table = data.get("source")
+    if not isinstance(table, dict) or table.get("kind") not in KINDS or not table.get("url"):
+        raise ConfigError(f"{where}: no valid [source] table", hint="rerun with --update")
+    known = set(Pin.__dataclass_fields__)
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}", hint="rerun with --update"
+        )
+    try:
+        return Pin(**table)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}", hint="rerun with --update") from exc
+
+
+def read(path: Path) -> Pin | None:
+    if not path.is_file():
+        return None
+    return loads(path.read_text(encoding="utf-8"), str(path))
+
+
+def write(path: Path, pin: Pin) -> None:
+    """Atomic: a temp file beside the lock, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps(pin))
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

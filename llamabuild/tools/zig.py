@@ -1,0 +1,96 @@
+"""zig (PyPI `ziglang`) as a cross C/C++ toolchain: wrappers + a CMake toolchain file.
+
+CMake wants one executable per compiler, so `zig cc -target …` is wrapped in tiny scripts,
+rewritten only when their content changes (ccache keys on them with compiler_check=content).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from llamabuild.errors import ToolNotFoundError
+from llamabuild.tools.runner import Runner, find_tool, which
+
+ARCH_TO_ZIG = {"arm64": "aarch64", "x86_64": "x86_64"}
+INSTALL_NAME_TOOLS = ("install_name_tool", "llvm-install-name-tool-19", "llvm-install-name-tool")
+
+
+def find_zig() -> Path:
+    spec = importlib.util.find_spec("ziglang")
+    if spec is not None and spec.origin:
+        exe = Path(spec.origin).parent / "zig"
+        if exe.is_file():
+            return exe
+    return find_tool(["zig"], hint="pip install ziglang")
+
+
+def zig_target(arch: str, min_macos: str | None) -> str:
+    """`aarch64-macos.14.0`: zig's triple with the deployment target as OS version."""
+    base = f"{ARCH_TO_ZIG.get(arch, arch)}-macos"
+    return f"{base}.{min_macos}" if min_macos else base
+
+
+def wrapper_text(zig: Path, tool: str, target: str | None) -> str:
+    args = [str(zig), tool] + (["-target", target] if target else [])
+    return f'#!/bin/sh\nexec {shlex.join(args)} "$@"\n'
+
+
+def _write_if_changed(path: Path, text: str, mode: int = 0o755) -> None:
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(mode)
+        Path(tmp).replace(path)
+
+
+class Zig:
+    """Adapter for the zig program."""
+
+    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
+        self.runner = runner
+        self._exe = exe
+
+    @property
+    def exe(self) -> Path:
+        if self._exe is None:
+            self._exe = find_zig()
+        return self._exe
+
+    def version(self) -> str:
+        return self.runner.run([self.exe, "version"]).stdout.strip()
+
+    def write_toolchain(self, out_dir: Path, arch: str, min_macos: str | None) -> Path:
+        """Wrappers and `zig-toolchain.cmake` in `out_dir`; returns the toolchain file."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = zig_target(arch, min_macos)
+        paths: dict[str, str] = {}
+        for key, tool, tgt in (
+            ("cc", "cc", target),
+            ("cxx", "c++", target),
+            ("ar", "ar", None),
+            ("ranlib", "ranlib", None),
+        ):
+            path = out_dir / f"zig-{tool}"
+            _write_if_changed(path, wrapper_text(self.exe, tool, tgt))
+            paths[key] = str(path)
+        int_tool = which(INSTALL_NAME_TOOLS)
+        if int_tool is None:
+            raise ToolNotFoundError(
+                "install_name_tool not found (CMake needs it for Mach-O targets)",
+                hint="apt-get install llvm-19 (llvm-install-name-tool-19)",
+            )
+        template = resources.files("llamabuild.data").joinpath("zig-toolchain.cmake.in")
+        text = Template(template.read_text()).substitute(
+            system="Darwin",
+            processor=arch,
+            zig_target=target,
+            install_name_tool=str(int_tool),
+            **paths,
+        )
+        toolchain = out_dir / "zig-toolchain.cmake"
+        _write_if_changed(toolchain, text, 0o644)
+        return toolchain

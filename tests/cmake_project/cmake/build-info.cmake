@@ -1,0 +1,2 @@
+set(BUILD_NUMBER 0)
+set(BUILD_COMMIT "unknown")

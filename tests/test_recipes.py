@@ -1,0 +1,98 @@
+"""Recipes are data: loading, inheritance, overrides and typo refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llamabuild import recipes
+from llamabuild.errors import ConfigError
+from llamabuild.recipes import ProjectConfig
+
+BUNDLED = ["macos-arm64-metal", "macos-x86_64-metal", "macos-universal", "macos-arm64-cpu-cross"]
+
+
+def test_bundled_recipes_load() -> None:
+    names = set(recipes.available([recipes.BUNDLED_DIR]))
+    assert {*BUNDLED, "linux-x86_64-static"} <= names
+    for name in names:
+        r = recipes.load_recipe(name, [recipes.BUNDLED_DIR])
+        assert r.target == "llama-server"
+        assert r.cache_dict["BUILD_SHARED_LIBS"] is False
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_macos_recipes_are_self_contained(name: str) -> None:
+    r = recipes.load_recipe(name, [recipes.BUNDLED_DIR])
+    c = r.cache_dict
+    assert r.is_macos and r.min_macos == "14.0"
+    assert c["CMAKE_BUILD_TYPE"] == "RelWithDebInfo"
+    for off in ("GGML_OPENMP", "LLAMA_OPENSSL", "LLAMA_BUILD_UI", "LLAMA_USE_PREBUILT_UI"):
+        assert c[off] is False, off
+    assert "GGML_STATIC" not in c  # links with -static: Apple's linker rejects it
+    assert c["CMAKE_OSX_ARCHITECTURES"] == ";".join(r.archs)
+    assert c["CMAKE_OSX_DEPLOYMENT_TARGET"] == "14.0"
+
+
+def test_inheritance_and_slices() -> None:
+    x86 = recipes.load_recipe("macos-x86_64-metal", [recipes.BUNDLED_DIR])
+    assert x86.archs == ("x86_64",) and x86.cache_dict["GGML_METAL"] is True
+    uni = recipes.load_recipe("macos-universal", [recipes.BUNDLED_DIR])
+    assert uni.slices == ("macos-arm64-metal", "macos-x86_64-metal")
+    cross = recipes.load_recipe("macos-arm64-cpu-cross", [recipes.BUNDLED_DIR])
+    assert cross.toolchain == "zig" and not cross.slices
+    assert cross.cache_dict["GGML_METAL"] is False and cross.cache_dict["GGML_ACCELERATE"] is False
+
+
+def test_unknown_recipe_key_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('platform = "linux"\narchs = ["x86_64"]\ntargte = "x"\n')
+    with pytest.raises(ConfigError, match="did you mean 'target'"):
+        recipes.load_recipe("bad", [tmp_path])
+
+
+def test_unknown_recipe_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'macos-arm64-metal'"):
+        recipes.load_recipe("macos-arm64-metl", [recipes.BUNDLED_DIR])
+
+
+def test_project_file_unknown_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text('recipe = "macos-arm64-metal"\n[recipies.x]\n')
+    with pytest.raises(ConfigError, match="did you mean 'recipes'"):
+        recipes.load_project(cfg)
+    cfg.write_text("[recipes.macos-arm64-metal]\nmin_macso = '15.0'\n")
+    with pytest.raises(ConfigError, match="did you mean 'min_macos'"):
+        recipes.load_project(cfg)
+
+
+def test_precedence_recipe_project_cache_define(tmp_path: Path) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text(
+        "[recipes.macos-arm64-metal]\n"
+        "min_macos = '15.0'\n"
+        "[recipes.macos-arm64-metal.cache]\n"
+        "GGML_RPC = true\nGGML_NATIVE = true\n"
+        "[cache]\nGGML_NATIVE = false\nLLAMA_BUILD_TOOLS = true\n"
+    )
+    project = recipes.load_project(cfg)
+    defines = recipes.parse_defines(["LLAMA_BUILD_TOOLS=OFF", "GGML_SCHED_MAX_COPIES:STRING=2"])
+    r = recipes.resolve("macos-arm64-metal", project, defines, [recipes.BUNDLED_DIR])
+    c = r.cache_dict
+    assert c["GGML_RPC"] is True  # [recipes.<name>.cache] over the recipe
+    assert c["GGML_NATIVE"] is False  # [cache] over [recipes.<name>]
+    assert c["LLAMA_BUILD_TOOLS"] is False  # -D over everything
+    assert c["GGML_SCHED_MAX_COPIES"] == "2"
+    assert r.min_macos == "15.0" and c["CMAKE_OSX_DEPLOYMENT_TARGET"] == "15.0"
+
+
+def test_parse_defines() -> None:
+    assert recipes.parse_defines(["A=ON", "B=off", "C=x y"]) == {"A": True, "B": False, "C": "x y"}
+    for bad in ("NOVALUE", "=1", "A B=1"):
+        with pytest.raises(ConfigError, match="bad -D"):
+            recipes.parse_defines([bad])
+
+
+def test_default_recipe_and_empty_project() -> None:
+    assert recipes.default_recipe_name() in ("macos-arm64-metal", "linux-x86_64-static")
+    assert recipes.load_project(None) == ProjectConfig() or Path("llamabuild.toml").exists()
