@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llamabuild.config import read_config
 from llamabuild.errors import ConfigError, InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, warning
 
 DEFAULT_PRESET = "app-helper"
-CONFIG_NAME = "llamabuild.toml"
 _SUFFIX = ".plist.j2"
 _RESERVED = frozenset({"preset"})  # [entitlements] settings that are not entitlement keys
 
@@ -117,21 +117,10 @@ class ProjectConfig:
 
 def load_config(path: Path | None = None, search_dir: Path | None = None) -> ProjectConfig:
     """`path` must exist when given; else llamabuild.toml in `search_dir` (cwd) if present."""
-    if path is None:
-        candidate = (search_dir or Path.cwd()) / CONFIG_NAME
-        if not candidate.is_file():
-            return ProjectConfig()
-        path = candidate
-    elif not path.is_file():
-        raise InputError(
-            f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config"
-        )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from exc
+    found, data = read_config(path, search_dir)
+    if found is None:
+        return ProjectConfig()
+    path = found
     ent = data.get("entitlements", {})
     sign = data.get("sign", {})
     if not isinstance(ent, dict) or not isinstance(sign, dict):

@@ -7,14 +7,13 @@ Unknown keys anywhere are refused with a "did you mean" so a typo never silently
 
 from __future__ import annotations
 
-import difflib
 import platform
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from llamabuild.config import did_you_mean, load_toml, read_config
 from llamabuild.errors import ConfigError
 
 CacheValue = str | bool
@@ -35,7 +34,6 @@ RECIPE_KEYS = frozenset(
         "cache",
     }
 )
-PROJECT_KEYS = frozenset({"recipe", "source", "ref", "sha256", "dist", "cache", "recipes"})
 OVERRIDABLE = RECIPE_KEYS - {"extends", "slices", "platform", "toolchain"}
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -98,12 +96,6 @@ class ProjectConfig:
     recipes: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = field(default=())
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`, did you mean 'x'?` (or empty) for unknown-key errors."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
     allowed = sorted(allowed)
     for key in data:
@@ -112,17 +104,6 @@ def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> 
                 f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}",
                 hint=f"allowed keys: {', '.join(allowed)}",
             )
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
 
 
 def cache_value(key: str, raw: Any, where: str) -> CacheValue:
@@ -166,7 +147,7 @@ def _raw_chain(
         )
     if depth > 8:
         raise ConfigError(f"recipe '{name}': `extends` chain too deep (a cycle?)")
-    data = _load_toml(known[name])
+    data = load_toml(known[name])
     _check_keys(data, RECIPE_KEYS, f"recipe {known[name]}")
     parent = data.get("extends")
     chain = _raw_chain(str(parent), known, depth + 1) if parent else []
@@ -232,13 +213,11 @@ def derived_entries(recipe: Recipe) -> dict[str, CacheValue]:
 
 def load_project(path: Path | None) -> ProjectConfig:
     """Read llamabuild.toml (an explicit path must exist; ./llamabuild.toml is optional)."""
-    if path is None:
-        path = Path.cwd() / "llamabuild.toml"
-        if not path.is_file():
-            return ProjectConfig()
-    data = _load_toml(path)
+    found, data = read_config(path)
+    if found is None:
+        return ProjectConfig()
+    path = found
     where = str(path)
-    _check_keys(data, PROJECT_KEYS, where)
     cache = {k: cache_value(k, v, where) for k, v in dict(data.get("cache", {})).items()}
     recipes: dict[str, tuple[tuple[str, Any], ...]] = {}
     for rname, table in dict(data.get("recipes", {})).items():

@@ -1,0 +1,71 @@
+"""llamabuild.toml: one reader for the whole file, so every section is known to every command.
+
+`build` reads recipe/source/cache/recipes, `sign` and `entitlements` read [entitlements] and
+[sign]; an unknown top-level key is refused by all of them alike, with "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from llamabuild.errors import ConfigError
+
+CONFIG_NAME = "llamabuild.toml"
+
+# Top-level keys of llamabuild.toml and the command that reads them.
+SECTIONS = {
+    "recipe": "build",
+    "source": "build",
+    "ref": "build",
+    "sha256": "build",
+    "dist": "build",
+    "cache": "build",
+    "recipes": "build",
+    "entitlements": "entitlements/sign",
+    "sign": "sign",
+}
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """` (did you mean 'x'?)` or an empty string, for unknown-name errors."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file", hint="check the path") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+
+
+def read_config(
+    path: Path | None = None, search_dir: Path | None = None
+) -> tuple[Path | None, dict[str, Any]]:
+    """(path, data) of llamabuild.toml: `path` must exist when given, else ./llamabuild.toml
+    (in `search_dir` or the cwd) is read when present. Unknown top-level keys are refused."""
+    if path is None:
+        candidate = (search_dir or Path.cwd()) / CONFIG_NAME
+        if not candidate.is_file():
+            return None, {}
+        path = candidate
+    elif not path.is_file():
+        raise ConfigError(
+            f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config"
+        )
+    data = load_toml(path)
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"{path}: unknown key '{key}'{did_you_mean(key, SECTIONS)}",
+                hint=f"allowed keys: {', '.join(sorted(SECTIONS))}",
+            )
+    return path, data
