@@ -20,6 +20,7 @@ from typing import Any
 from llamabuild.config import read_config
 from llamabuild.errors import ConfigError, InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, warning
+from llamabuild.resources import shipped_dir
 
 DEFAULT_PRESET = "app-helper"
 _SUFFIX = ".plist.j2"
@@ -27,19 +28,8 @@ _RESERVED = frozenset({"preset"})  # [entitlements] settings that are not entitl
 
 
 def templates_dir() -> Path:
-    """templates/entitlements of the checkout (source tree or `pip install -e .`), else a copy
-    shipped inside the package as llamabuild/templates/entitlements."""
-    here = Path(__file__).resolve().parent
-    for candidate in (
-        here.parent / "templates" / "entitlements",
-        here / "templates" / "entitlements",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise ToolError(
-        "entitlement templates not found (templates/entitlements)",
-        hint="install llamabuild from its checkout: pip install -e .",
-    )
+    """templates/entitlements, in the checkout or inside the installed wheel."""
+    return shipped_dir("templates") / "entitlements"
 
 
 def presets() -> list[str]:

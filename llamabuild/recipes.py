@@ -15,6 +15,7 @@ from typing import Any
 
 from llamabuild.config import did_you_mean, load_toml, read_config
 from llamabuild.errors import ConfigError
+from llamabuild.resources import shipped_dir
 
 CacheValue = str | bool
 PLATFORMS = ("macos", "linux")
@@ -35,7 +36,6 @@ RECIPE_KEYS = frozenset(
     }
 )
 OVERRIDABLE = RECIPE_KEYS - {"extends", "slices", "platform", "toolchain"}
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def cache_value(key: str, raw: Any, where: str) -> CacheValue:
 
 def recipe_dirs(extra: Sequence[Path] = ()) -> list[Path]:
     """Where recipes are looked up: explicit dirs, ./recipes, then the bundled ones."""
-    dirs = [*extra, Path.cwd() / "recipes", BUNDLED_DIR]
+    dirs = [*extra, Path.cwd() / "recipes", shipped_dir("recipes")]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:
