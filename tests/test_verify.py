@@ -194,3 +194,18 @@ def test_uuids_equal_llvm_dwarfdump(capsys, fixtures):
     expected = dict(re.findall(r"UUID: (\S+) \((\S+)\)", out))
     _, rep = verify_json(capsys, str(fixtures["fat_bad"]))
     assert {s["uuid"]: s["arch"] for s in rep["slices"]} == expected
+
+
+def test_github_actions_annotations_and_step_summary(capfd, fixtures, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code = run(["verify", str(fixtures["homebrew"]), "--json"])
+    captured = capfd.readouterr()
+    assert code == 1
+    json.loads(captured.out)  # stdout stays one JSON object
+    assert f"::error file={fixtures['homebrew']}" in captured.err
+    text = summary.read_text()
+    assert "llamabuild verify" in text and "homebrew-dependency" in text
+    _, rep = verify_json(capfd, str(fixtures["homebrew"]))
+    assert rep["slices"][0]["uuid"] in text

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import recipes, report
+from llamabuild import github, recipes, report
 from llamabuild.build.plan import BuildPlan, Options, make_plan
 from llamabuild.build.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
@@ -93,7 +93,11 @@ def build_cmd(
             return
     result = execute(plan, runner, quiet=False)
     result.duration = time.monotonic() - start
-    report.announce_ci(result.findings, str(plan.dist_dir))
+    title = f"llamabuild build ({plan.recipe.name})"
+    if result.manifest:
+        github.publish_manifest(result.manifest, result.findings, title, root=result.dist_dir)
+    else:
+        github.publish(title, result.findings, default_file=str(plan.dist_dir))
     _emit_result(result, json_out)
     raise typer.Exit(exit_code(result.findings))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
+from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.dsym import DsymResult, make_dsym
 from llamabuild.findings import exit_code
@@ -26,7 +26,7 @@ def dsym_cmd(
 ) -> None:
     """Extract a .dSYM with dsymutil and prove it matches the binary, arch by arch."""
     result = make_dsym(binary, output, strip=strip)
-    report.announce_ci(result.findings, str(binary))
+    github.publish("llamabuild dsym", result.findings, default_file=str(binary))
     if json_out:
         report.emit_json(result.to_json())
     else:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
+from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.errors import InputError
 from llamabuild.findings import exit_code
@@ -66,7 +66,7 @@ def entitlements_cmd(
     code = exit_code(findings)
     if output is not None and code == 0:
         write_atomic(output, result.xml)
-    report.announce_ci(findings, str(output) if output else None)
+    github.publish("llamabuild entitlements", findings, default_file=str(output or "") or None)
     if json_out:
         payload = {"ok": code == 0, **result.to_json()}
         payload["output"] = str(output) if output is not None and code == 0 else None

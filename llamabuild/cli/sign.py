@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
+from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import ConfigOpt, EntitlementsOpt, PresetOpt, SetOpt
 from llamabuild.errors import UsageError
@@ -61,7 +61,12 @@ def sign_cmd(
         p12=p12,
     )
     result = sign_binary(binary, request, rendered)
-    report.announce_ci(result.findings, str(binary))
+    github.publish(
+        "llamabuild sign",
+        result.findings,
+        outputs=[github.Output.of_file(binary)] if binary.is_file() else [],
+        default_file=str(binary),
+    )
     if json_out:
         report.emit_json(result.to_json())
     else:

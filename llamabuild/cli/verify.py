@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
+from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
 from llamabuild.inspect.policy import Policy
@@ -47,7 +47,13 @@ def verify_cmd(
         require_sandbox=require_sandbox,
     )
     result = verify(path, policy, dsym=dsym)
-    report.announce_ci(result.findings, str(path))
+    uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
+    github.publish(
+        "llamabuild verify",
+        result.findings,
+        outputs=[github.Output.of_file(path, uuids)],
+        default_file=str(path),
+    )
     if json_out:
         report.emit_json(result.to_json())
     else:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
+from llamabuild import github, report
 from llamabuild.bundle import DEFAULT_HELPER, AppReport, verify_app
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
@@ -32,7 +32,7 @@ def verify_app_cmd(
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
     result = verify_app(app_path, binary_path, xcarchive, Policy(min_macos=min_macos))
-    report.announce_ci(result.findings, str(app_path))
+    github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
     if json_out:
         report.emit_json(result.to_json())
     else:
