@@ -57,9 +57,11 @@ def slice_json(s: Any) -> dict[str, Any]:
     return out
 
 
-def verify(path: Path, policy: Policy, dsym: Path | None = None) -> VerifyReport:
+def verify(
+    path: Path, policy: Policy, dsym: Path | None = None, parser: str = "auto"
+) -> VerifyReport:
     """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs."""
-    binary = inspect_binary(path)
+    binary = inspect_binary(path, parser)
     findings = check(binary, policy)
     if dsym is not None:
         from llamabuild.dsym import check_dsym

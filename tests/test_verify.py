@@ -209,3 +209,12 @@ def test_github_actions_annotations_and_step_summary(capfd, fixtures, tmp_path, 
     assert "llamabuild verify" in text and "homebrew-dependency" in text
     _, rep = verify_json(capfd, str(fixtures["homebrew"]))
     assert rep["slices"][0]["uuid"] in text
+
+
+@pytest.mark.parametrize(
+    "name", ["clean", "rpath", "homebrew", "minos15", "x86", "weak", "fat_bad"]
+)
+def test_load_command_reader_agrees_with_lief(fixtures, name):
+    from llamabuild.inspect.reader import inspect_binary
+
+    assert inspect_binary(fixtures[name]) == inspect_binary(fixtures[name], "lief")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,8 @@ def test_every_truncation_of_headers_is_exit_2(macho, tmp_path, capfd, arch):
 
 @pytest.mark.compile
 @pytest.mark.slow
-def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path):
+@pytest.mark.parametrize(("parser", "count"), [("auto", 1200), ("lief", 400)])
+def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path, parser, count):
     x86 = macho.build("fuzz_x86", system("libSystem", "libc++"), arch="x86_64")
     fat = macho.fat("fuzz_fat", [clean_arm64, x86])
     proc = subprocess.run(
@@ -86,7 +88,7 @@ def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path):
             "-m",
             "tests.fixtures.fuzz",
             "1234",
-            "1200",
+            str(count),
             str(tmp_path),
             str(clean_arm64),
             str(x86),
@@ -96,9 +98,10 @@ def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path):
         text=True,
         timeout=600,
         cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "FUZZ_PARSER": parser},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["bad"] == []
     assert set(summary["codes"]) <= {"0", "1", "2"}
-    assert summary["count"] == 1200
+    assert summary["count"] == count

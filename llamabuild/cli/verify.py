@@ -11,6 +11,7 @@ from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
 from llamabuild.inspect.policy import Policy
+from llamabuild.inspect.reader import PARSERS
 from llamabuild.verify import VerifyReport, verify
 
 
@@ -33,6 +34,10 @@ def verify_cmd(
         bool,
         typer.Option("--require-sandbox", help="Error unless signed with app-sandbox enabled."),
     ] = False,
+    parser: Annotated[
+        str,
+        typer.Option("--parser", help="Mach-O reader: 'auto' (load commands) or 'lief'."),
+    ] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
@@ -40,13 +45,15 @@ def verify_cmd(
 
     if elf_policy not in ("glibc", "static"):
         raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
+    if parser not in PARSERS:
+        raise UsageError(f"unknown --parser {parser!r}", hint=f"use one of {', '.join(PARSERS)}")
     policy = Policy(
         archs=tuple(arch or ()),
         min_macos=min_macos,
         elf=elf_policy,
         require_sandbox=require_sandbox,
     )
-    result = verify(path, policy, dsym=dsym)
+    result = verify(path, policy, dsym=dsym, parser=parser)
     uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
     github.publish(
         "llamabuild verify",

@@ -1,76 +1,66 @@
-"""Mach-O (thin and fat) through LIEF's quick parser, after structure.py proved the bounds."""
+"""Mach-O (thin and fat) from its load commands, read directly (the default parser).
+
+verify needs only headers and load commands: dylibs, rpaths, build version, UUID and the code
+signature blob. Reading them here (after structure.py bounds-checked every command) keeps
+`llamabuild verify` under 0.6 s and ~30 MB on a 14 MB llama-server, where importing LIEF alone
+costs ~0.4 s and ~65 MB; LIEF remains available as `--parser lief`.
+"""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
-from typing import Any
 
-from llamabuild.errors import InputError
-from llamabuild.inspect import structure
+from llamabuild.inspect import structure as st
 from llamabuild.inspect.model import Binary, Dylib, Slice
 from llamabuild.inspect.signature import parse_signature
 
-_KINDS = {
-    "LOAD_DYLIB": "load",
-    "LOAD_WEAK_DYLIB": "weak",
-    "REEXPORT_DYLIB": "reexport",
-    "LOAD_UPWARD_DYLIB": "upward",
-    "LAZY_LOAD_DYLIB": "lazy",
+DYLIB_KINDS = {
+    st.LC_LOAD_DYLIB: "load",
+    st.LC_LOAD_WEAK_DYLIB: "weak",
+    st.LC_REEXPORT_DYLIB: "reexport",
+    st.LC_LOAD_UPWARD_DYLIB: "upward",
+    st.LC_LAZY_LOAD_DYLIB: "lazy",
 }
+VERSION_MIN = frozenset({st.LC_VERSION_MIN_MACOSX, 0x25, 0x2F, 0x30})  # macOS, iOS, tvOS, watchOS
 
 
-def _lief() -> Any:
-    import lief  # deferred: importing LIEF costs ~0.3 s, not worth paying for --help
-
-    lief.logging.disable()
-    return lief
-
-
-def _version(v: Any) -> str:
-    parts = list(v)
+def format_version(v: int) -> str:
+    """xxxx.yy.zz nibble-packed version -> '14.0', '13.3.1'."""
+    parts = [v >> 16, (v >> 8) & 0xFF, v & 0xFF]
     while len(parts) > 2 and parts[-1] == 0:
         parts.pop()
     return ".".join(str(p) for p in parts)
 
 
-def inspect_macho(path: Path, data: bytes) -> Binary:
-    """Parse every slice; raw = bounds-checked headers, LIEF = the load command contents."""
-    import io
-
-    name = str(path)
-    raw_slices = structure.read_slices(io.BytesIO(data), len(data), name)
-    lief = _lief()
-    parsed = lief.MachO.parse(data, config=lief.MachO.ParserConfig.quick)
-    if parsed is None or parsed.size != len(raw_slices):
-        raise InputError(f"{name}: corrupt Mach-O (LIEF could not parse every slice)")
-    fat = structure.sniff(data[:8]) == "fat"
-    try:
-        slices = tuple(_slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices))
-    except (UnicodeDecodeError, ValueError, RuntimeError, TypeError) as exc:
-        # LIEF raises these on load commands that are in bounds but hold garbage.
-        raise InputError(
-            f"{name}: corrupt Mach-O ({type(exc).__name__} reading a load command)",
-            hint="the file is damaged; rebuild or copy it again",
-        ) from exc
-    return Binary(path=path, format="macho", slices=slices, fat=fat)
+def _lc_str(cmd: st.LoadCommand, endian: str) -> str:
+    """The string a load command points at with its lc_str offset (at byte 8)."""
+    if len(cmd.data) < 12:
+        return ""
+    return st.c_string(cmd.data, struct.unpack_from(endian + "I", cmd.data, 8)[0])
 
 
-def _slice(raw: structure.RawSlice, b: Any, data: bytes) -> Slice:
-    dylibs = tuple(
-        Dylib(name=lib.name, kind=_KINDS.get(lib.command.name, lib.command.name.lower()))
-        for lib in b.libraries
-        if lib.command.name != "ID_DYLIB"  # a dylib's own install name, not a dependency
-    )
+def read_slice(raw: st.RawSlice, data: bytes) -> Slice:
+    e = raw.endian
+    dylibs: list[Dylib] = []
+    rpaths: list[str] = []
     minos = sdk = None
-    if b.has_build_version:
-        minos, sdk = _version(b.build_version.minos), _version(b.build_version.sdk)
-    elif b.has_version_min:
-        minos, sdk = _version(b.version_min.version), _version(b.version_min.sdk)
     signature = None
-    if b.has_code_signature:
-        cs = b.code_signature
-        start = raw.offset + cs.data_offset
-        signature = parse_signature(data[start : start + cs.data_size])
+    for c in raw.commands:
+        if c.cmd in DYLIB_KINDS:
+            dylibs.append(Dylib(_lc_str(c, e), DYLIB_KINDS[c.cmd]))
+        elif c.cmd == st.LC_RPATH:
+            rpaths.append(_lc_str(c, e))
+        elif c.cmd == st.LC_BUILD_VERSION and len(c.data) >= 20 and minos is None:
+            _platform, mv, sv = struct.unpack_from(e + "III", c.data, 8)
+            minos, sdk = format_version(mv), format_version(sv)
+        elif c.cmd in VERSION_MIN and len(c.data) >= 16 and minos is None:
+            mv, sv = struct.unpack_from(e + "II", c.data, 8)
+            minos, sdk = format_version(mv), format_version(sv)
+        elif c.cmd == st.LC_CODE_SIGNATURE and len(c.data) >= 16:
+            off, size = struct.unpack_from(e + "II", c.data, 8)
+            start = raw.offset + off
+            signature = parse_signature(data[start : start + size])
     return Slice(
         arch=raw.arch,
         filetype=raw.filetype,
@@ -79,8 +69,16 @@ def _slice(raw: structure.RawSlice, b: Any, data: bytes) -> Slice:
         minos=minos,
         sdk=sdk,
         uuid=raw.uuid,
-        dylibs=dylibs,
-        rpaths=tuple(r.path for r in b.rpaths),
-        signed=b.has_code_signature,
+        dylibs=tuple(dylibs),
+        rpaths=tuple(rpaths),
+        signed=signature is not None,
         signature=signature,
     )
+
+
+def inspect_macho(path: Path, data: bytes) -> Binary:
+    import io
+
+    raw_slices = st.read_slices(io.BytesIO(data), len(data), str(path))
+    fat = st.sniff(data[:8]) == "fat"
+    return Binary(path, "macho", tuple(read_slice(r, data) for r in raw_slices), fat=fat)

@@ -27,10 +27,18 @@ def read_input(path: Path) -> bytes:
     return data
 
 
-def inspect_binary(path: Path) -> Binary:
+PARSERS = ("auto", "lief")
+
+
+def inspect_binary(path: Path, parser: str = "auto") -> Binary:
+    """Mach-O via its load commands (`auto`) or LIEF (`lief`); ELF always via LIEF."""
     data = read_input(path)
     kind = structure.sniff(data[:8])
     if kind in ("macho", "fat"):
+        if parser == "lief":
+            from llamabuild.inspect.macho_lief import inspect_macho as lief_macho
+
+            return lief_macho(path, data)
         from llamabuild.inspect.macho import inspect_macho
 
         return inspect_macho(path, data)
