@@ -9,22 +9,25 @@ import pytest
 from llamabuild import recipes
 from llamabuild.errors import ConfigError
 from llamabuild.recipes import ProjectConfig
+from llamabuild.resources import shipped_dir
+
+SHIPPED = shipped_dir("recipes")
 
 BUNDLED = ["macos-arm64-metal", "macos-x86_64-metal", "macos-universal", "macos-arm64-cpu-cross"]
 
 
 def test_bundled_recipes_load() -> None:
-    names = set(recipes.available([recipes.BUNDLED_DIR]))
+    names = set(recipes.available([SHIPPED]))
     assert {*BUNDLED, "linux-x86_64-static"} <= names
     for name in names:
-        r = recipes.load_recipe(name, [recipes.BUNDLED_DIR])
+        r = recipes.load_recipe(name, [SHIPPED])
         assert r.target == "llama-server"
         assert r.cache_dict["BUILD_SHARED_LIBS"] is False
 
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_macos_recipes_are_self_contained(name: str) -> None:
-    r = recipes.load_recipe(name, [recipes.BUNDLED_DIR])
+    r = recipes.load_recipe(name, [SHIPPED])
     c = r.cache_dict
     assert r.is_macos and r.min_macos == "14.0"
     assert c["CMAKE_BUILD_TYPE"] == "RelWithDebInfo"
@@ -36,11 +39,11 @@ def test_macos_recipes_are_self_contained(name: str) -> None:
 
 
 def test_inheritance_and_slices() -> None:
-    x86 = recipes.load_recipe("macos-x86_64-metal", [recipes.BUNDLED_DIR])
+    x86 = recipes.load_recipe("macos-x86_64-metal", [SHIPPED])
     assert x86.archs == ("x86_64",) and x86.cache_dict["GGML_METAL"] is True
-    uni = recipes.load_recipe("macos-universal", [recipes.BUNDLED_DIR])
+    uni = recipes.load_recipe("macos-universal", [SHIPPED])
     assert uni.slices == ("macos-arm64-metal", "macos-x86_64-metal")
-    cross = recipes.load_recipe("macos-arm64-cpu-cross", [recipes.BUNDLED_DIR])
+    cross = recipes.load_recipe("macos-arm64-cpu-cross", [SHIPPED])
     assert cross.toolchain == "zig" and not cross.slices
     assert cross.cache_dict["GGML_METAL"] is False and cross.cache_dict["GGML_ACCELERATE"] is False
 
@@ -53,7 +56,7 @@ def test_unknown_recipe_key_did_you_mean(tmp_path: Path) -> None:
 
 def test_unknown_recipe_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="did you mean 'macos-arm64-metal'"):
-        recipes.load_recipe("macos-arm64-metl", [recipes.BUNDLED_DIR])
+        recipes.load_recipe("macos-arm64-metl", [SHIPPED])
 
 
 def test_project_file_unknown_key(tmp_path: Path) -> None:
@@ -77,7 +80,7 @@ def test_precedence_recipe_project_cache_define(tmp_path: Path) -> None:
     )
     project = recipes.load_project(cfg)
     defines = recipes.parse_defines(["LLAMA_BUILD_TOOLS=OFF", "GGML_SCHED_MAX_COPIES:STRING=2"])
-    r = recipes.resolve("macos-arm64-metal", project, defines, [recipes.BUNDLED_DIR])
+    r = recipes.resolve("macos-arm64-metal", project, defines, [SHIPPED])
     c = r.cache_dict
     assert c["GGML_RPC"] is True  # [recipes.<name>.cache] over the recipe
     assert c["GGML_NATIVE"] is False  # [cache] over [recipes.<name>]
