@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamabuild.tools.runner import Result, Runner, find_tool, which
+from llamabuild.tools.runner import Result, Runner, which, xcrun_or
 
 NAMES = ("dsymutil", "dsymutil-19", "llvm-dsymutil")
 LIPO_NAMES = ("llvm-lipo-19", "llvm-lipo")
@@ -36,10 +36,7 @@ class Dsymutil:
 
     @classmethod
     def locate(cls, runner: Runner) -> Dsymutil:
-        xcrun = which(["xcrun"])
-        if xcrun is not None:
-            return cls(runner, (str(xcrun), "dsymutil"))
-        return cls(runner, (str(find_tool(NAMES, INSTALL_HINT)),))
+        return cls(runner, xcrun_or("dsymutil", NAMES, INSTALL_HINT))
 
     def argv(self, binary: Path, output: Path) -> list[str]:
         return [*self.prefix, str(binary), "-o", str(output)]

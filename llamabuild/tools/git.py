@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from llamabuild.errors import InputError, ToolError
-from llamabuild.tools.runner import Runner, find_tool
+from llamabuild.tools.runner import Tool
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # Git must never ask for a password on a terminal or open an editor in a build.
@@ -49,18 +49,11 @@ def parse_status_porcelain(text: str) -> list[str]:
     return [line[3:] for line in text.splitlines() if len(line) > 3]
 
 
-class Git:
+class Git(Tool):
     """Adapter for the git CLI; every call goes through the Runner."""
 
-    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
-        self.runner = runner
-        self._exe = exe
-
-    @property
-    def exe(self) -> Path:
-        if self._exe is None:
-            self._exe = find_tool(["git"], hint="install git (apt-get install git / xcode-select)")
-        return self._exe
+    names = ("git",)
+    hint = "install git (apt-get install git / xcode-select)"
 
     def run(self, *args: str | Path, cwd: Path | None = None, check: bool = True) -> str:
         result = self.runner.run([self.exe, *args], cwd=cwd, env=QUIET_ENV, check=check)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llamabuild.tools.runner import Runner, find_tool
+from llamabuild.tools.runner import Tool
 
 NAMES = ("lipo", "llvm-lipo-19", "llvm-lipo")
 
@@ -18,16 +18,9 @@ def parse_archs(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-class Lipo:
-    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
-        self.runner = runner
-        self._exe = exe
-
-    @property
-    def exe(self) -> Path:
-        if self._exe is None:
-            self._exe = find_tool(list(NAMES), hint="on Linux: apt-get install llvm-19")
-        return self._exe
+class Lipo(Tool):
+    names = NAMES
+    hint = "on Linux: apt-get install llvm-19"
 
     def create(self, inputs: Sequence[Path], output: Path) -> Path:
         self.runner.run(create_argv(self.exe, inputs, output))

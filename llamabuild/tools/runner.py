@@ -165,6 +165,38 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+class Tool:
+    """Base of the tool adapters: a Runner plus an executable found on first use.
+
+    Subclasses name their candidates (`names`, `hint`) or override `find()`; tests pass `exe`
+    to pin a path (an Apple tool's argv can then be asserted on Linux).
+    """
+
+    names: tuple[str, ...] = ()
+    hint: str = ""
+
+    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
+        self.runner = runner
+        self._exe = exe
+
+    def find(self) -> Path:
+        return find_tool(self.names, hint=self.hint)
+
+    @property
+    def exe(self) -> Path:
+        if self._exe is None:
+            self._exe = self.find()
+        return self._exe
+
+
+def xcrun_or(tool: str, names: Sequence[str], hint: str) -> tuple[str, ...]:
+    """argv prefix: `xcrun TOOL` on a Mac (Xcode's copy), else the first LLVM name found."""
+    xcrun = which(["xcrun"])
+    if xcrun is not None:
+        return (str(xcrun), tool)
+    return (str(find_tool(names, hint)),)
+
+
 _default = Runner()
 
 

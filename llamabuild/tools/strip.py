@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamabuild.tools.runner import Result, Runner, find_tool, which
+from llamabuild.tools.runner import Result, Runner, xcrun_or
 
 NAMES = ("llvm-strip-19", "llvm-strip", "strip")
 INSTALL_HINT = (
@@ -24,10 +24,7 @@ class Strip:
 
     @classmethod
     def locate(cls, runner: Runner) -> Strip:
-        xcrun = which(["xcrun"])
-        if xcrun is not None:
-            return cls(runner, (str(xcrun), "strip"))
-        return cls(runner, (str(find_tool(NAMES, INSTALL_HINT)),))
+        return cls(runner, xcrun_or("strip", NAMES, INSTALL_HINT))
 
     def debug_argv(self, binary: Path, output: Path) -> list[str]:
         """`strip -S`: drop the debug symbols (the debug map), keep the symbol table."""

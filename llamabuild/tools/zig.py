@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 
 from llamabuild.errors import ToolNotFoundError
-from llamabuild.tools.runner import Runner, find_tool, which
+from llamabuild.tools.runner import Tool, find_tool, which
 
 ARCH_TO_ZIG = {"arm64": "aarch64", "x86_64": "x86_64"}
 INSTALL_NAME_TOOLS = ("install_name_tool", "llvm-install-name-tool-19", "llvm-install-name-tool")
@@ -47,18 +47,11 @@ def _write_if_changed(path: Path, text: str, mode: int = 0o755) -> None:
         Path(tmp).replace(path)
 
 
-class Zig:
-    """Adapter for the zig program."""
+class Zig(Tool):
+    """Adapter for the zig program (the PyPI ziglang package's, else zig on PATH)."""
 
-    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
-        self.runner = runner
-        self._exe = exe
-
-    @property
-    def exe(self) -> Path:
-        if self._exe is None:
-            self._exe = find_zig()
-        return self._exe
+    def find(self) -> Path:
+        return find_zig()
 
     def version(self) -> str:
         return self.runner.run([self.exe, "version"]).stdout.strip()
