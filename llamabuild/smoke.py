@@ -14,9 +14,7 @@ import logging
 import os
 import platform
 import shlex
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -28,6 +26,7 @@ from typing import Any
 
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.inspect.model import Binary
+from llamabuild.tools.runner import Background, Runner, default_runner
 
 log = logging.getLogger("llamabuild.tools")
 
@@ -123,74 +122,6 @@ def server_argv(binary: Path, model: Path, port: int) -> list[str]:
     ]
 
 
-class ServerProcess:
-    """The server child in its own session; output goes to a log file (no pipe to fill)."""
-
-    def __init__(self, argv: list[str], log_path: Path, cwd: Path) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stopped_by: str | None = None
-
-    def start(self) -> None:
-        log.debug("$ %s", shlex.join(self.argv))
-        with self.log_path.open("wb") as logf:
-            try:
-                self.proc = subprocess.Popen(
-                    self.argv,
-                    cwd=self.cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=logf,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise ToolError(
-                    f"cannot start {self.argv[0]}: {exc.strerror or exc}",
-                    hint="is it an executable for this machine? (chmod +x, right architecture)",
-                ) from exc
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def exit_code(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def stop(self, grace: float = STOP_GRACE) -> str:
-        """SIGINT, then SIGTERM, then SIGKILL, each to the whole group; returns what ended it."""
-        if self.proc is None:
-            return "not started"
-        if self.proc.poll() is not None:
-            self.stopped_by = self.stopped_by or "exited"
-        else:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-                _killpg(self.proc.pid, sig)
-                try:
-                    self.proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    continue
-                self.stopped_by = sig.name
-                break
-        # The leader is gone; anything it forked still carries its group id.
-        _killpg(self.proc.pid, signal.SIGKILL)
-        return self.stopped_by or "SIGKILL"
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_bytes()[-65536:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
 
@@ -243,7 +174,7 @@ class _Failure(Exception):
     """Internal: a smoke step failed; converted to ToolError after the server is stopped."""
 
 
-def _wait_healthy(server: ServerProcess, base: str, timeout: float, progress: Progress) -> float:
+def _wait_healthy(server: Background, base: str, timeout: float, progress: Progress) -> float:
     start = time.monotonic()
     deadline = start + timeout
     state = "starting"
@@ -343,6 +274,7 @@ def run_smoke(
     progress: Progress | None = None,
     on_log: LogSink | None = None,
     host: HostInfo | None = None,
+    runner: Runner | None = None,
 ) -> SmokeResult:
     """Start, probe and stop the server; ToolError (exit 3) on any failure, log tail to on_log."""
     if timeout <= 0:
@@ -358,12 +290,11 @@ def run_smoke(
         with _model_file(model, workdir) as (model_path, generated):
             port = port or free_port()
             result = SmokeResult(binary, model_path, generated, port)
-            server = ServerProcess(
-                server_argv(binary, model_path, port), workdir / "server.log", workdir
+            server = (runner or default_runner()).start(
+                server_argv(binary, model_path, port), log_path=workdir / "server.log", cwd=workdir
             )
             failure: _Failure | None = None
             try:
-                server.start()
                 base = f"http://{HOST}:{port}"
                 result.timings["healthy"] = _wait_healthy(server, base, timeout, progress or _quiet)
                 _exercise(result, base, timeout)
@@ -371,11 +302,11 @@ def run_smoke(
                 failure = exc
             finally:
                 stop_start = time.monotonic()
-                result.stopped_by = server.stop()
+                result.stopped_by = server.stop(STOP_GRACE)
                 result.timings["stop"] = time.monotonic() - stop_start
                 result.server_exit_code = server.exit_code()
             if failure is not None:
-                tail = server.tail()
+                tail = server.tail(LOG_TAIL_LINES)
                 if on_log is not None:
                     on_log(tail or "(the server printed nothing)")
                 raise ToolError(

@@ -7,10 +7,12 @@ recorder and assert the exact argv that would run on a Mac.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -115,6 +117,30 @@ class Runner:
             )
         return result
 
+    def start(
+        self, argv: Sequence[str | Path], *, log_path: Path, cwd: Path | None = None
+    ) -> Background:
+        """Start a program in the background (its own session, stdin closed, output to
+        `log_path`); the caller stops it with Background.stop()."""
+        args = tuple(str(a) for a in argv)
+        log.debug("$ %s &  (log: %s)", shlex.join(args), log_path)
+        with log_path.open("wb") as logf:
+            try:
+                proc = subprocess.Popen(
+                    args,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ToolError(
+                    f"cannot start {args[0]}: {exc.strerror or exc}",
+                    hint="is it an executable for this machine? (chmod +x, right architecture)",
+                ) from exc
+        return Background(proc, args, log_path)
+
 
 def _stream(
     args: tuple[str, ...],
@@ -140,7 +166,7 @@ def _stream(
             on_line(line)
         code = proc.wait()
     except BaseException:
-        _stop_group(proc)
+        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
         raise
     finally:
         if proc.stdout is not None:
@@ -148,21 +174,63 @@ def _stream(
     return code, "\n".join(lines), ""
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a child and everything it started (its process group)."""
-    import signal
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
+
+def stop_group(
+    proc: subprocess.Popen[bytes], signals: Sequence[signal.Signals], grace: float = 5.0
+) -> str:
+    """Stop a child started in its own session and everything it forked (its process group):
+    each signal in turn, `grace` seconds apart. Returns what ended it."""
+    ended = "exited"
+    if proc.poll() is None:
+        ended = "SIGKILL"
+        for sig in signals:
+            _killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+            ended = sig.name
+            break
+    _killpg(proc.pid, signal.SIGKILL)  # the leader is gone; its children keep the group id
+    if proc.poll() is None:
+        proc.wait()
+    return ended
+
+
+class Background:
+    """A long-running child (a server): own session, output to a log file (no pipe to fill)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], argv: tuple[str, ...], log_path: Path):
+        self.proc = proc
+        self.argv = argv
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self, grace: float = 5.0) -> str:
+        """SIGINT, then SIGTERM, then SIGKILL to the whole group; returns what ended it."""
+        ended = stop_group(self.proc, (signal.SIGINT, signal.SIGTERM, signal.SIGKILL), grace)
+        log.debug("  -> %s stopped (%s), exit %s", Path(self.argv[0]).name, ended, self.exit_code())
+        return ended
+
+    def tail(self, lines: int = 40) -> str:
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+            with self.log_path.open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 65536))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 class Tool:
