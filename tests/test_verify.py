@@ -218,3 +218,45 @@ def test_load_command_reader_agrees_with_lief(fixtures, name):
     from llamabuild.inspect.reader import inspect_binary
 
     assert inspect_binary(fixtures[name]) == inspect_binary(fixtures[name], "lief")
+
+
+def test_missing_uuid_is_an_error(capsys, macho):
+    b = macho.build("nouuid", system("libSystem"), extra_ld=["-no_uuid"])
+    code, rep = verify_json(capsys, str(b))
+    assert code == 1
+    assert ("missing-uuid", "error", "arm64") in rules(rep)
+    assert rep["slices"][0]["uuid"] is None
+
+
+def test_minos_from_lc_version_min_macosx(capsys, macho):
+    b = macho.build("old", system("libSystem"), arch="x86_64", minos="10.13")
+    out = subprocess.run([tool("llvm-otool"), "-l", str(b)], capture_output=True, text=True).stdout
+    assert "LC_VERSION_MIN_MACOSX" in out and "LC_BUILD_VERSION" not in out
+    code, rep = verify_json(capsys, str(b))
+    assert code == 0
+    assert rep["slices"][0]["minos"] == "10.13" and rep["slices"][0]["sdk"] == "10.13"
+
+
+def test_upward_dependency_kind(capsys, macho, tmp_path):
+    """lld cannot link upward; turn a real LC_LOAD_DYLIB into LC_LOAD_UPWARD_DYLIB in place."""
+    import struct
+
+    from llamabuild.inspect import structure as st
+
+    b = macho.build("upward", [Lib("/usr/lib/libiconv.2.dylib", ("_iconv",))], arch="x86_64")
+    data = bytearray(b.read_bytes())
+    with b.open("rb") as fh:
+        (raw,) = st.read_slices(fh, len(data), str(b))
+    pos = 32
+    for c in raw.commands:
+        if c.cmd == st.LC_LOAD_DYLIB and b"libiconv" in c.data:
+            struct.pack_into("<I", data, pos, st.LC_LOAD_UPWARD_DYLIB)
+        pos += len(c.data)
+    patched = tmp_path / "upward"
+    patched.write_bytes(bytes(data))
+    code, rep = verify_json(capsys, str(patched))
+    assert code == 0
+    kinds = {d["name"]: d["kind"] for d in rep["slices"][0]["dylibs"]}
+    assert kinds["/usr/lib/libiconv.2.dylib"] == "upward"
+    _, lief_rep = verify_json(capsys, str(patched), "--parser", "lief")
+    assert lief_rep["slices"] == rep["slices"]
