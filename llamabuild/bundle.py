@@ -19,6 +19,7 @@ from llamabuild.dsym import check_dsym, dsym_uuids, load_plist
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
 from llamabuild.inspect import Binary, inspect_binary, structure
+from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.verify import VerifyReport
 
@@ -136,18 +137,28 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
         binary = inspect_binary(helper)
     except InputError as exc:
         return None, [*findings, error("helper-invalid", exc.message, path=where, hint=exc.hint)]
-    signed = any(s.signed for s in binary.slices)
+    signed = any(_really_signed(s) for s in binary.slices)
     findings += check(binary, dataclasses.replace(policy, require_sandbox=signed))
     if not signed:
         findings.append(
             warning(
                 "helper-unsigned",
-                "the helper is not signed yet",
+                "the helper is not signed yet (at most the linker's ad-hoc signature)",
                 path=where,
                 hint="sign it with the app-sandbox entitlements before archiving",
             )
         )
     return VerifyReport(binary=binary, findings=list(findings)), findings
+
+
+def _really_signed(sl: Slice) -> bool:
+    """Signed by someone after the link.
+
+    ld64 signs every arm64 output ad hoc (flag linker-signed) because arm64 macOS runs nothing
+    unsigned; that signature never carries entitlements, so it means "not signed yet", not
+    "signed without the sandbox".
+    """
+    return sl.signed and not (sl.signature is not None and sl.signature.linker_signed)
 
 
 def find_bundled_dsyms(app: Path) -> list[Finding]:

@@ -28,6 +28,8 @@ SECTIONS = {
     "entitlements": "entitlements/sign",
     "sign": "sign",
 }
+# Sections that must be TOML tables; the rest are plain strings.
+TABLES = frozenset({"cache", "recipes", "entitlements", "sign"})
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
@@ -68,4 +70,19 @@ def read_config(
                 f"{path}: unknown key '{key}'{did_you_mean(key, SECTIONS)}",
                 hint=f"allowed keys: {', '.join(sorted(SECTIONS))}",
             )
+        _check_type(path, key, data[key])
     return path, data
+
+
+def _check_type(path: Path, key: str, value: Any) -> None:
+    """A wrong type (`cache = 5`) is a config error here, not a TypeError later."""
+    if key in TABLES and not isinstance(value, dict):
+        raise ConfigError(
+            f"{path}: `{key}` must be a table, not {value!r}",
+            hint=f"write it as a [{key}] section",
+        )
+    if key not in TABLES and not isinstance(value, str):
+        raise ConfigError(
+            f"{path}: `{key}` must be a string, not {value!r}",
+            hint=f'quote it: {key} = "..."',
+        )

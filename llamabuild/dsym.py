@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from llamabuild.errors import InputError, ToolError
+from llamabuild.build.interrupt import critical
+from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure
 from llamabuild.inspect.model import Binary
+from llamabuild.inspect.reader import require_regular
 from llamabuild.tools.dsymutil import Dsymutil, warnings
 from llamabuild.tools.runner import Runner, default_runner
 from llamabuild.tools.strip import Strip
@@ -220,10 +222,7 @@ def _check_slice(sl: structure.RawSlice, uuid: str | None, where: str) -> list[F
 
 
 def _binary_uuids(binary: Path) -> Uuids:
-    if not binary.is_file():
-        raise InputError(
-            f"{binary}: no such file", hint="check the path (quote it if it has spaces)"
-        )
+    require_regular(binary)
     with binary.open("rb") as fh:
         kind = structure.sniff(fh.read(8))
     if kind not in ("macho", "fat"):
@@ -252,6 +251,7 @@ def make_dsym(
     output = Path(output) if output else binary.with_name(binary.name + ".dSYM")
     if not output.parent.is_dir():
         raise InputError(f"{output.parent}: no such directory", hint="create it first")
+    _check_output(binary, output)
     tool = Dsymutil.locate(runner)
     stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
@@ -318,18 +318,41 @@ def _explain_empty(findings: list[Finding], notes: tuple[str, ...]) -> list[Find
     ]
 
 
+def _is_dsym_bundle(path: Path) -> bool:
+    return path.is_dir() and path.name.endswith(".dSYM") and dwarf_dir(path).is_dir()
+
+
+def _check_output(binary: Path, output: Path) -> None:
+    """Refuse an -o that would replace anything but a previous dSYM bundle (never the binary)."""
+    hint = "name a new or existing BINARY.dSYM bundle, e.g. -o llama-server.dSYM"
+    real_out, real_bin = output.resolve(), binary.resolve()
+    if real_out == real_bin or real_bin.is_relative_to(real_out):
+        raise UsageError(f"-o {output}: that is (or holds) the binary itself", hint=hint)
+    if (output.exists() or output.is_symlink()) and not _is_dsym_bundle(output):
+        raise UsageError(
+            f"-o {output}: exists and is not a .dSYM bundle (Contents/Resources/DWARF); "
+            "refusing to replace it",
+            hint=hint,
+        )
+
+
 def _publish(staged: Path, output: Path, stage: Path) -> None:
-    """Swap the checked dSYM in; the old one is moved aside first and restored on failure."""
+    """Swap the checked dSYM in; the old one is moved aside first and restored on failure.
+
+    Ctrl-C/SIGTERM are deferred during the two renames: an interrupt between them would let
+    the caller's cleanup of `stage` delete the previous dSYM while none is in place.
+    """
     aside = stage / "previous"
-    had_old = output.exists() or output.is_symlink()
-    if had_old:
-        output.replace(aside)
-    try:
-        staged.replace(output)
-    except OSError as exc:
+    with critical():
+        had_old = output.exists() or output.is_symlink()
         if had_old:
-            aside.replace(output)
-        raise ToolError(f"cannot write {output}: {exc.strerror}") from exc
+            output.replace(aside)
+        try:
+            staged.replace(output)
+        except OSError as exc:
+            if had_old:
+                aside.replace(output)
+            raise ToolError(f"cannot write {output}: {exc.strerror}") from exc
 
 
 def strip_debug(binary: Path, before: Uuids, runner: Runner) -> list[Finding]:

@@ -169,14 +169,31 @@ def render_preset(name: str, extra: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def load_plist(path: Path) -> dict[str, Any]:
+def _read_plist_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file", hint="check the --entitlements path") from exc
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
-    return parse_plist(raw, str(path))
+
+
+def load_plist(path: Path) -> dict[str, Any]:
+    return parse_plist(_read_plist_bytes(path), str(path))
+
+
+def _xml_text(raw: bytes, data: dict[str, Any]) -> bytes:
+    """Keep a UTF-8 XML file as written (comments and all); re-serialise anything else.
+
+    A binary plist (or another encoding) cannot go to stdout or into JSON as text.
+    """
+    if raw.startswith(b"bplist"):
+        return plistlib.dumps(data)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return plistlib.dumps(data)
+    return raw
 
 
 def parse_plist(raw: bytes, origin: str) -> dict[str, Any]:
@@ -205,9 +222,9 @@ def resolve(
     extra: dict[str, Any] = dict(config.keys)
     extra.update(parse_set(s) for s in sets)
     if file is not None:
-        base = load_plist(file)
-        merged = {**base, **extra}
-        xml = plistlib.dumps(merged) if extra else file.read_bytes()
+        raw = _read_plist_bytes(file)
+        base = parse_plist(raw, str(file))
+        xml = plistlib.dumps({**base, **extra}) if extra else _xml_text(raw, base)
         source = str(file)
     else:
         name = preset or config.preset or DEFAULT_PRESET

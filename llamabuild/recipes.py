@@ -8,6 +8,7 @@ Unknown keys anywhere are refused with a "did you mean" so a typo never silently
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,9 @@ RECIPE_KEYS = frozenset(
     }
 )
 OVERRIDABLE = RECIPE_KEYS - {"extends", "slices", "platform", "toolchain"}
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_VERSION = re.compile(r"\d+(?:\.\d+){0,2}")
+_ASSIGN = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z]+)?=")
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,71 @@ def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> 
 
 
 def cache_value(key: str, raw: Any, where: str) -> CacheValue:
-    if isinstance(raw, bool | str):
+    if isinstance(raw, str):
+        check_list_value(key, raw, where)
+        return raw
+    if isinstance(raw, bool):
         return raw
     if isinstance(raw, int | float):
         return str(raw)
     raise ConfigError(f"{where}: cache entry {key} must be a string or boolean, not {raw!r}")
+
+
+def check_list_value(key: str, value: str, where: str) -> None:
+    """Refuse a ';' that turns an ON/OFF flag into a list or smuggles in `OTHER=...`.
+
+    CMake splits cache values on ';', so `GGML_RPC=ON;FOO=1` would pass FOO unchecked by the
+    stale-flag scan. Real lists (CMAKE_OSX_ARCHITECTURES=arm64;x86_64) stay allowed.
+    """
+    if ";" not in value:
+        return
+    parts = value.split(";")
+    if isinstance(to_bool(parts[0]), bool) or any(_ASSIGN.match(p) for p in parts):
+        raise ConfigError(
+            f"{where}: {key}={value!r}: ';' would make CMake read this as a list",
+            hint="set one flag per entry, e.g. -D GGML_RPC=ON -D OTHER=1",
+        )
+
+
+def _table(value: Any, key: str, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: `{key}` must be a table, not {value!r}",
+            hint=f"write it as a [{key}] section",
+        )
+    return value
+
+
+def _names(key: str, value: Any, where: str) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _NAME.fullmatch(v) for v in value
+    ):
+        raise ConfigError(
+            f"{where}: `{key}` must be a list of names, not {value!r}",
+            hint=f'e.g. {key} = ["arm64"]' if key == "archs" else f'e.g. {key} = ["a", "b"]',
+        )
+
+
+def check_fields(data: Mapping[str, Any], where: str) -> None:
+    """Type-check every recipe field present: recipe files and [recipes.<name>] alike."""
+    choices = {"platform": PLATFORMS, "toolchain": TOOLCHAINS, "elf_policy": ELF_POLICIES}
+    for key, value in data.items():
+        if key in ("archs", "slices"):
+            _names(key, value, where)
+        elif key == "cache":
+            _table(value, key, where)
+        elif key == "min_macos":
+            if value is not None and not (isinstance(value, str) and _VERSION.fullmatch(value)):
+                raise ConfigError(
+                    f'{where}: `min_macos` must be a version string like "14.0", not {value!r}',
+                    hint='quote it: min_macos = "14.0"',
+                )
+        elif key in choices:
+            if value not in choices[key]:
+                allowed = ", ".join(choices[key])
+                raise ConfigError(f"{where}: `{key}` must be one of {allowed}, not {value!r}")
+        elif not isinstance(value, str) or (key in ("target", "extends") and not value):
+            raise ConfigError(f"{where}: `{key}` must be a non-empty string, not {value!r}")
 
 
 def recipe_dirs(extra: Sequence[Path] = ()) -> list[Path]:
@@ -149,6 +213,7 @@ def _raw_chain(
         raise ConfigError(f"recipe '{name}': `extends` chain too deep (a cycle?)")
     data = load_toml(known[name])
     _check_keys(data, RECIPE_KEYS, f"recipe {known[name]}")
+    check_fields(data, f"recipe {known[name]}")
     parent = data.get("extends")
     chain = _raw_chain(str(parent), known, depth + 1) if parent else []
     return [*chain, (name, data)]
@@ -162,7 +227,7 @@ def load_recipe(name: str, dirs: Sequence[Path] | None = None) -> Recipe:
     chain = _raw_chain(name, known)
     for rname, data in chain:
         where = f"recipe {known[rname]}"
-        for key, raw in dict(data.get("cache", {})).items():
+        for key, raw in data.get("cache", {}).items():
             cache[key] = cache_value(key, raw, where)
         merged.update({k: v for k, v in data.items() if k not in ("cache", "extends", "slices")})
     merged["slices"] = chain[-1][1].get("slices", [])  # slices are never inherited
@@ -170,31 +235,30 @@ def load_recipe(name: str, dirs: Sequence[Path] | None = None) -> Recipe:
 
 
 def _build(
-    name: str, data: Mapping[str, Any], cache: Mapping[str, CacheValue], origin: str
+    name: str,
+    data: Mapping[str, Any],
+    cache: Mapping[str, CacheValue],
+    origin: str,
+    where: str | None = None,
 ) -> Recipe:
-    where = f"recipe {origin}"
-    plat = str(data.get("platform", ""))
-    if plat not in PLATFORMS:
-        raise ConfigError(f"{where}: platform must be one of {', '.join(PLATFORMS)}, not {plat!r}")
-    toolchain = str(data.get("toolchain", "native"))
-    if toolchain not in TOOLCHAINS:
-        raise ConfigError(f"{where}: toolchain must be one of {', '.join(TOOLCHAINS)}")
-    elf_policy = str(data.get("elf_policy", "glibc"))
-    if elf_policy not in ELF_POLICIES:
-        raise ConfigError(f"{where}: elf_policy must be 'static' or 'glibc'")
-    archs = tuple(str(a) for a in data.get("archs", ()))
+    """A Recipe from merged fields, every one type-checked by check_fields()."""
+    where = where or f"recipe {origin}"
+    data = {"toolchain": "native", "elf_policy": "glibc", **data}
+    data.setdefault("platform", "")
+    check_fields(data, where)
+    archs = tuple(data.get("archs", ()))
     if not archs:
         raise ConfigError(f"{where}: `archs` is empty")
     recipe = Recipe(
         name=name,
-        description=str(data.get("description", "")),
-        platform=plat,
+        description=data.get("description", ""),
+        platform=data["platform"],
         archs=archs,
-        toolchain=toolchain,
-        target=str(data.get("target", "llama-server")),
-        min_macos=str(data["min_macos"]) if data.get("min_macos") else None,
-        elf_policy=elf_policy,
-        slices=tuple(str(s) for s in data.get("slices", ())),
+        toolchain=data["toolchain"],
+        target=data.get("target", "llama-server"),
+        min_macos=data.get("min_macos") or None,
+        elf_policy=data["elf_policy"],
+        slices=tuple(data.get("slices", ())),
         cache=tuple(sorted(cache.items())),
         origin=origin,
     )
@@ -218,12 +282,15 @@ def load_project(path: Path | None) -> ProjectConfig:
         return ProjectConfig()
     path = found
     where = str(path)
-    cache = {k: cache_value(k, v, where) for k, v in dict(data.get("cache", {})).items()}
+    cache = {k: cache_value(k, v, where) for k, v in data.get("cache", {}).items()}
     recipes: dict[str, tuple[tuple[str, Any], ...]] = {}
-    for rname, table in dict(data.get("recipes", {})).items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [recipes.{rname}] must be a table")
-        _check_keys(table, OVERRIDABLE, f"{where} [recipes.{rname}]")
+    for rname, table in data.get("recipes", {}).items():
+        section = f"{where} [recipes.{rname}]"
+        _table(table, f"recipes.{rname}", where)
+        _check_keys(table, OVERRIDABLE, section)
+        check_fields(table, section)
+        for key, value in table.get("cache", {}).items():
+            cache_value(key, value, section)
         recipes[rname] = tuple(sorted(table.items()))
 
     def opt(key: str) -> str | None:
@@ -249,6 +316,7 @@ def parse_defines(defines: Sequence[str]) -> dict[str, CacheValue]:
         key = key.split(":", 1)[0].strip()
         if not sep or not key or not key.replace("_", "").isalnum():
             raise ConfigError(f"bad -D {d!r}", hint="use -D KEY=VALUE, e.g. -D GGML_METAL=ON")
+        check_list_value(key, value, "-D")
         out[key] = to_bool(value)
     return out
 
@@ -265,18 +333,17 @@ def to_bool(value: str) -> CacheValue:
 def apply_overrides(
     recipe: Recipe, project: ProjectConfig, defines: Mapping[str, CacheValue]
 ) -> Recipe:
-    """Recipe < [recipes.<name>] < [cache] < -D, each layer validated."""
+    """Recipe < [recipes.<name>] < [cache] < -D, each layer validated like a recipe file."""
     where = f"{project.path} [recipes.{recipe.name}]"
     for rname, table in project.recipes:
         if rname != recipe.name:
             continue
         fields = dict(table)
-        cache = {k: cache_value(k, v, where) for k, v in dict(fields.pop("cache", {})).items()}
-        changes: dict[str, Any] = {}
-        for key, value in fields.items():
-            changes[key] = tuple(value) if key == "archs" else value
-        recipe = replace(recipe, **changes).with_cache(cache)
-        recipe = recipe.with_cache(derived_entries(recipe))
+        raw_cache = _table(fields.pop("cache", {}), "cache", where)
+        cache = {k: cache_value(k, v, where) for k, v in raw_cache.items()}
+        base = {k: v for k, v in recipe.to_json().items() if k not in ("name", "cache", "origin")}
+        merged = {**recipe.cache_dict, **cache}
+        recipe = _build(recipe.name, {**base, **fields}, merged, recipe.origin, where)
     return recipe.with_cache(dict(project.cache)).with_cache(dict(defines))
 
 
@@ -286,8 +353,20 @@ def resolve(
     defines: Mapping[str, CacheValue],
     dirs: Sequence[Path] | None = None,
 ) -> Recipe:
+    check_override_names(project, dirs)
     base = load_recipe(name or project.recipe or default_recipe_name(), dirs)
     return apply_overrides(base, project, defines)
+
+
+def check_override_names(project: ProjectConfig, dirs: Sequence[Path] | None = None) -> None:
+    """A [recipes.<name>] for no known recipe (a typo) would silently do nothing."""
+    known = available(dirs)
+    for rname, _ in project.recipes:
+        if rname not in known:
+            raise ConfigError(
+                f"{project.path}: [recipes.{rname}] names no recipe{did_you_mean(rname, known)}",
+                hint=f"available: {', '.join(sorted(known))}",
+            )
 
 
 def cmake_literal(value: CacheValue) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from llamabuild.findings import Finding, Severity
@@ -42,9 +43,10 @@ def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Tabl
     for col in ("severity", "rule", "arch", "message"):
         table.add_column(col)
     for f in findings:
-        msg = f.message + (f"\n[dim]hint: {f.hint}[/dim]" if f.hint else "")
+        # Only the severity is our markup; messages carry paths and dylib names from the input.
+        msg = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/dim]" if f.hint else "")
         sev = f"[{_STYLE[f.severity]}]{f.severity.value}[/]"
-        table.add_row(sev, f.rule, f.arch or "", msg)
+        table.add_row(sev, escape(f.rule), escape(f.arch or ""), msg)
     return table
 
 

@@ -103,14 +103,22 @@ def sign_binary(
     entitlements: Entitlements,
     signer: Signer | None = None,
 ) -> SignReport:
-    """Sign `path` (thin or fat Mach-O) and prove it; publish only a proven signature."""
+    """Sign `path` (thin or fat Mach-O) and prove it; publish only a proven signature.
+
+    A symlink is followed: its target is signed in place and the link stays a link (replacing
+    the link itself would leave the real file unsigned). The default identifier is still the
+    name that was given.
+    """
+    given_name = path.name
+    if path.is_symlink():
+        path = path.resolve()
     before = inspect_binary(path)
     if before.format != "macho":
         raise InputError(
             f"{path}: only Mach-O binaries can be code signed (this is {before.format})",
             hint="sign the macOS build of llama-server",
         )
-    request = replace(request, identifier=request.identifier or path.name)
+    request = replace(request, identifier=request.identifier or given_name)
     signer = signer or choose_signer(request)
     report = SignReport(path, signer.name, request, entitlements)
     report.findings += list(entitlements.findings)

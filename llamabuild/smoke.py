@@ -281,6 +281,9 @@ def run_smoke(
         raise UsageError(f"--timeout must be positive, not {timeout:g}")
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port} is not a TCP port", hint="use 1-65535, or omit it")
+    # The server runs in a temp dir (cwd=workdir): relative paths must not resolve there.
+    binary = binary.absolute()
+    model = model.absolute() if model is not None else None
     _check_binary(binary, host or HostInfo.current())
     if port and port_in_use(port):
         raise ToolError(f"port {port} on {HOST} is already in use", hint="free it, or omit --port")

@@ -197,7 +197,7 @@ def test_interrupt_mid_build_leaves_previous_artifact(
     argv += ["--source", "llama src", "-D", f"FAKE_SLEEP_SECONDS={marker}"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not _sleepers(marker):  # ninja only prints a step when it ends: watch the process
+    while not _sleepers(marker, work.parent):  # ninja prints a step when it ends: watch /proc
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(sig)
@@ -207,17 +207,20 @@ def test_interrupt_mid_build_leaves_previous_artifact(
     assert server(work).read_bytes() == before
     assert not list((work / "dist").glob(".*"))
     time.sleep(0.5)
-    assert not _sleepers(marker), "the build's children survived the interrupt"
+    assert not _sleepers(marker, work.parent), "the build's children survived the interrupt"
 
 
-def _sleepers(marker: str) -> list[str]:
+def _sleepers(marker: str, under: Path) -> list[str]:
+    """This test's `cmake -E sleep` processes (by cwd: other runs may sleep at the same time)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().split(b"\0")
+            cwd = os.readlink(cmdline.parent / "cwd")
         except OSError:
             continue
-        if b"-E" in args and b"sleep" in args and marker.encode() in args:
+        mine = Path(cwd).is_relative_to(under)
+        if mine and b"-E" in args and b"sleep" in args and marker.encode() in args:
             found.append(str(cmdline))
     return found
 
@@ -342,3 +345,65 @@ def test_universal_joins_slices_with_lipo(work: Path, capsys: pytest.CaptureFixt
     outputs = {o["role"]: o for o in out["manifest"]["outputs"]}
     assert outputs["dsym-dwarf"]["uuids"] == {s.arch: s.uuid for s in b.slices}
     assert [s["recipe"] for s in out["manifest"]["slices"]] == ["t-arm64", "t-x86_64"]
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_init_cache_keeps_dollar_and_quotes_literal(tmp_path: Path) -> None:
+    """Real cmake reads the -C file: `${HOME}` must reach the cache unexpanded."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.14)\nproject(x NONE)\n")
+    values = {"X": "${HOME}/a", "Y": 'q"\\$ENV{PATH}', "Z": True}
+    init = tmp_path / "init.cmake"
+    init.write_text(init_cache_text(Recipe('r"${HOME}', "", "linux", ("x86_64",)), values))
+    subprocess.run(
+        ["cmake", "-C", str(init), "-S", str(src), "-B", str(tmp_path / "b")],
+        check=True,
+        capture_output=True,
+    )
+    cache = (tmp_path / "b" / "CMakeCache.txt").read_text()
+    assert "X:STRING=${HOME}/a\n" in cache
+    assert 'Y:STRING=q"\\$ENV{PATH}\n' in cache
+    assert "Z:BOOL=ON\n" in cache
+
+
+def test_skipped_build_still_writes_step_summary(
+    work: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = work / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert build(capsys)[0] == 0
+    first = summary.read_text()
+    assert "llamabuild build (test-native)" in first
+    code, out, _ = build(capsys)
+    assert code == 0 and out["skipped"] is True
+    added = summary.read_text()[len(first) :]
+    assert "llamabuild build (test-native): up to date" in added
+    assert "llama-server" in added  # the published outputs, read from the manifest
+
+
+def test_markup_in_paths_and_values_is_printed_literally(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "llama src").rename(work / "llama [red]src")  # no "/" in a file name
+    recipe = work / "recipes" / "test-native.toml"
+    recipe.write_text(recipe.read_text().replace("test project", "test [/] project"))
+    argv = ["build", "-r", "test-native", "--source", "llama [red]src", "--dry-run"]
+    assert run([*argv, "-D", "FAKE_SLEEP_SECONDS=[/]1"]) == 0
+    out = capsys.readouterr().out
+    assert str(work / "llama [red]src") in out
+    assert "-DFAKE_SLEEP_SECONDS=[/]1" in out and "test [/] project" in out
+
+
+def test_progress_display_does_not_read_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llamabuild.build.progress import BuildLog
+
+    with BuildLog(tmp_path / "log", "x [/] [red]y", tty=True) as log:
+        log.phase("configure [/]")
+        log.line("[1/2] Building C object [bold]a[/].o")
+    err = capsys.readouterr().err
+    assert "x [/] [red]y: configure [/]" in err
+    assert "Building C object [bold]a[/].o" in err

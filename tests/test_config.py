@@ -64,3 +64,22 @@ def test_unknown_top_level_key_refused_everywhere(project, capfd, command):
     captured = capfd.readouterr()
     assert "unknown key 'recipies' (did you mean 'recipes'?)" in captured.err
     assert json.loads(captured.out)["exit_code"] == 2
+
+
+@pytest.mark.parametrize("bad", ["cache = 5", "recipes = 1"])
+@pytest.mark.parametrize("command", [["build", "--dry-run"], ["entitlements"]])
+def test_top_level_wrong_type_is_exit_2(project, capfd, command, bad):
+    (project / "llamabuild.toml").write_text(f"{bad}\n")
+    assert run([*command, "--json"]) == 2
+    captured = capfd.readouterr()
+    assert f"`{bad.split()[0]}` must be a table" in captured.err
+    assert "Traceback" not in captured.err
+    assert json.loads(captured.out)["exit_code"] == 2
+
+
+def test_override_for_a_misspelt_recipe_is_exit_2(project, capfd):
+    (project / "llamabuild.toml").write_text(
+        CONFIG.replace("[recipes.test-native]", "[recipes.test-natve]")
+    )
+    assert run(["build", "--dry-run", "--json"]) == 2
+    assert "did you mean 'test-native'" in json.loads(capfd.readouterr().out)["error"]

@@ -172,6 +172,28 @@ def test_human_output(capsys):
     assert "\x1b[" not in out
 
 
+@here_is_linux_x86
+def test_human_output_shows_markup_in_paths_literally(capsys, monkeypatch):
+    import tempfile
+
+    real = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang-19")
+    if real is None:
+        pytest.skip("no C compiler")
+    # A short folder so the table never wraps the path cell.
+    tmp = tempfile.TemporaryDirectory(prefix="d")
+    bindir = Path(tmp.name) / "a[" / "]b [red]x"
+    bindir.mkdir(parents=True)
+    wrapper = bindir / "cc"  # its path text holds "[/]" and "[red]": rich markup
+    wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    with tmp:
+        code = run(["doctor", "--recipe", "linux-x86_64-static"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert str(wrapper) in cap.out
+
+
 # --- data ------------------------------------------------------------------------------------
 
 

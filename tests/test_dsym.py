@@ -371,3 +371,79 @@ def test_structure_sections_reads_debug_info_headers(thin: Path, tmp_path: Path)
     ).stdout
     m = re.search(r"sectname __debug_info\n\s+segname __DWARF\n\s+addr \S+\n\s+size (\S+)", ref)
     assert m and names["__debug_info"] == int(m.group(1), 16) > 0
+
+
+def test_output_that_is_not_a_dsym_is_refused(
+    macho: MachOFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review #1: -o the binary itself, or a plain directory, was replaced (data lost)."""
+    binary = fresh(macho, tmp_path / "My Bin")
+    before = binary.read_bytes()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "file.txt").write_text("keep me")
+    plain = tmp_path / "notes.dSYM"
+    plain.write_text("a file that happens to end in .dSYM")
+    for target in (binary, binary.parent, precious, plain):
+        code = run(["dsym", str(binary), "-o", str(target), "--json"])
+        rep = json.loads(capsys.readouterr().out)
+        assert code == 2 and rep["hint"], target
+    assert binary.read_bytes() == before
+    assert (precious / "file.txt").read_text() == "keep me"
+    assert plain.read_text().startswith("a file")
+    assert sorted(p.name for p in binary.parent.iterdir()) == ["llama-server", "llama-server.build"]
+    # an existing dSYM bundle is still replaced
+    out = tmp_path / "My Bin" / "llama-server.dSYM"
+    assert run(["dsym", str(binary), "-o", str(out)]) == 0
+    assert run(["dsym", str(binary), "-o", str(out)]) == 0
+
+
+@pytest.mark.timeout(20)
+def test_fifo_binary_is_not_a_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review #16: a FIFO was reported as "no such file"."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert run(["dsym", str(fifo)]) == 2
+    err = capsys.readouterr().err
+    assert "FIFO, not a regular file" in err and "no such file" not in err
+
+
+def test_interrupt_during_the_swap_keeps_a_dsym(
+    macho: MachOFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review #17: SIGINT between the two renames lost the previous dSYM (rmtree of stage)."""
+    import signal
+
+    binary = fresh(macho, tmp_path / "sig")
+    out = tmp_path / "sig" / "llama-server.dSYM"
+    assert make_dsym(binary, out).ok
+    real_replace = Path.replace
+
+    def replace_then_sigint(self: Path, target: str | os.PathLike[str]) -> Path:
+        moved = real_replace(self, target)
+        if self == out:  # the old dSYM just went aside: Ctrl-C now
+            os.kill(os.getpid(), signal.SIGINT)
+        return moved
+
+    monkeypatch.setattr(Path, "replace", replace_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        make_dsym(binary, out)
+    monkeypatch.undo()
+    assert dsym_uuids(out) == dwarfdump_uuids(binary)
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "llama-server",
+        "llama-server.build",
+        "llama-server.dSYM",
+    ]
+
+
+def test_human_output_prints_markup_literally(
+    macho: MachOFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review #7: a path with `[red]`/`[/]` is shown as is, never read as rich markup."""
+    binary = fresh(macho, tmp_path / "[red]x[/] y")
+    assert run(["dsym", str(binary)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {binary}.dSYM" in out and "[red]x[/] y" in out

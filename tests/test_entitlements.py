@@ -224,3 +224,71 @@ def test_cli_not_a_plist_exits_2(tmp_path, capsys):
     bad.write_text("<plist><dict><key>x</key></plist>")
     assert run(["entitlements", "--entitlements", str(bad)]) == 2
     assert "not a valid property list" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("below", ["x.plist", "sub/x.plist"])
+def test_cli_output_below_a_regular_file_exits_2(tmp_path, capsys, below):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    code = run(["entitlements", "-o", str(afile / below)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot write" in err and "internal error" not in err and "hint:" in err
+    assert afile.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temp left
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_cli_output_mode_follows_the_umask_and_creates_parents(tmp_path, capsys, umask, mode):
+    import os
+    import stat
+
+    out_file = tmp_path / "new" / "dir" / "x.plist"
+    old = os.umask(umask)
+    try:
+        assert run(["entitlements", "-o", str(out_file)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out_file.stat().st_mode) == mode
+    assert os.umask(old) == old  # the umask is left as it was
+
+
+def test_cli_binary_plist_is_printed_as_xml(tmp_path, capsys):
+    plist = tmp_path / "bin.plist"
+    plist.write_bytes(plistlib.dumps(GUIDE_SET, fmt=plistlib.FMT_BINARY))
+    assert run(["entitlements", "--entitlements", str(plist)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<?xml")
+    assert plistlib.loads(out.encode()) == GUIDE_SET
+    assert run(["entitlements", "--entitlements", str(plist), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["plist"].startswith("<?xml") and "\ufffd" not in payload["plist"]
+    assert plistlib.loads(payload["plist"].encode()) == GUIDE_SET
+
+
+def test_cli_xml_file_is_printed_as_written(tmp_path, capsys):
+    plist = tmp_path / "commented.plist"
+    text = plistlib.dumps(GUIDE_SET).decode().replace("<dict>", "<dict>\n<!-- mine -->", 1)
+    plist.write_text(text)
+    assert run(["entitlements", "--entitlements", str(plist)]) == 0
+    assert capsys.readouterr().out == text
+
+
+def test_cli_markup_in_paths_is_shown_literally(tmp_path, capsys):
+    folder = tmp_path / "a[" / "[red]b"
+    folder.mkdir(parents=True)
+    plist = folder / "]c.plist"  # the path text contains "a[/[red]b/]c": rich markup
+    key = "com.apple.security.temporary-exception.files.absolute-path.read-only"
+    plist.write_bytes(plistlib.dumps({**GUIDE_SET, key: ["/tmp/"]}))
+    out_file = folder / "[bold]out.plist"
+    code = run(["entitlements", "--entitlements", str(plist), "-o", str(out_file)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"wrote {out_file} ({plist}, 6 keys)" in err
+    assert f"Entitlements lint ({plist})" in err
+    code = run(
+        ["entitlements", "--entitlements", str(plist), "--set", "x.y=1", "-o", str(out_file)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"not written: {out_file}" in err

@@ -99,3 +99,68 @@ def test_parse_defines() -> None:
 def test_default_recipe_and_empty_project() -> None:
     assert recipes.default_recipe_name() in ("macos-arm64-metal", "linux-x86_64-static")
     assert recipes.load_project(None) == ProjectConfig() or Path("llamabuild.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("min_macos = 15.0", "`min_macos` must be a version string"),
+        ('archs = "arm64"', "`archs` must be a list of names"),
+        ('elf_policy = "nope"', "`elf_policy` must be one of static, glibc"),
+        ("target = 3", "`target` must be a non-empty string"),
+        ("cache = 1", "`cache` must be a table"),
+    ],
+)
+def test_override_values_checked_like_recipe_files(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text(f"[recipes.macos-arm64-metal]\n{line}\n")
+    with pytest.raises(ConfigError, match=expected):
+        recipes.load_project(cfg)
+    # The same value in a recipe file is refused by the same check.
+    (tmp_path / "r.toml").write_text(f'platform = "macos"\narchs = ["arm64"]\n{line}\n')
+    if "archs" not in line:
+        with pytest.raises(ConfigError, match=expected):
+            recipes.load_recipe("r", [tmp_path])
+
+
+def test_override_archs_and_min_macos_reach_the_cache(tmp_path: Path) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text("[recipes.macos-universal]\narchs = ['arm64']\nmin_macos = '15.2'\n")
+    r = recipes.resolve("macos-universal", recipes.load_project(cfg), {}, [SHIPPED])
+    assert r.archs == ("arm64",) and r.min_macos == "15.2"
+    assert r.cache_dict["CMAKE_OSX_ARCHITECTURES"] == "arm64"
+    assert r.cache_dict["CMAKE_OSX_DEPLOYMENT_TARGET"] == "15.2"
+
+
+@pytest.mark.parametrize("text", ["cache = 5\n", "recipes = 1\n", "recipe = 3\n", "sign = 'x'\n"])
+def test_top_level_wrong_type_is_config_error(tmp_path: Path, text: str) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text(text)
+    key = text.split()[0]
+    with pytest.raises(ConfigError, match=f"`{key}` must be a"):
+        recipes.load_project(cfg)
+
+
+def test_override_for_unknown_recipe_name(tmp_path: Path) -> None:
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text("[recipes.macos-arm64-metl]\nmin_macos = '15.0'\n")
+    project = recipes.load_project(cfg)
+    with pytest.raises(ConfigError, match="did you mean 'macos-arm64-metal'"):
+        recipes.resolve("macos-arm64-metal", project, {}, [SHIPPED])
+
+
+@pytest.mark.parametrize("define", ["GGML_RPC=ON;FOO=1", "GGML_RPC=OFF;x", "X=a;B:BOOL=ON"])
+def test_semicolon_smuggling_refused(define: str) -> None:
+    with pytest.raises(ConfigError, match="list"):
+        recipes.parse_defines([define])
+
+
+def test_real_lists_and_cache_tables_with_semicolons(tmp_path: Path) -> None:
+    ok = recipes.parse_defines(["CMAKE_OSX_ARCHITECTURES=arm64;x86_64", "D=a=b"])
+    assert ok == {"CMAKE_OSX_ARCHITECTURES": "arm64;x86_64", "D": "a=b"}
+    cfg = tmp_path / "llamabuild.toml"
+    cfg.write_text('[cache]\nGGML_RPC = "ON;GGML_NATIVE=ON"\n')
+    with pytest.raises(ConfigError, match="list"):
+        recipes.load_project(cfg)

@@ -146,6 +146,24 @@ def test_no_runtime_and_human_output(thin, tmp_path, capsys):
 
 
 @pytest.mark.compile
+def test_human_output_shows_markup_literally(thin, tmp_path, capsys):
+    target = tmp_path / "a[" / "]b [red]c" / "llama-server"  # the path text holds "[/]"
+    target.parent.mkdir(parents=True)
+    shutil.copy2(thin, target)
+    ident = "x.[bold]y[/]"
+    team = "com.apple.developer.team-identifier"
+    args = ["sign", str(target), "--identifier", ident, "--set", f"{team}=T[/]1"]
+    code = run(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{target} via rcodesign (ad-hoc)" in out
+    assert f"signed {target}" in out
+    assert ident in out and "'T[/]1'" in out
+    (sl,) = inspect_binary(target).slices
+    assert sl.signature is not None and sl.signature.identifier == ident
+
+
+@pytest.mark.compile
 def test_resigning_a_signed_binary_replaces_the_signature(thin, tmp_path, capsys):
     target = copy(thin, tmp_path)
     assert run(["sign", str(target), "--preset", "standalone-server"]) == 0
@@ -154,6 +172,22 @@ def test_resigning_a_signed_binary_replaces_the_signature(thin, tmp_path, capsys
     (sl,) = inspect_binary(target).slices
     assert sl.signature is not None
     assert sl.signature.entitlements == HELPER
+
+
+@pytest.mark.compile
+def test_a_symlink_signs_its_target_and_stays_a_link(thin, tmp_path, capsys):
+    target = copy(thin, tmp_path, "llama-server-b1234")
+    link = target.parent / "llama-server"
+    link.symlink_to(target.name)  # relative, like a versioned install
+    code, payload = sign_json(capsys, str(link), "--preset", "app-helper")
+    assert code == 0, payload
+    assert link.is_symlink() and link.resolve() == target
+    assert payload["path"] == str(target)
+    (sl,) = inspect_binary(target).slices
+    assert sl.signature is not None
+    assert sl.signature.entitlements == HELPER
+    assert sl.signature.identifier == "llama-server"  # the name that was given
+    assert sorted(p.name for p in target.parent.iterdir()) == [link.name, target.name]
 
 
 # ------------------------------------------------------------------ failures leave input as is

@@ -87,6 +87,20 @@ int main(int argc, char **argv) {
     }
 }
 """,
+    # Reports whether the --model path it was given opens from its own working directory.
+    "modelcheck": """
+#include <string.h>
+int main(int argc, char **argv) {
+    record();
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--model")) continue;
+        FILE *f = fopen(argv[i + 1], "rb");
+        fprintf(stderr, f ? "model opened: %s\\n" : "cannot open model: %s\\n", argv[i + 1]);
+        return 1;
+    }
+    return 1;
+}
+""",
 }
 
 
@@ -233,6 +247,22 @@ def test_path_with_spaces(capsys, programs, pidfile, tmp_path):
     assert_all_gone(pidfile, 1)
 
 
+def test_relative_binary_and_model(capsys, programs, pidfile, tmp_path, monkeypatch):
+    """The server runs in a temp dir: relative paths are taken from the caller's cwd."""
+    target = tmp_path / "dist dir" / "llama-server"
+    target.parent.mkdir()
+    shutil.copy2(programs["modelcheck"], target)
+    (tmp_path / "my model.gguf").write_bytes(b"GGUF")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = smoke(
+        capsys, "--binary", "dist dir/llama-server", "--model", "my model.gguf", "--timeout", "10"
+    )
+    assert code == 3
+    assert "exited with code 1 before it became healthy" in err
+    assert f"model opened: {tmp_path / 'my model.gguf'}" in err
+    assert_all_gone(pidfile, 1)
+
+
 def test_failure_under_github_actions(capsys, programs, pidfile, tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -273,6 +303,22 @@ def test_progress_only_on_a_tty(programs, tmp_path):
         assert proc.stdout.read() == b""
     assert b"waiting for /health" in seen and b"HTTP 503" in seen
     assert_all_gone(tmp_path / "pids", 1)
+
+
+def test_human_output_shows_markup_literally(capsys):
+    """Paths and what the server reports (model names, finish reason) are text, not markup."""
+    from llamabuild.cli.smoke import render
+    from llamabuild.smoke import SmokeResult
+
+    result = SmokeResult(Path("a[/]b [red]c/llama-server"), Path("m[/]x.gguf"), False, 8080)
+    result.timings = {"healthy": 0.5, "models": 0.01, "chat": 0.02, "stop": 0.1, "total": 1}
+    result.models = ["[bold]tiny[/]"]
+    result.finish_reason = "[/]"
+    result.stopped_by = "SIGINT"
+    render(result)
+    out = capsys.readouterr().out
+    assert "a[/]b [red]c/llama-server on 127.0.0.1:8080, model m[/]x.gguf" in out
+    assert "OK: served [bold]tiny[/]; finish [/]" in out
 
 
 # --- refused before starting: exit 2 --------------------------------------------------------

@@ -184,3 +184,87 @@ def test_changed_archive_under_lock(
 def test_not_a_source(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "source", "--source", "no/such/thing")
     assert code == 2 and "not a git URL" in str(out["error"])
+
+
+@pytest.fixture
+def http_archive(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 127.0.0.1 server for /pkg-1.0.tar.gz; the test sets what it serves in `served`."""
+    import http.server
+    import threading
+
+    served: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = served["body"]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/pkg-1.0.tar.gz", served
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_bad_download_is_not_cached_under_the_expected_hash(
+    work: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    http_archive: tuple[str, dict[str, bytes]],
+) -> None:
+    url, served = http_archive
+    arc, digest = make_archive(tmp_path)
+    served["body"] = arc.read_bytes()[:-100]  # a truncated download
+    code, out, _ = cli(capsys, "source", "--source", url, "--sha256", digest)
+    assert code == 2 and "mismatch" in str(out["error"]) and digest in str(out["error"])
+    downloads = tmp_path / "cache dir" / "downloads" / digest
+    assert not downloads.exists() or not any(downloads.iterdir())
+    served["body"] = arc.read_bytes()  # fixed upstream: the next run must fetch again
+    code, out, _ = cli(capsys, "source", "--source", url, "--sha256", digest)
+    assert code == 0, out
+    assert str(out["root"]).endswith("vendor/llama.cpp")
+    assert [p.name for p in downloads.iterdir()] == ["pkg-1.0.tar.gz"]
+
+
+def test_dir_vendored_in_an_app_repo_is_a_plain_dir(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "My App repo"
+    shutil.copytree(PROJECT, app / "vendor" / "llama.cpp")
+    git(app, "init", "-q", "-b", "main")
+    git(app, "add", ".")
+    git(app, "commit", "-q", "-m", "app")
+    (app / "AppDelegate.swift").write_text("// uncommitted app change\n")
+    for source in (app / "vendor" / "llama.cpp", app):
+        code, out, _ = cli(capsys, "source", "--source", str(source), "--update")
+        assert code == 0, out
+        assert out["pin"]["commit"] is None and out["dirty"] == []  # type: ignore[index]
+        assert out["root"] == str(app / "vendor" / "llama.cpp")
+    # Its own repository inside the app's (like a submodule) keeps its own pin.
+    inner = app / "vendor" / "llama.cpp"
+    git(inner, "init", "-q", "-b", "master")
+    git(inner, "add", ".")
+    git(inner, "commit", "-q", "-m", "llama")
+    code, out, _ = cli(capsys, "source", "--source", str(inner), "--update")
+    assert code == 0, out
+    assert out["pin"]["commit"] == git(inner, "rev-parse", "HEAD")  # type: ignore[index]
+    assert out["pin"]["commit"] != git(app, "rev-parse", "HEAD")  # type: ignore[index]
+
+
+def test_source_output_prints_markup_literally(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "llama [red]src"
+    shutil.copytree(PROJECT, src)
+    assert run(["source", "--source", str(src), "--ref", "b[/]1"]) == 0
+    out = capsys.readouterr().out
+    assert str(src) in out and "b[/]1" in out

@@ -260,3 +260,39 @@ def test_upward_dependency_kind(capsys, macho, tmp_path):
     assert kinds["/usr/lib/libiconv.2.dylib"] == "upward"
     _, lief_rep = verify_json(capsys, str(patched), "--parser", "lief")
     assert lief_rep["slices"] == rep["slices"]
+
+
+def test_markup_in_dylib_names_and_paths_is_printed_literally(capsys, macho, tmp_path):
+    """Review #7: `[/]` in a dylib name or path made rich raise MarkupError (exit 3)."""
+    where = tmp_path / "[red]built[/] here"  # "[/]" spans two directories
+    where.mkdir(parents=True)
+    b = macho.build("inj", [Lib("@rpath/[/]mtmd.dylib", ("_mtmd_init",))], out_dir=where)
+    code = run(["verify", str(b)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "@rpath/[/]mtmd.dylib" in out
+    assert "[red]built[/] here" in out
+
+
+def test_unknown_arch_and_bad_min_macos_are_usage_errors(capsys, fixtures):
+    """Review #12/#13: bad --arch / --min-macos are exit 2, not a policy failure (exit 1)."""
+    clean = str(fixtures["clean"])
+    for args in (["--arch", "armv8"], ["--arch", "ARM64"], ["--min-macos", "abc"]):
+        assert run(["verify", clean, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "hint:" in err
+    code, rep = verify_json(capsys, clean, "--arch", "armv7", "--min-macos", "13.5.1")
+    assert code == 1 and ("arch-not-allowed", "error", "arm64") in rules(rep)
+
+
+def test_verify_does_not_hash_the_binary_outside_actions(capsys, fixtures, monkeypatch):
+    """Review #21: Output.of_file reads the whole binary; only under GitHub Actions."""
+    from llamabuild import github
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise AssertionError("Output.of_file called outside Actions")
+
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.setattr(github.Output, "of_file", boom)
+    code, rep = verify_json(capsys, str(fixtures["clean"]))
+    assert code == 0 and rep["ok"]

@@ -149,14 +149,54 @@ def test_human_output(capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path
     assert "sandboxed" in out and "OK: 0 error(s)" in out
 
 
-def test_linker_signed_helper_has_no_sandbox(
+def test_linker_signed_helper_is_not_signed_yet(
     capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
 ) -> None:
+    """Review #26: ld64's ad-hoc arm64 signature is "not signed yet", not "no sandbox"."""
     code, rep = check(capsys, make_app(tmp_path, parts, parts.linker_signed))
+    sig = rep["helper_binary"]["slices"][0]["signature"]
+    assert sig["linker_signed"] and not sig["entitlements"]
+    assert code == 0
+    assert {(f["rule"], f["severity"]) for f in rep["findings"]} == {("helper-unsigned", "warning")}
+
+
+def test_sandbox_missing_when_signed_without_it(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    import apple_platform.signing
+
+    resigned = tmp_path / "resigned" / "llama-server"
+    resigned.parent.mkdir()
+    apple_platform.signing.sign(
+        str(parts.linker_signed), str(resigned), binary_identifier="llama-server"
+    )
+    code, rep = check(capsys, make_app(tmp_path, parts, resigned))
     assert code == 1
     assert errors(rep) == {"sandbox-missing"}
     (f,) = [f for f in rep["findings"] if f["rule"] == "sandbox-missing"]
     assert "App Sandbox not enabled" in f["message"]
+
+
+def test_bad_min_macos_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    """Review #12: --min-macos abc was "newer than abc" (exit 1)."""
+    app = make_app(tmp_path, parts, parts.homebrew)
+    code, rep = check(capsys, app, "--min-macos", "abc")
+    assert code == 2 and "--min-macos" in rep["error"] and rep["hint"]
+
+
+def test_human_output_prints_markup_literally(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    """Review #7: a `[/]` in the app's path must not reach rich as markup."""
+    where = tmp_path / "[red]x[/] dir"  # "[/]" spans two directories
+    where.mkdir(parents=True)
+    app = make_app(where, parts, parts.homebrew)
+    archive = make_archive(where, app, parts.helper_dsym, parts.main_dsym)
+    assert run(["verify-app", str(app), "--xcarchive", str(archive)]) == 1
+    out = capsys.readouterr().out
+    assert f"{where}/My App.app" in out and "FAIL" in out
 
 
 def test_unsigned_helper_is_a_warning(
@@ -172,7 +212,7 @@ def test_helper_failing_verify_policy(
 ) -> None:
     code, rep = check(capsys, make_app(tmp_path, parts, parts.homebrew))
     assert code == 1
-    assert errors(rep) == {"homebrew-dependency", "sandbox-missing"}
+    assert errors(rep) == {"homebrew-dependency"}
 
 
 def test_helper_missing_not_executable_not_regular_not_binary(

@@ -69,3 +69,12 @@ def test_truncated_elf_is_exit_2(tmp_path, capfd):
     cut.write_bytes(b.read_bytes()[:3000])
     assert run(["verify", str(cut)]) == 2
     assert "truncated" in capfd.readouterr().err
+
+
+def test_arch_not_allowed_message_lists_names(tmp_path, capsys):
+    """Review #13: the ELF message printed the tuple repr ('arm64',)."""
+    b = build(tmp_path, "dyn", "-lm")
+    code, rep = verify(capsys, str(b), "--arch", "arm64", "--arch", "aarch64")
+    assert code == 1
+    (f,) = [f for f in rep["findings"] if f["rule"] == "arch-not-allowed"]
+    assert f["message"].endswith("is not one of arm64, aarch64")

@@ -105,3 +105,16 @@ def test_one_thousand_mutations_never_crash(macho, clean_arm64, tmp_path, parser
     assert summary["bad"] == []
     assert set(summary["codes"]) <= {"0", "1", "2"}
     assert summary["count"] == count
+    assert summary["tables"] == count // 3  # the rich renderer is fuzzed too (review #27)
+
+
+@pytest.mark.timeout(20)
+def test_fifo_and_device_are_refused_without_reading(tmp_path, capfd):
+    """Review #3: /dev/zero was read until OOM and a FIFO blocked forever."""
+    fifo = tmp_path / "my pipe"
+    os.mkfifo(fifo)
+    assert run(["verify", str(fifo)]) == 2
+    err = capfd.readouterr().err
+    assert "FIFO, not a regular file" in err and "hint:" in err
+    assert run(["verify", "/dev/zero", "--json"]) == 2
+    assert "not a regular file" in json.loads(capfd.readouterr().out)["error"]

@@ -92,6 +92,26 @@ def test_signs_and_verifies_the_bundled_server(tmp_path, monkeypatch, capsys, se
     assert sorted(p.name for p in binary.parent.iterdir()) == ["llama-server"]
 
 
+def test_stamp_is_world_readable_and_a_bad_stamp_path_is_exit_2(
+    tmp_path, monkeypatch, capsys, server
+):
+    import os
+    import stat
+
+    make_app(tmp_path, server, monkeypatch)
+    stamp = tmp_path / "Derived Data" / "DerivedSources" / "llamabuild-sign.stamp"
+    old = os.umask(0o022)
+    try:
+        assert run(["xcode-phase", "--stamp", str(stamp)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(stamp.stat().st_mode) == 0o644  # not mkstemp's 0600
+    capsys.readouterr()
+    assert run(["xcode-phase", "--stamp", str(stamp / "x.stamp")]) == 2  # stamp is a file
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "internal error" not in err
+
+
 def test_configured_preset_and_identifier_from_srcroot(tmp_path, monkeypatch, capsys, server):
     binary = make_app(tmp_path, server, monkeypatch)
     (tmp_path / "My Project" / "llamabuild.toml").write_text(

@@ -47,11 +47,12 @@ class BuildLog:
         self._fh = self.path.open("w", encoding="utf-8")
         if self.tty and not self.quiet:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
+                # Labels, phases and ninja steps carry paths: never read them as markup.
+                TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TextColumn("{task.fields[step]}", style="dim"),
+                TextColumn("{task.fields[step]}", style="dim", markup=False),
                 console=Console(file=sys.stderr),
                 transient=False,
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, recipes, report
 from llamabuild.build.plan import BuildPlan, Options, make_plan
@@ -84,16 +85,18 @@ def build_cmd(
     if dry_run:
         _emit_plan(plan, json_out)
         return
+    title = f"llamabuild build ({plan.recipe.name})"
     if not force:
         manifest = check_noop(plan)
         if manifest is not None:
             result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start
+            # A skipped step still gets its summary: the reviewer sees what is published.
+            github.publish_manifest(manifest, [], f"{title}: up to date", root=plan.dist_dir)
             _emit_result(result, json_out)
             return
     result = execute(plan, runner, quiet=False)
     result.duration = time.monotonic() - start
-    title = f"llamabuild build ({plan.recipe.name})"
     if result.manifest:
         github.publish_manifest(result.manifest, result.findings, title, root=result.dist_dir)
     else:
@@ -108,16 +111,17 @@ def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
         return
     out = report.console()
     r = plan.recipe
-    out.print(f"[bold]{r.name}[/]: {r.description}")
+    out.print(f"[bold]{escape(r.name)}[/]: {escape(r.description)}")
     pin = plan.source.pin
-    out.print(f"source {pin.url} @ {pin.commit or pin.ref or '-'} ({plan.source.root})")
+    where = f"{pin.url} @ {pin.commit or pin.ref or '-'} ({plan.source.root})"
+    out.print(f"source {escape(where)}")
     for sl in plan.slices:
-        out.print(f"[bold]{sl.recipe.name}[/] -> {sl.build_dir}")
+        out.print(f"[bold]{escape(sl.recipe.name)}[/] -> {escape(str(sl.build_dir))}")
         for key, value in sorted(sl.to_json()["cache_entries"].items()):
-            out.print(f"  -D{key}={value}")
-        out.print("  $ " + " ".join(_quote(a) for a in sl.configure_argv))
-        out.print("  $ " + " ".join(_quote(a) for a in sl.build_argv))
-    out.print(f"would publish to {plan.dist_dir}")
+            out.print(escape(f"  -D{key}={value}"))
+        out.print(escape("  $ " + " ".join(_quote(a) for a in sl.configure_argv)))
+        out.print(escape("  $ " + " ".join(_quote(a) for a in sl.build_argv)))
+    out.print(f"would publish to {escape(str(plan.dist_dir))}")
 
 
 def _quote(arg: str) -> str:
@@ -133,16 +137,20 @@ def _emit_result(result: BuildResult, json_out: bool) -> None:
     out = report.console()
     name = result.plan.recipe.name
     if result.skipped:
+        where = escape(str(result.dist_dir))
         out.print(
-            f"[green]up to date[/]: {result.dist_dir} (inputs unchanged, artifact verifies; "
+            f"[green]up to date[/]: {where} (inputs unchanged, artifact verifies; "
             f"{result.duration:.2f} s; --force rebuilds)"
         )
         return
     report.print_findings(result.findings, title=f"verify {name}")
     if result.published:
-        out.print(f"[green]published[/] {result.dist_dir} in {result.duration:.1f} s")
+        published = escape(str(result.dist_dir))
+        out.print(f"[green]published[/] {published} in {result.duration:.1f} s")
         for o in result.manifest.get("outputs", []):
             if o.get("role") in ("binary", "dsym"):
-                out.print(f"  {o['path']}  {o.get('sha256', '')[:16]}")
+                out.print(escape(f"  {o['path']}  {o.get('sha256', '')[:16]}"))
     else:
-        out.print(f"[red]not published[/]: {name} failed verification; dist/ left as it was")
+        out.print(
+            f"[red]not published[/]: {escape(name)} failed verification; dist/ left as it was"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
@@ -39,7 +40,8 @@ def render(result: DoctorReport) -> None:
     from rich.table import Table
 
     out = report.console()
-    out.print(f"[bold]recipe {result.recipe}[/] on {result.host.label}")
+    recipe = escape(result.recipe)
+    out.print(f"[bold]recipe {recipe}[/] on {escape(result.host.label)}")
     table = Table(show_lines=False)
     for col in ("tool", "role", "status", "version", "path", "affects"):
         table.add_column(col)
@@ -51,15 +53,17 @@ def render(result: DoctorReport) -> None:
         else:
             status = "[yellow]missing[/]" if role == "optional" else "[dim]missing[/]"
         version = st.version or (st.detail if st.found else "") or ""
-        table.add_row(st.label, role, status, version, st.path or "", st.affects)
-    out.print(table, markup=True)
+        cells = (st.label, role, version, st.path or "", st.affects)
+        label, role_cell, version, path, affects = (escape(c) for c in cells)
+        table.add_row(label, role_cell, status, version, path, affects)
+    out.print(table)
     verdicts = ", ".join(
-        f"{name} [{'green' if ok else 'red'}]{'yes' if ok else 'no'}[/]"
+        f"{escape(name)} [{'green' if ok else 'red'}]{'yes' if ok else 'no'}[/]"
         for name, ok in result.recipes.items()
     )
     out.print(f"runnable here: {verdicts}")
     report.print_findings(result.findings, title="Gaps")
     if result.runnable:
-        out.print(f"[bold green]{result.recipe} can run on this machine[/]")
+        out.print(f"[bold green]{recipe} can run on this machine[/]")
     else:
-        out.print(f"[bold red]{result.recipe} cannot run on this machine[/]")
+        out.print(f"[bold red]{recipe} cannot run on this machine[/]")

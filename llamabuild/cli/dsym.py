@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
@@ -38,20 +39,25 @@ def render_dsym(result: DsymResult) -> None:
     from rich.table import Table
 
     out = report.console()
-    table = Table(title=f"{result.binary} -> {result.path}", title_justify="left")
+    # Paths and dsymutil's own lines are escaped so rich never reads them as markup.
+    title = escape(f"{result.binary} -> {result.path}")
+    table = Table(title=title, title_justify="left")
     for col in ("arch", "binary UUID", "dSYM UUID"):
         table.add_column(col)
     for arch, uuid in result.binary_uuids.items():
-        theirs = result.uuids.get(arch)
-        shown = f"[green]{theirs}[/]" if theirs == uuid else f"[red]{theirs or '-'}[/]"
-        table.add_row(arch, uuid or "-", shown)
+        theirs = escape(str(result.uuids.get(arch) or "-"))
+        shown = f"[green]{theirs}[/]" if result.uuids.get(arch) == uuid else f"[red]{theirs}[/]"
+        table.add_row(escape(arch), escape(uuid or "-"), shown)
     out.print(table)
     for note in result.tool_warnings[:5]:
-        out.print(f"[yellow]dsymutil {note}[/]")
+        out.print(f"[yellow]dsymutil {escape(note)}[/]")
     if len(result.tool_warnings) > 5:
         out.print(f"[yellow]... {len(result.tool_warnings) - 5} more dsymutil warnings[/]")
     if result.published:
-        out.print(f"wrote {result.path}" + (" and stripped the binary" if result.stripped else ""))
+        out.print(
+            f"wrote {escape(str(result.path))}"
+            + (" and stripped the binary" if result.stripped else "")
+        )
     else:
         out.print("[red]not written[/]: the previous dSYM (if any) was kept")
     report.print_findings(result.findings)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
@@ -32,17 +34,34 @@ ConfigOpt = Annotated[
 ]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write beside the target, then rename: a reader never sees half a file.
+
+    Missing parent folders are created (like `mkdir -p`), and the file gets the mode any new
+    file gets (0666 minus the umask), not mkstemp's owner-only 0600.
+    """
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        Path(tmp).replace(path)
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+        tmp.replace(path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"{path}: cannot write ({exc.strerror or exc})",
+            hint="the folder must be writable and every part of the path above the file a folder",
+        ) from exc
 
 
 @app.command("entitlements")
@@ -51,7 +70,12 @@ def entitlements_cmd(
     entitlements: EntitlementsOpt = None,
     sets: SetOpt = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the plist here (else stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the plist here (else stdout); missing folders are created.",
+        ),
     ] = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -75,11 +99,17 @@ def entitlements_cmd(
     else:
         err = report.console(stderr=True)
         if findings:
-            err.print(report.findings_table(findings, f"Entitlements lint ({result.source})"))
+            err.print(
+                report.findings_table(findings, f"Entitlements lint ({escape(result.source)})")
+            )
         if output is None:
-            report.console().out(result.xml.decode("utf-8"), end="")
+            # The plist is data, not a message: byte for byte (rich would expand its tabs).
+            sys.stdout.write(result.xml.decode("utf-8"))
+            sys.stdout.flush()
         elif code == 0:
-            err.print(f"wrote {output} ({result.source}, {len(result.data)} keys)")
+            err.print(
+                f"wrote {escape(str(output))} ({escape(result.source)}, {len(result.data)} keys)"
+            )
         else:
-            err.print(f"[bold red]not written[/]: {output} (fix the errors above)")
+            err.print(f"[bold red]not written[/]: {escape(str(output))} (fix the errors above)")
     raise typer.Exit(code)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
@@ -80,8 +81,8 @@ def render_sign(result: SignReport) -> None:
     out = report.console()
     req = result.request
     who = f"p12 {req.p12}" if req.p12 else ("ad-hoc" if req.identity == "-" else req.identity)
-    out.print(f"[bold]{result.path}[/] via {result.engine} ({who})")
-    out.print(f"entitlements: {result.entitlements.source}")
+    out.print(f"[bold]{escape(str(result.path))}[/] via {result.engine} ({escape(who)})")
+    out.print(f"entitlements: {escape(result.entitlements.source)}")
     if result.binary is not None:
         table = Table(title="read back", title_justify="left")
         for col in ("arch", "identifier", "flags", "entitlements"):
@@ -91,10 +92,11 @@ def render_sign(result: SignReport) -> None:
             ents = sig.entitlements if sig else None
             shown = "\n".join(f"{k} = {v!r}" for k, v in (ents or {}).items()) or "-"
             flags = ", ".join(sig.flags) if sig else "unsigned"
-            table.add_row(s.arch, sig.identifier if sig else "-", flags, shown)
+            ident = (sig.identifier or "") if sig else "-"
+            table.add_row(*(escape(c) for c in (s.arch, ident, flags, shown)))
         out.print(table)
     report.print_findings(result.findings)
     if result.published:
-        out.print(f"[bold green]signed[/] {result.path}")
+        out.print(f"[bold green]signed[/] {escape(str(result.path))}")
     else:
-        out.print(f"[bold red]not signed[/]: {result.path} left untouched")
+        out.print(f"[bold red]not signed[/]: {escape(str(result.path))} left untouched")

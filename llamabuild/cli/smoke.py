@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
@@ -56,7 +57,7 @@ def smoke_cmd(
 
     def progress(elapsed: float, state: str) -> None:
         if status is not None:
-            status.update(f"waiting for /health: {elapsed:4.1f} s ({state})")
+            status.update(f"waiting for /health: {elapsed:4.1f} s ({escape(state)})")
 
     try:
         result = run_smoke(
@@ -88,8 +89,10 @@ def render(result: SmokeResult) -> None:
     from rich.table import Table
 
     out = report.console()
-    model = f"{result.model}" + (" (generated tiny llama)" if result.model_generated else "")
-    out.print(f"[bold]{result.binary}[/] on 127.0.0.1:{result.port}, model {model}")
+    model = escape(str(result.model)) + (
+        " (generated tiny llama)" if result.model_generated else ""
+    )
+    out.print(f"[bold]{escape(str(result.binary))}[/] on 127.0.0.1:{result.port}, model {model}")
     table = Table(title="smoke timings", title_justify="left")
     table.add_column("step")
     table.add_column("ms", justify="right")
@@ -102,8 +105,8 @@ def render(result: SmokeResult) -> None:
     }
     for key, label in labels.items():
         if key in result.timings:
-            table.add_row(label, f"{result.timings[key] * 1000:.1f}")
+            table.add_row(escape(label), f"{result.timings[key] * 1000:.1f}")
     out.print(table)
-    out.print(
-        f"[bold green]OK[/]: served {', '.join(result.models)}; finish {result.finish_reason}"
-    )
+    # Model names and the finish reason come from the server: never markup.
+    served = escape(", ".join(result.models))
+    out.print(f"[bold green]OK[/]: served {served}; finish {escape(str(result.finish_reason))}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import report
 from llamabuild.cli.app import JsonOpt, app
@@ -64,14 +65,15 @@ def source_cmd(
 def render_source(tree: SourceTree, lock: Path) -> None:
     out = report.console()
     pin = tree.pin
-    out.print(f"[bold]{pin.kind}[/] {pin.url}")
+    out.print(f"[bold]{pin.kind}[/] {escape(pin.url)}")
     if pin.ref:
-        out.print(f"  ref     {pin.ref}" + (f" ({pin.refname})" if pin.refname else ""))
-    out.print(f"  commit  {pin.commit or '-'}")
+        ref = pin.ref + (f" ({pin.refname})" if pin.refname else "")
+        out.print(f"  ref     {escape(ref)}")
+    out.print(f"  commit  {escape(pin.commit or '-')}")
     if pin.sha256:
-        out.print(f"  sha256  {pin.sha256}")
-    out.print(f"  tree    {tree.root}")
+        out.print(f"  sha256  {escape(pin.sha256)}")
+    out.print(f"  tree    {escape(str(tree.root))}")
     if tree.dirty:
         out.print(f"  [yellow]dirty[/]   {len(tree.dirty)} changed file(s)")
     verb = "wrote" if tree.lock_written else "matches"
-    out.print(f"[green]ok[/]: {verb} {lock}")
+    out.print(f"[green]ok[/]: {verb} {escape(str(lock))}")

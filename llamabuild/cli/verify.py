@@ -10,7 +10,7 @@ import typer
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
-from llamabuild.inspect.policy import Policy
+from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
 from llamabuild.inspect.reader import PARSERS
 from llamabuild.verify import VerifyReport, verify
 
@@ -48,19 +48,20 @@ def verify_cmd(
     if parser not in PARSERS:
         raise UsageError(f"unknown --parser {parser!r}", hint=f"use one of {', '.join(PARSERS)}")
     policy = Policy(
-        archs=tuple(arch or ()),
-        min_macos=min_macos,
+        archs=parse_archs(arch),
+        min_macos=parse_min_macos(min_macos),
         elf=elf_policy,
         require_sandbox=require_sandbox,
     )
     result = verify(path, policy, dsym=dsym, parser=parser)
-    uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
-    github.publish(
-        "llamabuild verify",
-        result.findings,
-        outputs=[github.Output.of_file(path, uuids)],
-        default_file=str(path),
-    )
+    if github.in_actions():  # Output.of_file hashes the whole binary: only when it is shown
+        uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
+        github.publish(
+            "llamabuild verify",
+            result.findings,
+            outputs=[github.Output.of_file(path, uuids)],
+            default_file=str(path),
+        )
     if json_out:
         report.emit_json(result.to_json())
     else:
@@ -69,23 +70,26 @@ def verify_cmd(
 
 
 def render_verify(result: VerifyReport, policy: Policy) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from llamabuild.inspect.policy import verdict
 
     out = report.console()
     b = result.binary
-    out.print(f"[bold]{b.path}[/] ({b.format}{', fat' if b.fat else ''})")
+    # Paths, dylib names and rpaths come from the file: escaped so rich never reads them as markup.
+    out.print(f"[bold]{escape(str(b.path))}[/] ({b.format}{', fat' if b.fat else ''})")
     for s in b.slices:
         head = f"{s.arch} {s.filetype}  uuid {s.uuid or '-'}  minos {s.minos or '-'}"
         head += f"  sdk {s.sdk or '-'}  signed {'yes' if s.signed else 'no'}"
-        table = Table(title=head, title_justify="left")
+        table = Table(title=escape(head), title_justify="left")
         for col in ("dependency", "kind", "verdict"):
             table.add_column(col)
         for d in s.dylibs:
             why = verdict(b, d.name, policy)
-            table.add_row(d.name, d.kind, "[green]ok[/]" if why is None else f"[red]{why}[/]")
+            shown = "[green]ok[/]" if why is None else f"[red]{escape(why)}[/]"
+            table.add_row(escape(d.name), escape(d.kind), shown)
         for rp in s.rpaths:
-            table.add_row(rp, "rpath", "")
+            table.add_row(escape(rp), "rpath", "")
         out.print(table)
     report.print_findings(result.findings)

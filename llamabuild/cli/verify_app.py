@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.bundle import DEFAULT_HELPER, AppReport, verify_app
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
-from llamabuild.inspect.policy import Policy
+from llamabuild.inspect.policy import Policy, parse_min_macos
 
 
 @app.command("verify-app")
@@ -31,7 +32,8 @@ def verify_app_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
-    result = verify_app(app_path, binary_path, xcarchive, Policy(min_macos=min_macos))
+    policy = Policy(min_macos=parse_min_macos(min_macos))
+    result = verify_app(app_path, binary_path, xcarchive, policy)
     github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
     if json_out:
         report.emit_json(result.to_json())
@@ -42,8 +44,9 @@ def verify_app_cmd(
 
 def render_app(result: AppReport) -> None:
     out = report.console()
-    out.print(f"[bold]{result.app}[/]")
-    out.print(f"helper: {result.helper}")
+    # Paths come from the user's tree: escaped so rich never reads them as markup.
+    out.print(f"[bold]{escape(str(result.app))}[/]")
+    out.print(f"helper: {escape(str(result.helper))}")
     if result.helper_report is not None:
         for s in result.helper_report.binary.slices:
             sig = "unsigned"
@@ -52,10 +55,10 @@ def render_app(result: AppReport) -> None:
                     (s.signature.entitlements or {}).get("com.apple.security.app-sandbox")
                 )
                 sig = f"signed ({'sandboxed' if sandbox else 'no sandbox'})"
-            out.print(f"  {s.arch}  uuid {s.uuid or '-'}  {sig}")
+            out.print(escape(f"  {s.arch}  uuid {s.uuid or '-'}  {sig}"))
     if result.xcarchive is not None:
-        out.print(f"archive: {result.xcarchive}")
+        out.print(f"archive: {escape(str(result.xcarchive))}")
         for role, entry in result.dsyms.items():
             uuids = ", ".join(f"{a} {u}" for a, u in entry.get("uuids", {}).items())
-            out.print(f"  {role} dSYM: {entry['path']}  {uuids or '-'}")
+            out.print(escape(f"  {role} dSYM: {entry['path']}  {uuids or '-'}"))
     report.print_findings(result.findings)

@@ -40,7 +40,11 @@ def xcode_phase_cmd(
     ] = "llama-server",
     stamp: Annotated[
         Path | None,
-        typer.Option("--stamp", help="Touch this file on success (the phase's output file)."),
+        typer.Option(
+            "--stamp",
+            help="Touch this file on success (the phase's output file); missing folders are "
+            "created.",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect.model import Binary, Slice
 
@@ -21,6 +23,39 @@ class Policy:
     min_macos: str | None = "14.0"
     elf: str = "glibc"
     require_sandbox: bool = False
+
+
+# Names the Mach-O reader (structure.arch_name) and the ELF reader (elf._MACHINES) report.
+KNOWN_ARCHS = (
+    "arm64",
+    "arm64e",
+    "arm64_32",
+    "x86_64",
+    "x86_64h",
+    "i386",
+    "armv7",
+    "arm",
+    "ppc",
+    "ppc64",
+    "aarch64",
+    "riscv64",
+)
+_VERSION = re.compile(r"\d+(\.\d+){0,2}")
+
+
+def parse_archs(archs: list[str] | None) -> tuple[str, ...]:
+    """--arch values, refused (exit 2) unless an architecture name verify can report."""
+    for a in archs or ():
+        if a not in KNOWN_ARCHS:
+            raise UsageError(f"unknown --arch {a!r}", hint=f"use one of {', '.join(KNOWN_ARCHS)}")
+    return tuple(archs or ())
+
+
+def parse_min_macos(value: str) -> str:
+    """--min-macos must be a macOS version (14, 14.0, 13.5.1), else a usage error (exit 2)."""
+    if not _VERSION.fullmatch(value):
+        raise UsageError(f"invalid --min-macos {value!r}", hint="give a macOS version, e.g. 14.0")
+    return value
 
 
 @cache
@@ -152,7 +187,11 @@ def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
     a = sl.arch
     if policy.archs and a not in policy.archs:
         out.append(
-            error("arch-not-allowed", f"architecture {a} is not one of {policy.archs}", arch=a)
+            error(
+                "arch-not-allowed",
+                f"architecture {a} is not one of {', '.join(policy.archs)}",
+                arch=a,
+            )
         )
     for d in sl.dylibs:
         why = classify_needed(d.name, policy)

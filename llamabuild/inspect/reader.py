@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from llamabuild.errors import InputError
@@ -9,15 +10,36 @@ from llamabuild.inspect import structure
 from llamabuild.inspect.model import Binary
 
 
-def read_input(path: Path) -> bytes:
-    """The file's bytes, or a one-line InputError for every way a path can be wrong."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file", hint="check the path (quote it if it has spaces)")
-    if path.is_dir():
+def require_regular(path: Path) -> None:
+    """InputError unless `path` is a regular file (after symlinks).
+
+    A device (/dev/zero) would be read until memory runs out and a FIFO blocks forever, so
+    both are refused before anything opens them.
+    """
+    try:
+        mode = Path(path).stat().st_mode
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: no such file", hint="check the path (quote it if it has spaces)"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if stat.S_ISDIR(mode):
         raise InputError(
             f"{path}: is a directory, not a binary",
             hint="for an app bundle use `llamabuild verify-app`; else name the executable",
         )
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputError(
+            f"{path}: {kind}, not a regular file",
+            hint="pass the binary file itself (copy it out of the pipe or device first)",
+        )
+
+
+def read_input(path: Path) -> bytes:
+    """The file's bytes, or a one-line InputError for every way a path can be wrong."""
+    require_regular(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

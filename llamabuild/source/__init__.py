@@ -176,7 +176,12 @@ def _archive_tree(pin: Pin, cache: Path) -> SourceTree:
     local = archive.fetch(pin.url, pin.sha256, cache / "downloads")
     dest = cache / "archives" / pin.sha256[:16]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    archive.verified_hash(local, pin.sha256, cache / "archives" / f"{pin.sha256[:16]}.stamp")
+    try:
+        archive.verified_hash(local, pin.sha256, cache / "archives" / f"{pin.sha256[:16]}.stamp")
+    except ConfigError:
+        if archive.is_url(pin.url):  # a bad copy cached by an older llamabuild: fetch afresh
+            local.unlink(missing_ok=True)
+        raise
     top = archive.extract(local, dest)
     root = top / pin.subdir if pin.subdir else archive.find_llama_root(top)
     subdir = str(root.relative_to(top)) if root != top else ""
@@ -198,9 +203,12 @@ def _dir_tree(pin: Pin, req: SourceRequest, git: Git, from_lock: bool) -> Source
     if not root.is_dir():
         raise InputError(f"source directory {root} not found")
     llama = archive.find_llama_root(root)
-    top = git.toplevel(root)
-    if top is None:
+    top = git.toplevel(llama)
+    if top is None or top.resolve() != llama.resolve():
+        # Plain files vendored inside another repository (the app's): its HEAD and dirty
+        # list are not llama.cpp's, so treat the tree as a plain directory.
         return SourceTree(llama, pin)
+    root = llama
     head = git.head(root)
     if req.ref and not from_lock:
         wanted = git.run("rev-parse", f"{req.ref}^{{commit}}", cwd=root).strip()

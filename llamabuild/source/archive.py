@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,9 +41,10 @@ def fetch(location: str, expected: str, downloads: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(location, timeout=120) as resp:  # noqa: S310
-            shutil.copyfileobj(resp, out, 1 << 20)
-        Path(tmp).replace(target)
+        actual = _download(location, fd)
+        if actual != expected:
+            raise _mismatch(location, expected, actual)
+        Path(tmp).replace(target)  # only a matching download is ever cached under its hash
     except (urllib.error.URLError, OSError) as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ToolError(f"download of {location} failed: {exc}", hint="check the URL") from exc
@@ -50,6 +52,23 @@ def fetch(location: str, expected: str, downloads: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _download(location: str, fd: int) -> str:
+    """Stream `location` into `fd`, returning the sha256 of what arrived."""
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(location, timeout=120) as resp:  # noqa: S310
+        while chunk := resp.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _mismatch(what: object, expected: str, actual: str) -> ConfigError:
+    return ConfigError(
+        f"archive sha256 mismatch for {what}: expected {expected}, got {actual}",
+        hint="the archive changed; check its origin, then pass the new --sha256 with --update",
+    )
 
 
 def verified_hash(path: Path, expected: str, stamp: Path) -> str:
@@ -63,10 +82,7 @@ def verified_hash(path: Path, expected: str, stamp: Path) -> str:
         pass
     actual = sha256_file(path)
     if actual != expected:
-        raise ConfigError(
-            f"archive sha256 mismatch for {path}: expected {expected}, got {actual}",
-            hint="the archive changed; check its origin, then pass the new --sha256 with --update",
-        )
+        raise _mismatch(path, expected, actual)
     if stamp.parent.is_dir():
         stamp.write_text(json.dumps({**key, "sha256": actual}))
     return actual
