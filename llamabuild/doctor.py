@@ -12,7 +12,6 @@ import importlib.util
 import os
 import re
 import sys
-import sysconfig
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from llamabuild.errors import LlamabuildError, ToolError
 from llamabuild.findings import Finding, error, exit_code, warning
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.smoke import HostInfo
-from llamabuild.tools.runner import Runner, default_runner, which
+from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor_tools.toml"
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
@@ -154,12 +153,6 @@ def needs_sets(recipe: Recipe) -> list[str]:
     return sets
 
 
-def _search_dirs() -> list[Path]:
-    """The scripts dir of this Python: pip-installed cmake/ninja/ccache live there."""
-    scripts = sysconfig.get_path("scripts")
-    return [Path(scripts)] if scripts else []
-
-
 class Doctor:
     """Probes tools (once each) and judges recipes. `which` and `runner` are swappable."""
 
@@ -187,7 +180,7 @@ class Doctor:
         override = os.environ.get(spec.env) if spec.env else None
         if override:
             names.insert(0, override)
-        path = self.which(names, _search_dirs())
+        path = self.which(names, python_scripts())
         argv: list[str] | None = [str(path)] if path else None
         if path is None and spec.module and self.has_module(spec.module):
             if spec.distribution:  # a library standing in for a program: no argv to ask

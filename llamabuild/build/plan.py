@@ -22,7 +22,7 @@ from llamabuild.findings import Finding, error, has_errors
 from llamabuild.recipes import CacheValue, Recipe, cmake_literal
 from llamabuild.source import SourceTree
 from llamabuild.tools import cmake as cmake_tool
-from llamabuild.tools.runner import Runner, which
+from llamabuild.tools.runner import Runner, python_scripts, which
 from llamabuild.tools.zig import Zig
 
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER")
@@ -182,7 +182,7 @@ def make_plan(
     raise_on_stale(stale_check(slice_recipes, decl))
     cm = cmake_tool.CMake(runner)
     versions = toolchain_versions(runner, recipe, cm)
-    ccache = which(CCACHE_NAMES) if options.ccache else None
+    ccache = which(CCACHE_NAMES, python_scripts()) if options.ccache else None
     slices = [_slice(r, source, options, cm, decl, ccache) for r in slice_recipes]
     plan = BuildPlan(recipe, source, slices, options, versions, declarations=decl)
     plan.inputs_key = inputs_key(plan)

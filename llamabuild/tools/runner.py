@@ -14,6 +14,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sysconfig
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ def which(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Path | None:
         if found:
             return Path(found)
     return None
+
+
+def python_scripts() -> list[Path]:
+    """This Python's scripts dir: pip-installed cmake, ninja, ccache and zig live there, even
+    when it is not on PATH (a virtualenv used without activating it)."""
+    scripts = sysconfig.get_path("scripts")
+    return [Path(scripts)] if scripts else []
 
 
 def find_tool(names: Sequence[str], hint: str, extra_dirs: Sequence[Path] = ()) -> Path:
