@@ -38,6 +38,17 @@ def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def check_keys(data: Iterable[str], allowed: Iterable[str], where: str) -> None:
+    """Refuse the first key not in `allowed`, with "did you mean" (typos never pass silently)."""
+    allowed = sorted(allowed)
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}",
+                hint=f"allowed keys: {', '.join(allowed)}",
+            )
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -64,13 +75,9 @@ def read_config(
             f"{path}: no such config file", hint=f"create a {CONFIG_NAME} or drop --config"
         )
     data = load_toml(path)
-    for key in data:
-        if key not in SECTIONS:
-            raise ConfigError(
-                f"{path}: unknown key '{key}'{did_you_mean(key, SECTIONS)}",
-                hint=f"allowed keys: {', '.join(sorted(SECTIONS))}",
-            )
-        _check_type(path, key, data[key])
+    check_keys(data, SECTIONS, str(path))
+    for key, value in data.items():
+        _check_type(path, key, value)
     return path, data
 
 

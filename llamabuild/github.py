@@ -8,7 +8,6 @@ every function here is a no-op; `--json` stays the machine interface.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild import report
+from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, Severity
 
 
@@ -29,11 +29,7 @@ class Output:
 
     @classmethod
     def of_file(cls, path: Path, uuids: Mapping[str, str] | None = None) -> Output:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return cls(str(path), digest.hexdigest(), dict(uuids or {}))
+        return cls(str(path), sha256_file(path), dict(uuids or {}))
 
 
 def in_actions(env: Mapping[str, str] | None = None) -> bool:

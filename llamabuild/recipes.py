@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llamabuild.config import did_you_mean, load_toml, read_config
+from llamabuild.config import check_keys, did_you_mean, load_toml, read_config
 from llamabuild.errors import ConfigError
 from llamabuild.resources import shipped_dir
 
@@ -98,16 +98,6 @@ class ProjectConfig:
     dist: str | None = None
     cache: tuple[tuple[str, CacheValue], ...] = ()
     recipes: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = field(default=())
-
-
-def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-    allowed = sorted(allowed)
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(
-                f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}",
-                hint=f"allowed keys: {', '.join(allowed)}",
-            )
 
 
 def cache_value(key: str, raw: Any, where: str) -> CacheValue:
@@ -212,7 +202,7 @@ def _raw_chain(
     if depth > 8:
         raise ConfigError(f"recipe '{name}': `extends` chain too deep (a cycle?)")
     data = load_toml(known[name])
-    _check_keys(data, RECIPE_KEYS, f"recipe {known[name]}")
+    check_keys(data, RECIPE_KEYS, f"recipe {known[name]}")
     check_fields(data, f"recipe {known[name]}")
     parent = data.get("extends")
     chain = _raw_chain(str(parent), known, depth + 1) if parent else []
@@ -287,7 +277,7 @@ def load_project(path: Path | None) -> ProjectConfig:
     for rname, table in data.get("recipes", {}).items():
         section = f"{where} [recipes.{rname}]"
         _table(table, f"recipes.{rname}", where)
-        _check_keys(table, OVERRIDABLE, section)
+        check_keys(table, OVERRIDABLE, section)
         check_fields(table, section)
         for key, value in table.get("cache", {}).items():
             cache_value(key, value, section)

@@ -6,7 +6,6 @@ renames is restored on the next run, so dist/<recipe> is always the previous or 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -65,11 +64,3 @@ def publish(staging: Path, dist_root: Path, name: str) -> Path:
         Path(staging).replace(final)
     shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -19,6 +19,7 @@ from llamabuild.build.interrupt import guarded
 from llamabuild.build.plan import BuildPlan, SlicePlan, host_info, init_cache_text
 from llamabuild.build.progress import BuildLog
 from llamabuild.errors import BuildError
+from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, has_errors, warning
 from llamabuild.inspect.policy import Policy
 from llamabuild.recipes import Recipe, cmake_literal, to_bool
@@ -101,7 +102,7 @@ def _unchanged(path: Path, out: dict[str, Any]) -> bool:
     st = path.stat()
     if st.st_size == out.get("size") and st.st_mtime_ns == out.get("mtime_ns"):
         return True  # a 140 MB dSYM DWARF file would cost ~0.5 s to hash on every no-op
-    return pub.sha256_path(path) == str(out["sha256"])
+    return sha256_file(path) == str(out["sha256"])
 
 
 def execute(plan: BuildPlan, runner: Runner, quiet: bool = False) -> BuildResult:
@@ -206,7 +207,7 @@ def cache_drift(sl: SlicePlan, reply: cmake_tool.FileApiReply) -> list[Finding]:
 def _output(path: Path, root: Path, role: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": str(path.relative_to(root)), "role": role}
     if path.is_file():
-        entry["sha256"] = pub.sha256_path(path)
+        entry["sha256"] = sha256_file(path)
         st = path.stat()
         entry["size"] = st.st_size
         entry["mtime_ns"] = st.st_mtime_ns

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from llamabuild import github, report
+from llamabuild import files, github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.errors import InputError
 from llamabuild.findings import exit_code
@@ -34,30 +32,11 @@ ConfigOpt = Annotated[
 ]
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a reader never sees half a file.
-
-    Missing parent folders are created (like `mkdir -p`), and the file gets the mode any new
-    file gets (0666 minus the umask), not mkstemp's owner-only 0600.
-    """
-    tmp: Path | None = None
+    """files.write_atomic, with a write failure as a one-line InputError (exit 2)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-        tmp.replace(path)
+        files.write_atomic(path, data)
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise InputError(
             f"{path}: cannot write ({exc.strerror or exc})",
             hint="the folder must be writable and every part of the path above the file a folder",

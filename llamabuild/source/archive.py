@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from llamabuild.errors import ConfigError, InputError, ToolError
-from llamabuild.source.cache import sha256_file
+from llamabuild.files import sha256_file
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 

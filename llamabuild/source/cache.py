@@ -23,11 +23,3 @@ def slug(text: str, length: int = 10) -> str:
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", text.rstrip("/").rsplit("/", 1)[-1])[:40]
     digest = hashlib.sha256(text.encode()).hexdigest()[:length]
     return f"{tail or 'src'}-{digest}"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import ConfigError
+from llamabuild.files import write_atomic
 
 LOCK_NAME = "llamabuild.lock"
 KINDS = ("git", "dir", "archive")
@@ -86,13 +85,5 @@ def read(path: Path) -> Pin | None:
 
 
 def write(path: Path, pin: Pin) -> None:
-    """Atomic: a temp file beside the lock, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(pin))
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic: a temp file beside the lock, then a rename."""
+    write_atomic(path, dumps(pin).encode("utf-8"))
