@@ -407,3 +407,31 @@ def test_progress_display_does_not_read_markup(
     err = capsys.readouterr().err
     assert "x [/] [red]y: configure [/]" in err
     assert "Building C object [bold]a[/].o" in err
+
+
+def test_stop_group_reaches_jobs_in_other_process_groups(tmp_path: Path) -> None:
+    """Like ninja's jobs: a grandchild in its own process group (same session) must not outlive
+    a stop that had to SIGKILL its parent."""
+    from llamabuild.tools.runner import session_members, stop_group
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    script = (
+        "import os, signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen(['sleep', '300'], process_group=0)\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "pid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int((tmp_path / "pid").read_text())
+    assert grandchild in session_members(proc.pid)
+    ended = stop_group(proc, (signal.SIGTERM, signal.SIGKILL), grace=0.5)
+    assert ended == "SIGKILL"
+    time.sleep(0.2)
+    stat = Path(f"/proc/{grandchild}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -204,9 +204,27 @@ def stop_group(
             ended = sig.name
             break
     _killpg(proc.pid, signal.SIGKILL)  # the leader is gone; its children keep the group id
+    # ninja runs each job in a process group of its own; if ninja had to be killed, its jobs
+    # are orphans in other groups, but still in the session the child was started in.
+    for pid in session_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     if proc.poll() is None:
         proc.wait()
     return ended
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes whose session id is `sid`, from /proc (an empty list where there is none)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 class Background:
