@@ -78,3 +78,13 @@ def test_arch_not_allowed_message_lists_names(tmp_path, capsys):
     assert code == 1
     (f,) = [f for f in rep["findings"] if f["rule"] == "arch-not-allowed"]
     assert f["message"].endswith("is not one of arm64, aarch64")
+
+
+def test_static_binary_human_output_says_no_dependencies(tmp_path, capsys):
+    try:
+        b = build(tmp_path, "static", "-static", "-lm")
+    except subprocess.CalledProcessError:
+        pytest.skip("no static libc here")
+    assert run(["verify", str(b), "--elf-policy", "static"]) == 0
+    out = capsys.readouterr().out
+    assert "no dynamic dependencies, no rpaths" in out and "OK" in out

@@ -82,6 +82,10 @@ def render_verify(result: VerifyReport, policy: Policy) -> None:
     for s in b.slices:
         head = f"{s.arch} {s.filetype}  uuid {s.uuid or '-'}  minos {s.minos or '-'}"
         head += f"  sdk {s.sdk or '-'}  signed {'yes' if s.signed else 'no'}"
+        if not s.dylibs and not s.rpaths:  # a fully static ELF: nothing to tabulate
+            out.print(escape(head))
+            out.print("  no dynamic dependencies, no rpaths")
+            continue
         table = Table(title=escape(head), title_justify="left")
         for col in ("dependency", "kind", "verdict"):
             table.add_column(col)
