@@ -100,7 +100,7 @@ def publish(
     """Annotations on stderr plus the step summary; does nothing outside GitHub Actions."""
     if not in_actions():
         return
-    report.announce_ci(findings, default_file)
+    report.print_annotations(findings, default_file)
     append_summary(
         summary_markdown(
             title, findings, recipe=recipe, commit=commit, outputs=outputs, extra=extra

@@ -7,7 +7,6 @@ JSON object on stdout and nothing else there.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,10 +26,6 @@ def console(stderr: bool = False) -> Console:
     file = sys.stderr if stderr else sys.stdout
     width = None if file.isatty() else 200
     return Console(file=file, highlight=False, soft_wrap=True, width=width)
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()
 
 
 def emit_json(obj: Any) -> None:
@@ -96,8 +91,7 @@ def xcode_lines(findings: Iterable[Finding], default_file: str | None = None) ->
     return lines
 
 
-def announce_ci(findings: Sequence[Finding], default_file: str | None = None) -> None:
-    """Under GitHub Actions, every finding also becomes an annotation (on stderr)."""
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        for line in github_annotations(findings, default_file):
-            print(line, file=sys.stderr)
+def print_annotations(findings: Sequence[Finding], default_file: str | None = None) -> None:
+    """Every finding as a GitHub annotation, on stderr (stdout stays the --json channel)."""
+    for line in github_annotations(findings, default_file):
+        print(line, file=sys.stderr)

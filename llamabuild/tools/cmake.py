@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import ToolError
-from llamabuild.tools.runner import Result, Runner, find_tool
+from llamabuild.tools.runner import Runner, find_tool
 
 CLIENT = "client-llamabuild"
 QUERY = {
@@ -193,12 +192,3 @@ class CMake:
         cm = self.runner.run([self.cmake, "--version"]).stdout
         nj = self.runner.run([self.ninja, "--version"]).stdout
         return {"cmake": parse_version(cm), "ninja": parse_version(nj)}
-
-    def run_streaming(
-        self,
-        argv: Sequence[str],
-        on_line: Callable[[str], None],
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> Result:
-        return self.runner.run(argv, env=env, cwd=cwd, check=False, on_line=on_line)
