@@ -13,6 +13,23 @@ class Dylib:
     kind: str  # Mach-O: load, weak, reexport, upward, lazy; ELF: needed
 
 
+# Pseudo-dylibs of an import whose library ordinal is special rather than a load command.
+SELF = "<self>"  # ordinal 0: this image
+MAIN_EXECUTABLE = "<main executable>"  # ordinal -1
+FLAT_LOOKUP = "<flat lookup>"  # ordinal -2: flat namespace / -undefined dynamic_lookup
+WEAK_LOOKUP = "<weak lookup>"  # ordinal -3 (chained fixups) or a classic weak-bind entry
+SPECIAL_ORDINALS = {0: SELF, -1: MAIN_EXECUTABLE, -2: FLAT_LOOKUP, -3: WEAK_LOOKUP}
+
+
+@dataclass(frozen=True, order=True)
+class Import:
+    """One symbol a slice needs from elsewhere at load time (dyld resolves it or fails)."""
+
+    dylib: str  # install name of the dylib its library ordinal names, or one of the above
+    name: str  # the symbol as linked, e.g. "_cblas_sgemm$NEWLAPACK$ILP64"
+    weak: bool = False  # weak import: a missing symbol becomes NULL instead of a launch crash
+
+
 @dataclass(frozen=True)
 class Signature:
     """A slice's embedded code signature, as read back from the file."""
@@ -39,6 +56,7 @@ class Slice:
     signed: bool = False
     signature: Signature | None = None
     interpreter: str | None = None
+    imports: tuple[Import, ...] = ()  # sorted, unique; Mach-O only
 
 
 @dataclass(frozen=True)
