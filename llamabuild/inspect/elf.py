@@ -7,14 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import InputError
-from llamabuild.inspect.model import Binary, Dylib, Slice
+from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
 
 _MACHINES = {3: "i386", 62: "x86_64", 40: "arm", 183: "aarch64", 243: "riscv64"}
 _TYPES = {1: "relocatable", 2: "execute", 3: "dyn", 4: "core"}
 
 
-def _check_bounds(data: bytes, name: str) -> tuple[str, str]:
-    """(arch, filetype) after proving the headers and loadable segments lie inside the file."""
+def _check_bounds(data: Buffer, name: str) -> tuple[str, str, int]:
+    """(arch, filetype, extent) after proving the headers and segments lie inside the file.
+
+    `extent` is where the last header or segment ends: LIEF gets only that prefix, so a file
+    padded to gigabytes is never copied.
+    """
     if len(data) < 52 or data[4] not in (1, 2) or data[5] not in (1, 2):
         raise InputError(f"{name}: truncated or corrupt ELF header")
     is64 = data[4] == 2
@@ -32,7 +36,8 @@ def _check_bounds(data: bytes, name: str) -> tuple[str, str]:
         f"{name}: truncated ELF (headers point past the end of the file)",
         hint="the file was cut short; copy or download it again",
     )
-    if phoff + phentsize * phnum > len(data) or shoff + shentsize * shnum > len(data):
+    extent = max(phoff + phentsize * phnum, shoff + shentsize * shnum)
+    if extent > len(data):
         raise truncated
     for i in range(phnum):
         base = phoff + i * phentsize
@@ -46,16 +51,17 @@ def _check_bounds(data: bytes, name: str) -> tuple[str, str]:
             ptype, off, _va, _pa, filesz = struct.unpack_from(e + "IIIII", data, base)
         if ptype in (1, 2, 3) and off + filesz > len(data):
             raise truncated
-    return _MACHINES.get(machine, f"machine{machine}"), _TYPES.get(etype, f"type{etype}")
+        extent = max(extent, off + filesz if ptype in (1, 2, 3) else 0)
+    return _MACHINES.get(machine, f"machine{machine}"), _TYPES.get(etype, f"type{etype}"), extent
 
 
-def inspect_elf(path: Path, data: bytes) -> Binary:
+def inspect_elf(path: Path, data: Buffer) -> Binary:
     name = str(path)
-    arch, filetype = _check_bounds(data, name)
+    arch, filetype, extent = _check_bounds(data, name)
     import lief
 
     lief.logging.disable()
-    elf: Any = lief.ELF.parse(data)
+    elf: Any = lief.ELF.parse(data[:extent])
     if elf is None:
         raise InputError(f"{name}: corrupt ELF (LIEF could not parse it)")
     needed = tuple(Dylib(name=lib, kind="needed") for lib in elf.libraries)

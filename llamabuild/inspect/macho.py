@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.model import Binary, Dylib, Slice
+from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
 from llamabuild.inspect.signature import parse_signature
 
 DYLIB_KINDS = {
@@ -40,7 +40,13 @@ def _lc_str(cmd: st.LoadCommand, endian: str) -> str:
     return st.c_string(cmd.data, struct.unpack_from(endian + "I", cmd.data, 8)[0])
 
 
-def read_slice(raw: st.RawSlice, data: bytes) -> Slice:
+def _reader(data: Buffer) -> st.Reader:
+    import io
+
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
+def read_slice(raw: st.RawSlice, data: Buffer) -> Slice:
     e = raw.endian
     dylibs: list[Dylib] = []
     rpaths: list[str] = []
@@ -76,9 +82,7 @@ def read_slice(raw: st.RawSlice, data: bytes) -> Slice:
     )
 
 
-def inspect_macho(path: Path, data: bytes) -> Binary:
-    import io
-
-    raw_slices = st.read_slices(io.BytesIO(data), len(data), str(path))
+def inspect_macho(path: Path, data: Buffer) -> Binary:
+    raw_slices = st.read_slices(_reader(data), len(data), str(path))
     fat = st.sniff(data[:8]) == "fat"
     return Binary(path, "macho", tuple(read_slice(r, data) for r in raw_slices), fat=fat)

@@ -11,7 +11,7 @@ from typing import Any
 
 from llamabuild.errors import InputError
 from llamabuild.inspect import structure
-from llamabuild.inspect.model import Binary, Dylib, Slice
+from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
 from llamabuild.inspect.signature import parse_signature
 
 _KINDS = {
@@ -37,19 +37,20 @@ def _version(v: Any) -> str:
     return ".".join(str(p) for p in parts)
 
 
-def inspect_macho(path: Path, data: bytes) -> Binary:
-    """Parse every slice; raw = bounds-checked headers, LIEF = the load command contents."""
-    import io
+def inspect_macho(path: Path, data: Buffer) -> Binary:
+    """Parse every slice; raw = bounds-checked headers, LIEF = the load command contents.
+
+    LIEF gets each slice only up to its extent (the end of what its load commands point at),
+    so padding or a multi-gigabyte hole between slices is never copied.
+    """
+    from llamabuild.inspect.macho import _reader
 
     name = str(path)
-    raw_slices = structure.read_slices(io.BytesIO(data), len(data), name)
+    raw_slices = structure.read_slices(_reader(data), len(data), name)
     lief = _lief()
-    parsed = lief.MachO.parse(data, config=lief.MachO.ParserConfig.quick)
-    if parsed is None or parsed.size != len(raw_slices):
-        raise InputError(f"{name}: corrupt Mach-O (LIEF could not parse every slice)")
     fat = structure.sniff(data[:8]) == "fat"
     try:
-        slices = tuple(_slice(raw, parsed.at(i), data) for i, raw in enumerate(raw_slices))
+        slices = tuple(_slice(raw, _parse(lief, raw, data, name), data) for raw in raw_slices)
     except (UnicodeDecodeError, ValueError, RuntimeError, TypeError) as exc:
         # LIEF raises these on load commands that are in bounds but hold garbage.
         raise InputError(
@@ -59,7 +60,15 @@ def inspect_macho(path: Path, data: bytes) -> Binary:
     return Binary(path=path, format="macho", slices=slices, fat=fat)
 
 
-def _slice(raw: structure.RawSlice, b: Any, data: bytes) -> Slice:
+def _parse(lief: Any, raw: structure.RawSlice, data: Buffer, name: str) -> Any:
+    thin = data[raw.offset : raw.offset + raw.extent]
+    parsed = lief.MachO.parse(thin, config=lief.MachO.ParserConfig.quick)
+    if parsed is None or parsed.size != 1:
+        raise InputError(f"{name}: corrupt Mach-O (LIEF could not parse the {raw.arch} slice)")
+    return parsed.at(0)
+
+
+def _slice(raw: structure.RawSlice, b: Any, data: Buffer) -> Slice:
     dylibs = tuple(
         Dylib(name=lib.name, kind=_KINDS.get(lib.command.name, lib.command.name.lower()))
         for lib in b.libraries

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# What parsers read: a mapped file (mmap) in the CLI, bytes in tests. Both slice to bytes.
+Buffer = bytes | mmap.mmap
 
 
 @dataclass(frozen=True)

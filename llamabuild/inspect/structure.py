@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from llamabuild.errors import InputError
 
@@ -26,8 +26,12 @@ LC_REQ_DYLD = 0x80000000
 LC_SEGMENT = 0x1
 LC_SYMTAB = 0x2
 LC_LOAD_DYLIB = 0xC
+LC_ID_DYLIB = 0xD
+LC_LOAD_DYLINKER = 0xE
+LC_ID_DYLINKER = 0xF
 LC_LOAD_WEAK_DYLIB = 0x18 | LC_REQ_DYLD
 LC_SEGMENT_64 = 0x19
+LC_DYSYMTAB = 0xB
 LC_UUID = 0x1B
 LC_RPATH = 0x1C | LC_REQ_DYLD
 LC_CODE_SIGNATURE = 0x1D
@@ -36,6 +40,26 @@ LC_LAZY_LOAD_DYLIB = 0x20
 LC_LOAD_UPWARD_DYLIB = 0x23 | LC_REQ_DYLD
 LC_VERSION_MIN_MACOSX = 0x24
 LC_BUILD_VERSION = 0x32
+LC_DYLD_INFO = 0x22
+LC_DYLD_INFO_ONLY = 0x22 | LC_REQ_DYLD
+LC_DYLD_ENVIRONMENT = 0x27
+# Commands that carry an lc_str, with the size of their fixed part (where the string may start).
+STRING_CMDS = {
+    LC_LOAD_DYLIB: 24,
+    LC_ID_DYLIB: 24,
+    LC_LOAD_WEAK_DYLIB: 24,
+    LC_REEXPORT_DYLIB: 24,
+    LC_LAZY_LOAD_DYLIB: 24,
+    LC_LOAD_UPWARD_DYLIB: 24,
+    LC_LOAD_DYLINKER: 12,
+    LC_ID_DYLINKER: 12,
+    0x12: 12,  # LC_SUB_FRAMEWORK
+    0x13: 12,  # LC_SUB_UMBRELLA
+    0x14: 12,  # LC_SUB_CLIENT
+    0x15: 12,  # LC_SUB_LIBRARY
+    LC_RPATH: 12,
+    LC_DYLD_ENVIRONMENT: 12,
+}
 LINKEDIT_DATA_CMDS = frozenset({0x1D, 0x1E, 0x26, 0x29, 0x2B, 0x2E, 0x80000033, 0x80000034})
 
 CPU_ARCH_ABI64 = 0x01000000
@@ -55,6 +79,13 @@ FILETYPES = {
     10: "dsym",
     11: "kext_bundle",
 }
+
+
+class Reader(Protocol):
+    """An open binary file or an mmap: both seek and read."""
+
+    def seek(self, pos: int, /) -> object: ...
+    def read(self, n: int | None = ..., /) -> bytes: ...
 
 
 def arch_name(cputype: int, cpusubtype: int) -> str:
@@ -104,6 +135,7 @@ class RawSlice:
     endian: str
     is64: bool
     commands: tuple[LoadCommand, ...]
+    extent: int = 0  # bytes from `offset` to the end of the last range any command points at
 
     def find(self, cmd: int) -> Iterator[LoadCommand]:
         return (c for c in self.commands if c.cmd == cmd)
@@ -136,7 +168,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def read_slices(fh: BinaryIO, file_size: int, name: str) -> list[RawSlice]:
+def read_slices(fh: Reader, file_size: int, name: str) -> list[RawSlice]:
     """All slices of a Mach-O or fat file, each checked to lie inside the file."""
     fh.seek(0)
     head = fh.read(8)
@@ -148,12 +180,15 @@ def read_slices(fh: BinaryIO, file_size: int, name: str) -> list[RawSlice]:
     raise InputError(f"{name}: not a Mach-O file", hint="pass a Mach-O executable or dylib")
 
 
-def _fat_entries(fh: BinaryIO, file_size: int, name: str) -> list[tuple[int, int]]:
+def _fat_entries(fh: Reader, file_size: int, name: str) -> list[tuple[int, int]]:
     fh.seek(0)
     magic, count = struct.unpack(">II", _read(fh, 8, name))
     is64 = magic == FAT_MAGIC_64
     if count == 0 or count > MAX_FAT_ARCHS:
-        raise InputError(f"{name}: not a Mach-O file (fat header lists {count} slices)")
+        raise InputError(
+            f"{name}: not a Mach-O file (0xCAFEBABE header lists {count} slices)",
+            hint="a Java .class file starts with the same magic; pass the Mach-O binary itself",
+        )
     fmt, entry = (">iiQQII", 32) if is64 else (">iiIII", 20)
     table = _read(fh, entry * count, name)
     out: list[tuple[int, int]] = []
@@ -175,7 +210,7 @@ def _fat_entries(fh: BinaryIO, file_size: int, name: str) -> list[tuple[int, int
     return out
 
 
-def _read(fh: BinaryIO, n: int, name: str) -> bytes:
+def _read(fh: Reader, n: int, name: str) -> bytes:
     data = fh.read(n)
     if len(data) != n:
         raise InputError(
@@ -185,7 +220,7 @@ def _read(fh: BinaryIO, n: int, name: str) -> bytes:
     return data
 
 
-def _read_thin(fh: BinaryIO, offset: int, size: int, name: str) -> RawSlice:
+def _read_thin(fh: Reader, offset: int, size: int, name: str) -> RawSlice:
     fh.seek(offset)
     head = _read(fh, 28, name)
     le = struct.unpack("<I", head[:4])[0]
@@ -212,7 +247,8 @@ def _read_thin(fh: BinaryIO, offset: int, size: int, name: str) -> RawSlice:
     raw = _read(fh, sizeofcmds, name)
     commands = tuple(_split_commands(raw, ncmds, endian, name))
     arch = arch_name(cputype, cpusubtype)
-    _check_ranges(commands, endian, size, name, arch)
+    extent = max(header_size + sizeofcmds, _check_ranges(commands, endian, size, name, arch, is64))
+    _check_strings(commands, endian, name)
     return RawSlice(
         arch=arch,
         offset=offset,
@@ -221,6 +257,7 @@ def _read_thin(fh: BinaryIO, offset: int, size: int, name: str) -> RawSlice:
         endian=endian,
         is64=is64,
         commands=commands,
+        extent=extent,
     )
 
 
@@ -237,9 +274,11 @@ def _split_commands(raw: bytes, ncmds: int, endian: str, name: str) -> Iterator[
 
 
 def _check_ranges(
-    commands: tuple[LoadCommand, ...], endian: str, size: int, name: str, arch: str
-) -> None:
-    """Every byte range a load command points at must lie inside the slice."""
+    commands: tuple[LoadCommand, ...], endian: str, size: int, name: str, arch: str, is64: bool
+) -> int:
+    """Every byte range a load command points at must lie inside the slice; returns the end
+    of the furthest one (what a parser may need to see of the slice)."""
+    extent = 0
     for c in commands:
         ranges: list[tuple[int, int]] = []
         if c.cmd == LC_SEGMENT_64 and len(c.data) >= 72:
@@ -250,29 +289,71 @@ def _check_ranges(
             ranges.append((fileoff, filesize))
         elif c.cmd == LC_SYMTAB and len(c.data) >= 24:
             symoff, nsyms, stroff, strsize = struct.unpack_from(endian + "IIII", c.data, 8)
-            ranges += [(stroff, strsize)]
-            if nsyms:
-                ranges.append((symoff, 0))
+            ranges += [(stroff, strsize), (symoff, nsyms * (16 if is64 else 12))]
+        elif c.cmd == LC_DYSYMTAB and len(c.data) >= 80:
+            v = struct.unpack_from(endian + "18I", c.data, 8)
+            ranges += [(v[14], v[15] * 4), (v[16], v[17] * 8)]  # indirect symbols, ext relocs
+        elif c.cmd in (LC_DYLD_INFO, LC_DYLD_INFO_ONLY) and len(c.data) >= 48:
+            v = struct.unpack_from(endian + "10I", c.data, 8)
+            # rebase, bind, weak bind, lazy bind, export
+            ranges += [(v[i], v[i + 1]) for i in range(0, 10, 2)]
         elif c.cmd in LINKEDIT_DATA_CMDS and len(c.data) >= 16:
             ranges.append(struct.unpack_from(endian + "II", c.data, 8))
         for off, length in ranges:
+            if length:
+                extent = max(extent, off + length)
             if off + length > size:
                 raise InputError(
                     f"{name}: truncated Mach-O ({arch} slice is {size} bytes, "
                     f"a load command needs {off + length})",
                     hint="the file was cut short; copy or download it again",
                 )
+    return extent
+
+
+_CORRUPT_HINT = "the file is damaged or was patched by hand; rebuild or copy it again"
+
+
+def _check_strings(commands: tuple[LoadCommand, ...], endian: str, name: str) -> None:
+    """Every lc_str starts after its command's fixed part, ends with a NUL inside the command
+    and is UTF-8 (APFS and dyld paths are UTF-8): anything else is a corrupt file, for both
+    readers alike (LIEF would read on into the next command)."""
+    for c in commands:
+        head = STRING_CMDS.get(c.cmd)
+        if head is None:
+            continue
+        what = f"load command {c.cmd:#x}"
+        if len(c.data) < head:
+            raise InputError(f"{name}: corrupt Mach-O ({what} is too short)", hint=_CORRUPT_HINT)
+        offset = struct.unpack_from(endian + "I", c.data, 8)[0]
+        if not head <= offset < len(c.data):
+            raise InputError(
+                f"{name}: corrupt Mach-O ({what}: string offset {offset} outside the command)",
+                hint=_CORRUPT_HINT,
+            )
+        end = c.data.find(b"\0", offset)
+        if end < 0:
+            raise InputError(
+                f"{name}: corrupt Mach-O ({what}: string not NUL-terminated)", hint=_CORRUPT_HINT
+            )
+        try:
+            c.data[offset:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{name}: corrupt Mach-O ({what}: name is not valid UTF-8)", hint=_CORRUPT_HINT
+            ) from None
 
 
 def read_uuids(path: Path) -> dict[str, str | None]:
     """arch -> UUID for every slice, reading only headers (cheap on a 130 MB dSYM)."""
-    with path.open("rb") as fh:
-        size = path.stat().st_size
-        return {s.arch: s.uuid for s in read_slices(fh, size, str(path))}
+    from llamabuild.inspect.mapped import open_mapped
+
+    with open_mapped(path) as mm:
+        return {s.arch: s.uuid for s in read_slices(mm, len(mm), str(path))}
 
 
 def c_string(data: bytes, offset: int) -> str:
-    """A NUL-terminated string inside a load command (lc_str)."""
+    """The lc_str at `offset` inside a load command (validated by _check_strings)."""
     if offset >= len(data):
         return ""
     end = data.find(b"\0", offset)
