@@ -90,7 +90,7 @@ def render_verify(result: VerifyReport, policy: Policy) -> None:
         for col in ("dependency", "kind", "verdict"):
             table.add_column(col)
         for d in s.dylibs:
-            why = verdict(b, d.name, policy)
+            why = verdict(b, d, policy)
             shown = "[green]ok[/]" if why is None else f"[red]{escape(why)}[/]"
             table.add_row(escape(d.name), escape(d.kind), shown)
         for rp in s.rpaths:

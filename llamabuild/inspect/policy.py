@@ -12,7 +12,7 @@ from typing import Any
 
 from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
-from llamabuild.inspect.model import Binary, Slice
+from llamabuild.inspect.model import Binary, Dylib, Slice
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,65 @@ def version_tuple(v: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def newer(version: str | None, target: str | None) -> bool:
+    """True when `version` (a "since" from the data, "always" = never) is after `target`."""
+    if version is None or version == "always" or target is None:
+        return False
+    return version_tuple(version) > version_tuple(target)
+
+
+@dataclass(frozen=True)
+class SymbolRule:
+    """Names matching `pattern` (one regex for the data file's fnmatch patterns) and a version."""
+
+    pattern: re.Pattern[str]
+    version: str | None  # symbols: first macOS that has them; non-public: public from then on
+    source: str
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The availability and App Store tables of system_libraries.toml, compiled once."""
+
+    usr_lib: dict[str, str]  # install name -> first macOS that ships it ("always")
+    frameworks: dict[str, str]  # framework name -> first macOS
+    symbols: tuple[SymbolRule, ...]
+    non_public: tuple[SymbolRule, ...]
+    rpath_system_prefixes: tuple[str, ...]
+
+    def library_since(self, install_name: str) -> str | None:
+        if install_name in self.usr_lib:
+            return self.usr_lib[install_name]
+        m = _FRAMEWORK.match(install_name)
+        return self.frameworks.get(m.group(1)) if m else None
+
+
+_FRAMEWORK = re.compile(r"/System/Library/Frameworks/([^/]+)\.framework/")
+
+
+def _rules(groups: list[dict[str, Any]], key: str) -> tuple[SymbolRule, ...]:
+    return tuple(
+        SymbolRule(
+            re.compile("|".join(fnmatch.translate(p) for p in g["patterns"])),
+            g.get(key),
+            g["source"],
+        )
+        for g in groups
+    )
+
+
+@cache
+def availability() -> Availability:
+    data = allowlist()["macho"]
+    return Availability(
+        usr_lib={n: g["since"] for g in data["libraries"] for n in g["names"]},
+        frameworks={n: g["since"] for g in data["frameworks"] for n in g["names"]},
+        symbols=_rules(data["symbols"], "since"),
+        non_public=_rules(data["non_public"], "public_since"),
+        rpath_system_prefixes=tuple(data["rpath"]["system_prefixes"]),
+    )
+
+
 def classify_dylib(name: str) -> tuple[str, str, str | None] | None:
     """None when allowed, else (rule, reason, hint) for a Mach-O dependency."""
     data = allowlist()["macho"]
@@ -84,7 +143,7 @@ def classify_dylib(name: str) -> tuple[str, str, str | None] | None:
             return entry["rule"], f"not allowed ({entry['prefix']}…)", entry.get("hint")
     if any(fnmatch.fnmatchcase(name, g) for g in data["allowed_globs"]):
         return None
-    if name in data["allowed_usr_lib"]:
+    if name in availability().usr_lib:
         return None
     if name.startswith("/usr/lib/"):
         return (
@@ -101,6 +160,22 @@ def classify_dylib(name: str) -> tuple[str, str, str | None] | None:
     )
 
 
+def dylib_verdict(dylib: Dylib, target: str | None) -> tuple[str, str, str | None] | None:
+    """classify_dylib, then availability: a strong link to a library newer than `target`."""
+    found = classify_dylib(dylib.name)
+    if found:
+        return found
+    since = availability().library_since(dylib.name)
+    if dylib.kind != "weak" and newer(since, target):
+        return (
+            "library-too-new",
+            f"first shipped in macOS {since}, the deployment target is {target}",
+            "dyld cannot load it on older macOS: turn the feature that links it off "
+            "(e.g. GGML_RPC_RDMA=OFF) or link it weakly (-weak_library / -weak_framework)",
+        )
+    return None
+
+
 def classify_needed(name: str, policy: Policy) -> str | None:
     """None when an ELF NEEDED entry is allowed by the policy, else the reason."""
     if policy.elf == "static":
@@ -108,11 +183,11 @@ def classify_needed(name: str, policy: Policy) -> str | None:
     return None if name in allowlist()["elf"]["glibc"] else "not glibc"
 
 
-def verdict(binary: Binary, name: str, policy: Policy) -> str | None:
+def verdict(binary: Binary, dylib: Dylib, policy: Policy) -> str | None:
     """The reason a dependency is refused (for tables), None when it is allowed."""
     if binary.format == "elf":
-        return classify_needed(name, policy)
-    found = classify_dylib(name)
+        return classify_needed(dylib.name, policy)
+    found = dylib_verdict(dylib, policy.min_macos)
     return found[1] if found else None
 
 
@@ -130,9 +205,9 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
     out: list[Finding] = []
     a = sl.arch
     for dylib in sl.dylibs:
-        verdict = classify_dylib(dylib.name)
-        if verdict:
-            rule, reason, hint = verdict
+        found = dylib_verdict(dylib, policy.min_macos)
+        if found:
+            rule, reason, hint = found
             out.append(
                 error(rule, f"links {dylib.name} ({dylib.kind}): {reason}", arch=a, hint=hint)
             )
@@ -168,17 +243,77 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
             )
     if policy.require_sandbox:
         out += _check_sandbox(sl)
-    has_rpath_dep = any(d.name.startswith("@rpath/") for d in sl.dylibs)
-    for rp in sl.rpaths:
-        if not has_rpath_dep:
+    out += check_symbols(sl, policy.min_macos)
+    out += check_rpaths(sl)
+    return out
+
+
+def check_symbols(sl: Slice, target: str | None) -> list[Finding]:
+    """Imports newer than the target (strong only) or non-public for App Store validation."""
+    table = availability()
+    out: list[Finding] = []
+    for imp in sl.imports:
+        rule = next((r for r in table.non_public if r.pattern.match(imp.name)), None)
+        if rule is not None and (rule.version is None or newer(rule.version, target)):
+            until = f" below macOS {rule.version}" if rule.version else ""
             out.append(
-                warning(
-                    "stray-rpath",
-                    f"LC_RPATH {rp} but no @rpath dependency",
-                    arch=a,
-                    hint="leftover of a dynamic build; remove it (CMAKE_SKIP_RPATH=ON)",
+                error(
+                    "non-public-symbol",
+                    f"imports {imp.name} from {imp.dylib}: App Store validation reports it as "
+                    f"a non-public symbol (ITMS-90338){until}",
+                    arch=sl.arch,
+                    hint=f"raise the deployment target to {rule.version} or build without it"
+                    if rule.version
+                    else "build without the code that uses it",
                 )
             )
+            continue
+        rule = next((r for r in table.symbols if r.pattern.match(imp.name)), None)
+        if rule is not None and not imp.weak and newer(rule.version, target):
+            out.append(
+                error(
+                    "symbol-too-new",
+                    f"imports {imp.name} from {imp.dylib}: first in macOS {rule.version}, "
+                    f"the deployment target is {target}",
+                    arch=sl.arch,
+                    hint=f"raise the deployment target to {rule.version}, or build without it "
+                    "(Accelerate's new LAPACK: GGML_ACCELERATE=OFF or GGML_BLAS=OFF)",
+                )
+            )
+    return out
+
+
+def check_rpaths(sl: Slice) -> list[Finding]:
+    """Absolute rpaths into the linking machine are errors; unused relative ones, warnings."""
+    out: list[Finding] = []
+    has_rpath_dep = any(d.name.startswith("@rpath/") for d in sl.dylibs)
+    system = availability().rpath_system_prefixes
+    for rp in sl.rpaths:
+        if rp.startswith(("@loader_path", "@executable_path")) or rp.startswith(system):
+            if not has_rpath_dep:
+                out.append(
+                    warning(
+                        "stray-rpath",
+                        f"LC_RPATH {rp} but no @rpath dependency",
+                        arch=sl.arch,
+                        hint="leftover of a dynamic build; remove it (CMAKE_SKIP_RPATH=ON)",
+                    )
+                )
+            continue
+        where = (
+            "a path of the machine that linked it"
+            if rp.startswith("/")
+            else ("relative to the working directory")
+        )
+        out.append(
+            error(
+                "host-rpath",
+                f"LC_RPATH {rp}: {where}; dyld searches it on the user's Mac",
+                arch=sl.arch,
+                hint="a dylib planted there would load into the app: build with "
+                "CMAKE_SKIP_RPATH=ON (or remove it: install_name_tool -delete_rpath) and re-sign",
+            )
+        )
     return out
 
 

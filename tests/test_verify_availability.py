@@ -1,0 +1,122 @@
+"""Availability and App Store policy on real binaries: libraries and frameworks newer than the
+deployment target, rpaths into the linking machine (issue: verify sees what dyld sees)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llamabuild.cli import run
+from tests.fixtures.macho import Lib, MachOFactory, system
+
+pytestmark = pytest.mark.compile
+
+RDMA = "/usr/lib/librdma.dylib"
+FM = "/System/Library/Frameworks/FoundationModels.framework/Versions/A/FoundationModels"
+
+
+def verify(capsys: pytest.CaptureFixture[str], path: Path, *args: str) -> tuple[int, dict]:
+    code = run(["verify", str(path), *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def rules(rep: dict) -> set[tuple[str, str]]:
+    return {(f["rule"], f["severity"]) for f in rep["findings"]}
+
+
+@pytest.fixture(scope="module")
+def built(macho: MachOFactory) -> dict[str, Path]:
+    rdma = (RDMA, ("_rdma_open",))
+    fm = (FM, ("_FMSessionCreate",))
+    b = {
+        "rdma_strong": macho.build("av_rdma_strong", [Lib(*rdma)]),
+        "rdma_weak": macho.build("av_rdma_weak", [Lib(*rdma, kind="weak")]),
+        "fm_strong": macho.build("av_fm_strong", [Lib(*fm)]),
+        "fm_weak": macho.build("av_fm_weak", [Lib(*fm, kind="weak")]),
+        "fm_strong_x86": macho.build(
+            "av_fm_strong_x86", [Lib(*fm)], arch="x86_64", extra_ld=["-no_fixup_chains"]
+        ),
+        "runner_rpath": macho.build(
+            "av_runner_rpath",
+            system("libSystem"),
+            rpaths=["/Users/runner/work/app/llama.cpp/build/bin"],
+        ),
+        "home_rpath": macho.build("av_home_rpath", system("libSystem"), rpaths=["/home/ci/b/lib"]),
+        "relative_rpath": macho.build("av_rel_rpath", system("libSystem"), rpaths=["lib"]),
+        "system_rpath": macho.build("av_sys_rpath", system("libSystem"), rpaths=["/usr/lib/swift"]),
+    }
+    return b
+
+
+def test_library_newer_than_target_linked_strongly_is_an_error(capsys, built):
+    code, rep = verify(capsys, built["rdma_strong"], "--min-macos", "15.0")
+    assert code == 1
+    assert rules(rep) == {("library-too-new", "error")}
+    (f,) = rep["findings"]
+    assert RDMA in f["message"] and "26.2" in f["message"] and "15.0" in f["message"]
+    assert "GGML_RPC_RDMA=OFF" in f["hint"]
+
+
+def test_library_new_enough_for_the_target_is_clean(capsys, built):
+    code, rep = verify(capsys, built["rdma_strong"], "--min-macos", "26.2")
+    assert code == 0 and rep["findings"] == []
+
+
+def test_library_newer_than_target_linked_weakly_is_clean(capsys, built):
+    code, rep = verify(capsys, built["rdma_weak"], "--min-macos", "15.0")
+    assert code == 0, rep["findings"]
+    kinds = {d["name"]: d["kind"] for d in rep["slices"][0]["dylibs"]}
+    assert kinds[RDMA] == "weak"
+
+
+@pytest.mark.parametrize("name", ["fm_strong", "fm_strong_x86"])
+def test_framework_newer_than_target_strongly_is_an_error(capsys, built, name):
+    code, rep = verify(capsys, built[name], "--min-macos", "14.0")
+    assert code == 1
+    assert rules(rep) == {("library-too-new", "error")}
+    assert "FoundationModels" in rep["findings"][0]["message"]
+
+
+def test_framework_newer_than_target_weakly_is_clean(capsys, built):
+    code, rep = verify(capsys, built["fm_weak"], "--min-macos", "14.0")
+    assert code == 0, rep["findings"]
+
+
+def test_table_verdict_names_the_too_new_library(capsys, built):
+    code = run(["verify", str(built["fm_strong"])])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "first shipped in macOS 26.0" in out and "library-too-new" in out
+
+
+@pytest.mark.parametrize("name", ["runner_rpath", "home_rpath", "relative_rpath"])
+def test_rpath_into_the_build_machine_is_an_error_without_rpath_dependency(capsys, built, name):
+    code, rep = verify(capsys, built[name])
+    assert code == 1
+    assert rules(rep) == {("host-rpath", "error")}
+    assert "stray-rpath" not in {f["rule"] for f in rep["findings"]}
+
+
+def test_system_rpath_is_only_a_stray_warning(capsys, built):
+    code, rep = verify(capsys, built["system_rpath"])
+    assert code == 0
+    assert rules(rep) == {("stray-rpath", "warning")}
+
+
+def test_every_availability_entry_names_its_source():
+    from llamabuild.inspect.policy import allowlist
+
+    data = allowlist()["macho"]
+    for table in ("libraries", "frameworks", "symbols", "non_public"):
+        for group in data[table]:
+            assert group["source"].strip(), (table, group)
+    assert data["rpath"]["source"]
+
+
+def test_macos_recipes_turn_off_auto_detected_rdma():
+    from llamabuild.recipes import load_recipe
+
+    for name in ("macos-arm64-metal", "macos-arm64-cpu-cross", "macos-universal"):
+        assert load_recipe(name).cache_dict["GGML_RPC_RDMA"] is False, name
