@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -24,9 +24,15 @@ class Finding:
     hint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        return {k: v for k, v in data.items() if v is not None or k == "arch"}
+        # Field by field, not dataclasses.asdict: 40,000 findings took 2 s through asdict.
+        data: dict[str, Any] = {"rule": self.rule, "severity": self.severity.value}
+        data["message"] = self.message
+        data["arch"] = self.arch
+        for key in ("path", "hint"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
 
 
 def error(rule: str, message: str, **kw: Any) -> Finding:

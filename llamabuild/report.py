@@ -7,17 +7,67 @@ JSON object on stdout and nothing else there.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from llamabuild.findings import Finding, Severity
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+# C0/C1 controls, DEL, and the bidi overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def inert(text: str) -> str:
+    """Text from a file (a dylib name, an rpath, a path) with every control character shown as
+    an escape: an ESC sequence, CR or bidi override can no longer repaint a terminal, forge a
+    GitHub annotation or an Xcode issue line. JSON keeps the exact string instead."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def escape(text: str) -> str:
+    """Untrusted text for rich: control characters escaped, then markup escaped."""
+    return _markup_escape(inert(text))
+
+
+# Above this many rows a table is printed as aligned plain lines: rich measures every cell
+# (40,000 rows took a minute) and the output is for logs by then anyway.
+RICH_TABLE_ROWS = 500
+
+
+def print_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table of untrusted cells (escaped here): rich when small, plain aligned lines when big.
+
+    Long cells (paths) wrap instead of being cut with an ellipsis.
+    """
+    out = console()
+    if len(rows) <= RICH_TABLE_ROWS:
+        table = Table(title=escape(title), title_justify="left")
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
+        out.print(table)
+        return
+    cells = [[inert(c) for c in row] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+    widths[-1] = 0  # the last column is not padded
+    lines = [inert(title), "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    out.file.write("\n".join(lines) + "\n")
+    out.file.flush()
 
 
 def console(stderr: bool = False) -> Console:
@@ -29,14 +79,17 @@ def console(stderr: bool = False) -> Console:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    # Indented only for a person at a terminal: the indenting encoder is pure Python and
+    # takes seconds on a 40,000-command binary, the compact one is C.
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
 def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
     table = Table(title=title, show_lines=False)
     for col in ("severity", "rule", "arch", "message"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for f in findings:
         # Only the severity is our markup; messages carry paths and dylib names from the input.
         msg = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/dim]" if f.hint else "")
@@ -47,7 +100,18 @@ def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Tabl
 
 def print_findings(findings: Sequence[Finding], title: str = "Findings") -> None:
     out = console()
-    if findings:
+    if len(findings) > RICH_TABLE_ROWS:
+        rows = [
+            (
+                f.severity.value,
+                f.rule,
+                f.arch or "",
+                f.message + (f" (hint: {f.hint})" if f.hint else ""),
+            )
+            for f in findings
+        ]
+        print_rows(title, ("severity", "rule", "arch", "message"), rows)
+    elif findings:
         out.print(findings_table(findings, title))
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
@@ -62,9 +126,9 @@ def github_annotations(findings: Iterable[Finding], default_file: str | None = N
         if f.severity is Severity.INFO:
             continue
         file = f.path or default_file
-        props = f"file={_escape_prop(file)}," if file else ""
-        title = f"title=llamabuild {f.rule}" + (f" ({f.arch})" if f.arch else "")
-        text = f.message + (f" (hint: {f.hint})" if f.hint else "")
+        props = f"file={_escape_prop(inert(file))}," if file else ""
+        title = inert(f"title=llamabuild {f.rule}" + (f" ({f.arch})" if f.arch else ""))
+        text = inert(f.message + (f" (hint: {f.hint})" if f.hint else ""))
         lines.append(f"::{f.severity.value} {props}{_escape_prop(title)}::{_escape_data(text)}")
     return lines
 
@@ -87,7 +151,8 @@ def xcode_lines(findings: Iterable[Finding], default_file: str | None = None) ->
         prefix = f"{where}: " if where else ""
         arch = f" [{f.arch}]" if f.arch else ""
         hint = f" (hint: {f.hint})" if f.hint else ""
-        lines.append(f"{prefix}{f.severity.value}: {f.rule}{arch}: {f.message}{hint}")
+        line = f"{prefix}{f.severity.value}: {f.rule}{arch}: {f.message}{hint}"
+        lines.append(inert(line))
     return lines
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.findings import Finding, has_errors
-from llamabuild.inspect import Binary, inspect_binary
+from llamabuild.inspect import Binary, Slice, inspect_binary
 from llamabuild.inspect.policy import Policy, check
 
 
@@ -20,18 +20,29 @@ class VerifyReport:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, symbols: bool = False) -> dict[str, Any]:
         return {
             "path": str(self.binary.path),
             "format": self.binary.format,
             "ok": self.ok,
             "fat": self.binary.fat,
-            "slices": [slice_json(s) for s in self.binary.slices],
+            "slices": [
+                slice_json(s, symbols, macho=self.binary.format == "macho")
+                for s in self.binary.slices
+            ],
             "findings": [f.to_json() for f in self.findings],
         }
 
 
-def slice_json(s: Any) -> dict[str, Any]:
+def import_counts(s: Slice) -> dict[str, int]:
+    """dylib (or special lookup) -> how many symbols the slice imports from it."""
+    counts: dict[str, int] = {}
+    for imp in s.imports:
+        counts[imp.dylib] = counts.get(imp.dylib, 0) + 1
+    return counts
+
+
+def slice_json(s: Slice, symbols: bool = False, macho: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "arch": s.arch,
         "filetype": s.filetype,
@@ -42,6 +53,10 @@ def slice_json(s: Any) -> dict[str, Any]:
         "rpaths": list(s.rpaths),
         "signed": s.signed,
     }
+    if macho:  # what dyld must bind at launch
+        out["imports"] = import_counts(s)
+        if symbols:
+            out["symbols"] = [{"name": i.name, "dylib": i.dylib, "weak": i.weak} for i in s.imports]
     if s.signature is not None:
         sig = s.signature
         out["signature"] = {

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, recipes, report
 from llamabuild.build.plan import BuildPlan, Options, make_plan
@@ -15,6 +14,7 @@ from llamabuild.build.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
 from llamabuild.findings import exit_code
+from llamabuild.report import escape
 from llamabuild.source import LOCK_NAME, SourceRequest, resolve_source
 from llamabuild.source.cache import cache_root, slug
 from llamabuild.tools.runner import default_runner

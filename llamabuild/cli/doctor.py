@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.doctor import DoctorReport, diagnose, tool_rows
 from llamabuild.findings import exit_code
+from llamabuild.report import escape
 
 
 @app.command("doctor")

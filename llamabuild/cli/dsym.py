@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.dsym import DsymResult, make_dsym
 from llamabuild.findings import exit_code
+from llamabuild.report import escape
 
 
 @app.command("dsym")

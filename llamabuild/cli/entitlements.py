@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import files, github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.errors import InputError
 from llamabuild.findings import exit_code
+from llamabuild.report import escape
 
 PresetOpt = Annotated[
     str | None,

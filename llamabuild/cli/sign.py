@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import ConfigOpt, EntitlementsOpt, PresetOpt, SetOpt
 from llamabuild.errors import UsageError
 from llamabuild.findings import exit_code
+from llamabuild.report import escape
 from llamabuild.sign import SignReport
 
 

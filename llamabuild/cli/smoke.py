@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.errors import InputError, ToolError
 from llamabuild.findings import error
+from llamabuild.report import escape
 from llamabuild.smoke import SmokeResult, default_binary, run_smoke
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import report
 from llamabuild.cli.app import JsonOpt, app
+from llamabuild.report import escape
 from llamabuild.source import LOCK_NAME, SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.runner import default_runner
 

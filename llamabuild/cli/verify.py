@@ -38,6 +38,10 @@ def verify_cmd(
         str,
         typer.Option("--parser", help="Mach-O reader: 'auto' (load commands) or 'lief'."),
     ] = "auto",
+    symbols: Annotated[
+        bool,
+        typer.Option("--symbols", help="JSON: list every imported symbol {name, dylib, weak}."),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
@@ -63,37 +67,41 @@ def verify_cmd(
             default_file=str(path),
         )
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.to_json(symbols=symbols))
     else:
         render_verify(result, policy)
     raise typer.Exit(exit_code(result.findings))
 
 
 def render_verify(result: VerifyReport, policy: Policy) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     from llamabuild.inspect.policy import verdict
+    from llamabuild.report import escape
+    from llamabuild.verify import import_counts
 
     out = report.console()
     b = result.binary
-    # Paths, dylib names and rpaths come from the file: escaped so rich never reads them as markup.
+    # Paths, dylib names and rpaths come from the file: report.escape makes them inert.
     out.print(f"[bold]{escape(str(b.path))}[/] ({b.format}{', fat' if b.fat else ''})")
     for s in b.slices:
-        head = f"{s.arch} {s.filetype}  uuid {s.uuid or '-'}  minos {s.minos or '-'}"
-        head += f"  sdk {s.sdk or '-'}  signed {'yes' if s.signed else 'no'}"
+        if b.format == "elf":
+            head = f"{s.arch} {s.filetype}  build-id {s.uuid or '-'}"
+            head += f"  interpreter {s.interpreter or '- (static)'}"
+        else:
+            head = f"{s.arch} {s.filetype}  uuid {s.uuid or '-'}  minos {s.minos or '-'}"
+            head += f"  sdk {s.sdk or '-'}  signed {'yes' if s.signed else 'no'}"
         if not s.dylibs and not s.rpaths:  # a fully static ELF: nothing to tabulate
             out.print(escape(head))
             out.print("  no dynamic dependencies, no rpaths")
             continue
-        table = Table(title=escape(head), title_justify="left")
-        for col in ("dependency", "kind", "verdict"):
-            table.add_column(col)
+        counts = import_counts(s)
+        rows: list[tuple[str, ...]] = []
         for d in s.dylibs:
             why = verdict(b, d, policy)
-            shown = "[green]ok[/]" if why is None else f"[red]{escape(why)}[/]"
-            table.add_row(escape(d.name), escape(d.kind), shown)
+            n = counts.pop(d.name, 0)
+            rows.append((d.name, d.kind, str(n) if b.format == "macho" else "", why or "ok"))
+        for special, n in counts.items():  # flat or weak lookup, self, main executable
+            rows.append((special, "lookup", str(n), "ok"))
         for rp in s.rpaths:
-            table.add_row(escape(rp), "rpath", "")
-        out.print(table)
+            rows.append((rp, "rpath", "", ""))
+        report.print_rows(head, ("dependency", "kind", "imports", "verdict"), rows)
     report.print_findings(result.findings)

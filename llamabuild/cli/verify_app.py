@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from llamabuild import github, report
 from llamabuild.bundle import DEFAULT_HELPER, AppReport, verify_app
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.findings import exit_code
 from llamabuild.inspect.policy import Policy, parse_min_macos
+from llamabuild.report import escape
 
 
 @app.command("verify-app")
