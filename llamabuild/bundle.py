@@ -3,6 +3,10 @@
 Each item maps to an App Store rejection: "Invalid Bundle" (a .dSYM inside the .app),
 "App sandbox not enabled" (helper signed without the sandbox entitlement) and "Upload Symbols
 Failed" (no dSYM in the archive, or one whose UUIDs do not match the archived helper).
+
+Nothing in the bundle or the archive is opened unless it is a regular file: a FIFO, socket or
+device where a file belongs is an error finding (`special-file-in-bundle`, `helper-not-regular`,
+`dsym-layout`), never a blocking open().
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamabuild.dsym import check_dsym, dsym_uuids, load_plist
+from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist, path_error
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
 from llamabuild.inspect import Binary, inspect_binary, structure
+from llamabuild.inspect.mapped import open_mapped
 from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.verify import VerifyReport
@@ -74,20 +79,26 @@ def verify_app(
     report = AppReport(app=app, helper=app / rel, xcarchive=xcarchive)
     report.helper_report, found = check_helper(report.helper, policy or Policy())
     report.findings += found
-    report.findings += find_bundled_dsyms(app)
-    report.findings += find_rpath_dylibs(app)
+    report.findings += scan_bundle(app, skip=report.helper)
     if xcarchive is not None:
         report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
         report.findings += check_xcarchive(report, rel)
     return report
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def _require_dir(path: Path, suffix: str, what: str) -> Path:
-    if not path.exists():
-        raise InputError(
-            f"{path}: no such directory", hint="check the path (quote it if it has spaces)"
-        )
-    if not path.is_dir() or (suffix == ".app" and not (path / "Contents").is_dir()):
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # missing, a symlink loop, no permission: each with its hint
+        raise path_error(path, exc, "directory") from None
+    if not stat.S_ISDIR(mode) or (suffix == ".app" and not _is_dir(path / "Contents")):
         raise InputError(
             f"{path}: not {what} (expected a {suffix} directory with Contents/)",
             hint="pass the .app bundle itself (Products/Applications/<App>.app in an archive)",
@@ -108,7 +119,9 @@ def _relative(binary_path: str) -> PurePosixPath:
 def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, list[Finding]]:
     """Exists, is a regular executable file, passes verify's policy; sandboxed when signed."""
     where = str(helper)
-    if not helper.exists() and not helper.is_symlink():
+    try:
+        mode = helper.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return None, [
             error(
                 "helper-missing",
@@ -117,10 +130,12 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
                 hint="copy llama-server into Contents/Resources (a Copy Files build phase)",
             )
         ]
-    mode = helper.lstat().st_mode
+    except OSError as exc:  # a symlink loop on the way to it, no permission
+        err = path_error(helper, exc)
+        return None, [error("helper-invalid", err.message, path=where, hint=err.hint)]
     if not stat.S_ISREG(mode):
-        kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
-        msg = f"the helper is {kind}"
+        # Never opened: a FIFO would block the check forever.
+        msg = f"the helper is {file_kind(mode)}, not a regular file"
         hint = "copy the binary itself into the bundle"
         return None, [error("helper-not-regular", msg, path=where, hint=hint)]
     findings: list[Finding] = []
@@ -137,6 +152,18 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
         binary = inspect_binary(helper)
     except InputError as exc:
         return None, [*findings, error("helper-invalid", exc.message, path=where, hint=exc.hint)]
+    if binary.format != "macho":
+        arch = ", ".join(s.arch for s in binary.slices)
+        findings.append(
+            error(
+                "helper-invalid",
+                f"the helper is an {binary.format.upper()} file ({arch}, a Linux build), not a "
+                "Mach-O: macOS cannot run it",
+                path=where,
+                hint="bundle the macOS build of llama-server (e.g. the macos-arm64-metal recipe)",
+            )
+        )
+        return VerifyReport(binary=binary, findings=list(findings)), findings
     signed = any(_really_signed(s) for s in binary.slices)
     findings += check(binary, dataclasses.replace(policy, require_sandbox=signed))
     if not signed:
@@ -161,54 +188,98 @@ def _really_signed(sl: Slice) -> bool:
     return sl.signed and not (sl.signature is not None and sl.signature.linker_signed)
 
 
-def find_bundled_dsyms(app: Path) -> list[Finding]:
-    """App Store "Invalid Bundle": any *.dSYM inside the .app."""
+RPATH_DIRS = (("Contents", "Resources"), ("Contents", "Frameworks"))
+
+
+def scan_bundle(app: Path, skip: Path | None = None) -> list[Finding]:
+    """One walk of the .app: dSYMs, special files and @rpath dylib leftovers.
+
+    Symlinks are not followed and only regular files are ever opened (a FIFO named `x.dylib`
+    would block open() forever). `skip` (the helper) is judged by `check_helper` instead.
+    """
     out: list[Finding] = []
-    for root, dirs, files in os.walk(app):
-        for name in [*dirs, *files]:
-            if name.lower().endswith(".dsym"):
-                path = Path(root) / name
+    for path, kind in _walk(app):
+        rel = path.relative_to(app)
+        if path.name.lower().endswith(".dsym"):
+            out.append(
+                error(
+                    "dsym-in-bundle",
+                    f"{rel} is inside the app (App Store: Invalid Bundle)",
+                    path=str(path),
+                    hint="remove it from Copy Bundle Resources; dSYMs belong in the "
+                    "archive's dSYMs folder",
+                )
+            )
+        elif kind == "special" and path != skip:
+            out.append(
+                error(
+                    "special-file-in-bundle",
+                    f"{rel} is {file_kind(_lmode(path))}, not a regular file "
+                    "(codesign cannot seal it)",
+                    path=str(path),
+                    hint="remove it from the bundle; it was not opened",
+                )
+            )
+        elif kind == "file" and path.name.endswith(".dylib") and rel.parts[:2] in RPATH_DIRS:
+            refs = _rpath_refs(path)
+            if refs:
                 out.append(
                     error(
-                        "dsym-in-bundle",
-                        f"{path.relative_to(app)} is inside the app (App Store: Invalid Bundle)",
+                        "rpath-dylib-leftover",
+                        f"{rel} references {', '.join(refs)}",
                         path=str(path),
-                        hint="remove it from Copy Bundle Resources; dSYMs belong in the "
-                        "archive's dSYMs folder",
+                        hint="a leftover of the dynamic build; the static helper needs "
+                        "no dylib: remove it from the bundle",
                     )
                 )
-        dirs[:] = [d for d in dirs if not d.lower().endswith(".dsym")]
     return out
 
 
-def find_rpath_dylibs(app: Path) -> list[Finding]:
-    """Leftovers of the dynamic approach: .dylib files that use or are found through @rpath."""
-    out: list[Finding] = []
-    for sub in ("Resources", "Frameworks"):
-        top = app / "Contents" / sub
-        for root, _dirs, files in os.walk(top):
-            for name in files:
-                path = Path(root) / name
-                if not name.endswith(".dylib") or path.is_symlink():
-                    continue
-                refs = _rpath_refs(path)
-                if refs:
-                    out.append(
-                        error(
-                            "rpath-dylib-leftover",
-                            f"{path.relative_to(app)} references {', '.join(refs)}",
-                            path=str(path),
-                            hint="a leftover of the dynamic build; the static helper needs "
-                            "no dylib: remove it from the bundle",
-                        )
-                    )
+def _lmode(path: Path) -> int:
+    try:
+        return path.lstat().st_mode
+    except OSError:
+        return 0
+
+
+def _walk(top: Path) -> list[tuple[Path, str]]:
+    """(path, 'dir' | 'file' | 'symlink' | 'special') under `top`, in a stable order.
+
+    Never follows symlinks; a *.dSYM folder is listed but not entered; unreadable folders
+    are skipped (as os.walk does). Iterative: a hostile, deeply nested tree cannot overflow.
+    """
+    out: list[tuple[Path, str]] = []
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    kind = "symlink"
+                elif entry.is_dir(follow_symlinks=False):
+                    kind = "dir"
+                elif entry.is_file(follow_symlinks=False):
+                    kind = "file"
+                else:
+                    kind = "special"
+            except OSError:
+                continue
+            if kind == "dir" and not entry.name.lower().endswith(".dsym"):
+                stack.append(path)
+            out.append((path, kind))
     return out
 
 
 def _rpath_refs(path: Path) -> list[str]:
     try:
-        with path.open("rb") as fh:
-            slices = structure.read_slices(fh, path.stat().st_size, str(path))
+        with open_mapped(path) as mm:  # regular files only, O_NONBLOCK, fstat re-check
+            slices = structure.read_slices(mm, len(mm), str(path))
     except (InputError, OSError):
         return []
     names: list[str] = []
@@ -240,8 +311,8 @@ def app_executable(app: Path) -> Path:
     """Contents/MacOS/<CFBundleExecutable>, or the bundle's stem when Info.plist says nothing."""
     name = app.name.removesuffix(".app")
     try:
-        info = load_plist(app / "Contents" / "Info.plist")
-    except (OSError, ValueError):
+        info = load_plist(app / "Contents" / "Info.plist")  # regular files only, <= 1 MiB
+    except (InputError, OSError, ValueError):
         info = {}
     if isinstance(info.get("CFBundleExecutable"), str):
         name = info["CFBundleExecutable"]
@@ -257,14 +328,19 @@ def check_xcarchive(report: AppReport, rel: PurePosixPath) -> list[Finding]:
     out = _check_archived_dsym(report, archive / "dSYMs" / f"{helper.name}.dSYM", helper, "helper")
     exe = app_executable(app)
     out += _check_archived_dsym(report, archive / "dSYMs" / f"{app.name}.dSYM", exe, "app")
-    if helper.resolve() != report.helper.resolve():
+    # realpath, not Path.resolve(): it never raises on a symlink loop
+    if os.path.realpath(helper) != os.path.realpath(report.helper):
         out += _compare_helpers(report.helper, helper)
     return out
 
 
 def _check_archived_dsym(report: AppReport, dsym: Path, binary: Path, role: str) -> list[Finding]:
     where = str(dsym)
-    if not dsym.is_dir():
+    mode = _lmode(dsym)
+    if mode and not stat.S_ISDIR(mode) and not stat.S_ISLNK(mode):
+        msg = f"dSYMs/{dsym.name} is {file_kind(mode)}, not a .dSYM bundle"
+        return [error("dsym-layout", msg, path=where, hint="recreate it with `llamabuild dsym`")]
+    if not _is_dir(dsym):
         return [
             error(
                 "xcarchive-dsym-missing",
@@ -291,7 +367,10 @@ def _check_archived_dsym(report: AppReport, dsym: Path, binary: Path, role: str)
         msg = f"cannot check dSYMs/{dsym.name}: the archived {role} binary: {exc.message}"
         return [error("xcarchive-binary-missing", msg, path=str(binary))]
     entry["binary_uuids"] = {s.arch: s.uuid for s in target.slices}
-    return check_dsym(target, dsym)
+    try:
+        return check_dsym(target, dsym)
+    except InputError as exc:  # its Info.plist or DWARF file is a FIFO, a device, a loop
+        return [error("dsym-layout", exc.message, path=where, hint=exc.hint)]
 
 
 def _compare_helpers(shipped: Path, archived: Path) -> list[Finding]:

@@ -9,8 +9,10 @@ headers (a real DWARF file is ~130 MB).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import plistlib
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +23,13 @@ from llamabuild.build.interrupt import critical
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure
+from llamabuild.inspect.mapped import open_mapped
 from llamabuild.inspect.model import Binary
-from llamabuild.inspect.reader import require_regular
 from llamabuild.tools.dsymutil import Dsymutil, warnings
 from llamabuild.tools.runner import Runner, default_runner
 from llamabuild.tools.strip import Strip
 
+DAMAGED_HINT = "a .dSYM holds regular files only: recreate it with `llamabuild dsym BINARY`"
 EMPTY_HINT = "the build dir was cleaned before dsymutil ran; keep the object files / rebuild"
 RELINK_HINT = (
     "the binary was relinked after the dSYM was made; run `llamabuild dsym` on the binary "
@@ -34,6 +37,50 @@ RELINK_HINT = (
 )
 
 Uuids = dict[str, str | None]
+
+# A dSYM's Info.plist is a few hundred bytes; anything this big is not one and is not read.
+MAX_PLIST = 1 << 20
+LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
+
+
+def file_kind(mode: int) -> str:
+    """'a directory', 'a FIFO', ... for an lstat/stat mode (for one-line messages)."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
+
+
+def require_file(path: Path, hint: str) -> None:
+    """InputError (with `hint`) unless `path` is a regular file; nothing is opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise path_error(path, exc) from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: {file_kind(mode)}, not a regular file", hint=hint)
+
+
+def path_error(path: Path, exc: OSError, noun: str = "file") -> InputError:
+    """A one-line InputError with a hint for a failed stat() of a user's file or folder."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return InputError(
+            f"{path}: no such {noun}", hint="check the path (quote it if it has spaces)"
+        )
+    if exc.errno == errno.ELOOP:
+        return InputError(f"{path}: cannot read (symlink loop)", hint=LOOP_HINT)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return InputError(
+            f"{path}: cannot read (permission denied)", hint="check the file's permissions"
+        )
+    return InputError(f"{path}: cannot read ({exc.strerror})", hint="check the path")
 
 
 @dataclass(frozen=True)
@@ -76,37 +123,67 @@ def dwarf_dir(dsym: Path) -> Path:
     return dsym / "Contents" / "Resources" / "DWARF"
 
 
+def _lexists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except OSError:
+        return False
+    return True
+
+
 def find_dwarf_file(dsym: Path, name: str | None = None) -> Path | None:
-    """DWARF/<name>, else the only file in DWARF/; a flat dSYM is its own DWARF file."""
-    if dsym.is_file():
+    """DWARF/<name>, else the only non-directory in DWARF/; a flat dSYM is its own DWARF file.
+
+    An entry is returned whatever its type: the caller opens it with `open_mapped`, which
+    refuses a FIFO or device (an `is_file()` filter would report it as missing instead).
+    """
+    if not dsym.is_dir():
         return dsym
     folder = dwarf_dir(dsym)
-    if name and (folder / name).is_file():
-        return folder / name
     stem = dsym.name.removesuffix(".dSYM").removesuffix(".app")
-    if (folder / stem).is_file():
-        return folder / stem
-    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    for candidate in (name, stem):
+        if candidate and _lexists(folder / candidate):
+            return folder / candidate
+    try:
+        files = sorted(p for p in folder.iterdir() if not p.is_dir())
+    except OSError:
+        return None
     return files[0] if len(files) == 1 else None
+
+
+def _require_dsym(dsym: Path) -> None:
+    """A .dSYM bundle (directory) or a flat DWARF file; exit 2 with a hint for anything else."""
+    try:
+        mode = dsym.stat().st_mode
+    except OSError as exc:
+        raise path_error(dsym, exc, "dSYM") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise InputError(
+            f"{dsym}: {file_kind(mode)}, not a .dSYM bundle or DWARF file",
+            hint="pass the .dSYM folder that `llamabuild dsym` or dsymutil wrote",
+        )
 
 
 def dsym_uuids(dsym: Path) -> Uuids:
     """arch -> UUID of a .dSYM (bundle or flat file), reading only Mach-O headers."""
-    if not dsym.exists():
-        raise InputError(f"{dsym}: no such dSYM", hint="check the path (quote it if it has spaces)")
+    _require_dsym(dsym)
     dwarf = find_dwarf_file(dsym)
     if dwarf is None:
         raise InputError(
             f"{dsym}: no DWARF file in Contents/Resources/DWARF",
             hint="recreate it with `llamabuild dsym BINARY`",
         )
+    require_file(dwarf, DAMAGED_HINT)  # a FIFO or device is refused, never opened
     return structure.read_uuids(dwarf)
 
 
 def check_dsym(binary: Binary, dsym: Path) -> list[Finding]:
-    """Layout, per-arch UUID match and non-empty debug info of `dsym` for `binary`."""
-    if not dsym.exists():
-        raise InputError(f"{dsym}: no such dSYM", hint="check the path (quote it if it has spaces)")
+    """Layout, per-arch UUID match and non-empty debug info of `dsym` for `binary`.
+
+    InputError (exit 2) when the dSYM, its Info.plist or its DWARF file is not a regular
+    file/folder (a FIFO, a device, a symlink loop): nothing such is ever opened.
+    """
+    _require_dsym(dsym)
     return check_against({s.arch: s.uuid for s in binary.slices}, binary.path.name, dsym)
 
 
@@ -117,9 +194,10 @@ def check_against(binary_uuids: Uuids, name: str, dsym: Path) -> list[Finding]:
     dwarf = find_dwarf_file(dsym, name)
     if dwarf is None:
         return findings
+    require_file(dwarf, DAMAGED_HINT)  # a FIFO, device or loop: InputError (exit 2), not opened
     try:
-        with dwarf.open("rb") as fh:
-            slices = structure.read_slices(fh, dwarf.stat().st_size, str(dwarf))
+        with open_mapped(dwarf) as mm:
+            slices = structure.read_slices(mm, len(mm), str(dwarf))
     except (InputError, OSError) as exc:
         msg = exc.message if isinstance(exc, InputError) else str(exc)
         return [*findings, error("dsym-layout", f"unreadable DWARF file: {msg}", path=where)]
@@ -141,10 +219,27 @@ def check_against(binary_uuids: Uuids, name: str, dsym: Path) -> list[Finding]:
     return findings
 
 
-def load_plist(path: Path) -> dict[str, Any]:
-    """A plist file's top-level dict; ValueError for anything malformed (XML or binary)."""
+def load_plist(path: Path, limit: int = MAX_PLIST, hint: str = DAMAGED_HINT) -> dict[str, Any]:
+    """A plist file's top-level dict.
+
+    ValueError for anything malformed (XML or binary) or larger than `limit` (refused
+    unread); InputError when the path is missing or not a regular file (never opened then).
+    """
+    require_file(path, hint)
     try:
-        data = plistlib.loads(path.read_bytes())
+        size = path.stat().st_size
+    except OSError as exc:
+        raise path_error(path, exc) from None
+    if size == 0:
+        raise ValueError("empty file")
+    if size > limit:
+        raise ValueError(f"{size} bytes, over the {limit >> 10} KiB limit; not read")
+    with open_mapped(path) as mm:  # re-checks the opened file (O_NONBLOCK, fstat)
+        if len(mm) > limit:
+            raise ValueError(f"{len(mm)} bytes, over the {limit >> 10} KiB limit; not read")
+        raw = bytes(mm)
+    try:
+        data = plistlib.loads(raw)
     except (plistlib.InvalidFileException, ExpatError) as exc:
         raise ValueError(str(exc) or "malformed") from exc
     if not isinstance(data, dict):
@@ -161,17 +256,19 @@ def _check_layout(dsym: Path, name: str) -> list[Finding]:
         ]
     out: list[Finding] = []
     plist = dsym / "Contents" / "Info.plist"
-    try:
-        load_plist(plist)
-    except FileNotFoundError:
+    if not _lexists(plist):
         out.append(error("dsym-layout", "Contents/Info.plist is missing", path=where, hint=hint))
-    except (ValueError, OSError) as exc:
-        msg = f"Contents/Info.plist is not a valid plist ({exc})"
-        out.append(error("dsym-layout", msg, path=where, hint=hint))
-    if not (dwarf_dir(dsym) / name).is_file():
-        found = (
-            sorted(p.name for p in dwarf_dir(dsym).iterdir()) if dwarf_dir(dsym).is_dir() else []
-        )
+    else:
+        try:
+            load_plist(plist)  # a FIFO, device or loop: InputError (exit 2), never opened
+        except ValueError as exc:
+            msg = f"Contents/Info.plist is not a valid plist ({exc})"
+            out.append(error("dsym-layout", msg, path=where, hint=hint))
+    if not _lexists(dwarf_dir(dsym) / name):
+        try:
+            found = sorted(p.name for p in dwarf_dir(dsym).iterdir())
+        except OSError:
+            found = []
         shown = ", ".join(found) or "nothing"
         out.append(
             error(
@@ -222,15 +319,13 @@ def _check_slice(sl: structure.RawSlice, uuid: str | None, where: str) -> list[F
 
 
 def _binary_uuids(binary: Path) -> Uuids:
-    require_regular(binary)
-    with binary.open("rb") as fh:
-        kind = structure.sniff(fh.read(8))
-    if kind not in ("macho", "fat"):
-        raise InputError(
-            f"{binary}: not a Mach-O file; dSYMs exist only for Mach-O",
-            hint="pass the macOS llama-server binary",
-        )
-    return structure.read_uuids(binary)
+    with open_mapped(binary) as mm:
+        if structure.sniff(mm[:8]) not in ("macho", "fat"):
+            raise InputError(
+                f"{binary}: not a Mach-O file; dSYMs exist only for Mach-O",
+                hint="pass the macOS llama-server binary",
+            )
+        return {s.arch: s.uuid for s in structure.read_slices(mm, len(mm), str(binary))}
 
 
 def make_dsym(
@@ -249,7 +344,13 @@ def make_dsym(
     binary = Path(binary)
     binary_uuids = _binary_uuids(binary)
     output = Path(output) if output else binary.with_name(binary.name + ".dSYM")
-    if not output.parent.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(output.parent.stat().st_mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise path_error(output.parent, exc) from None
+        is_dir = False
+    if not is_dir:
         raise InputError(f"{output.parent}: no such directory", hint="create it first")
     _check_output(binary, output)
     tool = Dsymutil.locate(runner)
@@ -267,6 +368,8 @@ def make_dsym(
         if not staged.exists():
             raise ToolError(f"dsymutil wrote nothing to {staged}")
         findings = _explain_empty(check_against(binary_uuids, binary.name, staged), notes)
+        # Findings name the published path, not the temp dir that is deleted below.
+        findings = [_moved(f, staged, output) for f in findings]
         uuids = _safe_uuids(find_dwarf_file(staged, binary.name))
         if has_errors(findings):
             return DsymResult(
@@ -291,6 +394,13 @@ def make_dsym(
         stripped=stripped,
         tool_warnings=notes,
     )
+
+
+def _moved(f: Finding, staged: Path, output: Path) -> Finding:
+    """`f` with the staged dSYM's path (in path and message) replaced by the final one."""
+    old, new = str(staged), str(output)
+    path = new + f.path[len(old) :] if f.path and f.path.startswith(old) else f.path
+    return dataclasses.replace(f, path=path, message=f.message.replace(old, new))
 
 
 def _safe_uuids(dwarf: Path | None) -> Uuids:
@@ -325,7 +435,12 @@ def _is_dsym_bundle(path: Path) -> bool:
 def _check_output(binary: Path, output: Path) -> None:
     """Refuse an -o that would replace anything but a previous dSYM bundle (never the binary)."""
     hint = "name a new or existing BINARY.dSYM bundle, e.g. -o llama-server.dSYM"
-    real_out, real_bin = output.resolve(), binary.resolve()
+    try:
+        real_out, real_bin = output.resolve(), binary.resolve()
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        raise UsageError(f"-o {output}: cannot resolve (symlink loop)", hint=LOOP_HINT) from None
+    except OSError as exc:
+        raise path_error(output, exc) from None
     if real_out == real_bin or real_bin.is_relative_to(real_out):
         raise UsageError(f"-o {output}: that is (or holds) the binary itself", hint=hint)
     if (output.exists() or output.is_symlink()) and not _is_dsym_bundle(output):

@@ -447,3 +447,98 @@ def test_human_output_prints_markup_literally(
     assert run(["dsym", str(binary)]) == 0
     out = capsys.readouterr().out
     assert f"wrote {binary}.dSYM" in out and "[red]x[/] y" in out
+
+
+# --- never hang, regular files only; exit 2 with a hint outside verify-app ----------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, dict[str, object]]:
+    code = run([*map(str, args), "--json"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err
+    return code, json.loads(out)
+
+
+@pytest.mark.timeout(20)
+def test_fifos_inside_a_dsym_are_exit_2(
+    capsys: pytest.CaptureFixture[str], thin: Path, tmp_path: Path
+) -> None:
+    """`verify --dsym`: a FIFO as Info.plist or DWARF file blocked read_bytes()/open() forever."""
+    good = dsymutil19(thin, tmp_path / "good.dSYM")
+    for i, part in enumerate(("Contents/Info.plist", "Contents/Resources/DWARF/llama-server")):
+        dsym = tmp_path / f"fifo {i}.dSYM"
+        shutil.copytree(good, dsym)
+        (dsym / part).unlink()
+        os.mkfifo(dsym / part)
+        code, rep = cli(capsys, "verify", thin, "--dsym", dsym)
+        assert code == 2, part
+        assert "FIFO, not a regular file" in str(rep["error"]) and rep["hint"], rep
+    flat = tmp_path / "flat.dSYM"
+    os.mkfifo(flat)
+    code, rep = cli(capsys, "verify", thin, "--dsym", flat)
+    assert code == 2 and "FIFO" in str(rep["error"]) and rep["hint"]
+
+
+@pytest.mark.timeout(20)
+def test_fifos_as_dsym_output_or_inside_the_previous_dsym(
+    capsys: pytest.CaptureFixture[str], macho: MachOFactory, tmp_path: Path
+) -> None:
+    """`llamabuild dsym`: -o a FIFO is refused; a previous dSYM holding FIFOs is replaced."""
+    binary = fresh(macho, tmp_path / "fifo out")
+    pipe = tmp_path / "fifo out" / "pipe.dSYM"
+    os.mkfifo(pipe)
+    code, rep = cli(capsys, "dsym", binary, "-o", pipe)
+    assert code == 2 and rep["hint"]
+    out = binary.parent / "llama-server.dSYM"
+    for part in ("Contents/Info.plist", "Contents/Resources/DWARF/llama-server"):
+        (out / part).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(out / part)
+    code, rep = cli(capsys, "dsym", binary)
+    assert code == 0 and rep["published"] is True
+    assert dsym_uuids(out) == dwarfdump_uuids(binary)
+
+
+@pytest.mark.timeout(20)
+def test_oversized_info_plist_is_refused_unread(thin: Path, tmp_path: Path) -> None:
+    """A 4 GiB (sparse) Info.plist: a dsym-layout finding at once, not 4 GiB read into memory."""
+    dsym = dsymutil19(thin, tmp_path / "big.dSYM")
+    with (dsym / "Contents" / "Info.plist").open("r+b") as fh:
+        fh.truncate(4 << 30)
+    found = check_dsym(inspect_binary(thin), dsym)
+    assert [f.rule for f in found] == ["dsym-layout"]
+    assert "not read" in found[0].message and found[0].hint
+
+
+def test_dsym_json_reports_the_published_path(
+    capsys: pytest.CaptureFixture[str], macho: MachOFactory, tmp_path: Path
+) -> None:
+    """Findings named the temp dir (.llama-server.dSYM.xxxx.tmp) that was already deleted."""
+    binary = fresh(macho, tmp_path / "My App")
+    out = tmp_path / "My App" / "Out.dSYM"
+    code, rep = cli(capsys, "dsym", binary, "-o", out)
+    assert code == 0 and rep["path"] == str(out)
+    assert rep["dwarf_file"] == str(out / "Contents" / "Resources" / "DWARF" / "llama-server")
+    shutil.rmtree(binary.parent / "llama-server.build")  # the next dSYM comes out empty
+    code, rep = cli(capsys, "dsym", binary, "-o", out)
+    assert code == 1 and rep["published"] is False
+    assert rep["path"] == str(out)
+    assert [f["path"] for f in rep["findings"]] == [str(out)]  # type: ignore[union-attr,index]
+    assert ".tmp" not in json.dumps(rep)
+    assert Path(str(rep["path"])).is_dir()
+
+
+def test_symlink_loops_get_a_hint(
+    capsys: pytest.CaptureFixture[str], thin: Path, tmp_path: Path
+) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for args in (
+        ["verify", loop],
+        ["dsym", loop],
+        ["dsym", thin, "-o", loop],
+        ["dsym", thin, "-o", loop / "x.dSYM"],
+        ["verify", thin, "--dsym", loop],
+    ):
+        code, rep = cli(capsys, *args)
+        assert code == 2, args
+        assert "symlink loop" in str(rep["hint"]), (args, rep)

@@ -584,3 +584,42 @@ def test_engine_errors_are_translated_and_scrubbed():
     )
     assert isinstance(offline, ToolError)
     assert offline.hint is not None and "--no-timestamp" in offline.hint
+
+
+@pytest.mark.compile
+def test_no_room_for_the_signature_load_command_gets_the_headerpad_hint(
+    macho: MachOFactory, tmp_path, capsys
+):
+    """The engine's "insufficient room to write code signature load command", for real.
+
+    ld64.lld-19 with `-headerpad 0` leaves less than the 16 bytes LC_CODE_SIGNATURE needs
+    between the load commands and __text; an x86_64 output carries no linker signature whose
+    load command could be reused.
+    """
+    tight = macho.build(
+        "sign_nopad", system("libSystem"), arch="x86_64", extra_ld=["-headerpad", "0"]
+    )
+    target = copy(tight, tmp_path)
+    before = target.read_bytes()
+    code, payload = sign_json(capsys, str(target))
+    assert code == 2
+    assert "insufficient room" in payload["error"]
+    assert "-Wl,-headerpad_max_install_names" in payload["hint"]
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["llama-server"]
+
+
+def test_engine_macho_errors_have_hints():
+    from apple_platform import errors as ap_errors
+
+    from llamabuild.errors import InputError
+    from llamabuild.tools.rcodesign import _translate
+
+    msg = "insufficient room to write code signature load command"
+    room = _translate(ap_errors.MachOError(msg), None)
+    assert isinstance(room, InputError) and room.exit_code == 2
+    assert room.hint is not None and "-Wl,-headerpad_max_install_names" in room.hint
+    other = _translate(ap_errors.MachOError("bad header"), None)
+    assert other.hint  # type: ignore[attr-defined]
+    generic = _translate(ap_errors.ApplePlatformError("something else"), None)
+    assert generic.hint  # type: ignore[attr-defined]

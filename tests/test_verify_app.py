@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import plistlib
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,3 +361,163 @@ def test_fat_helper_in_archive(
         _, rep = check(capsys, app, "--xcarchive", archive)
         # the fat helper is not signed on x86_64 (lld signs arm64 only): sandbox error expected
         assert errors(rep) - {"sandbox-missing"} == expected, rep["findings"]
+
+
+# --- never hang, regular files only (FIFOs are findings while verify-app walks) ------------------
+
+
+def no_traceback(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = run(["verify-app", *map(str, args)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err
+    return code, out, err
+
+
+@pytest.mark.timeout(20)
+def test_fifo_in_the_bundle_is_a_finding_never_opened(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    """A FIFO named x.dylib in Contents/Frameworks blocked open() forever (and Ctrl-C)."""
+    app = make_app(tmp_path, parts)
+    (app / "Contents" / "Frameworks").mkdir()
+    os.mkfifo(app / "Contents" / "Frameworks" / "x.dylib")
+    (app / "Contents" / "Resources" / "lib").mkdir()
+    os.mkfifo(app / "Contents" / "Resources" / "lib" / "libggml.dylib")
+    os.mkfifo(app / "Contents" / "MacOS" / "pipe")
+    code, rep = check(capsys, app)
+    assert code == 1
+    assert {(f["rule"], f["severity"]) for f in rep["findings"]} == {
+        ("special-file-in-bundle", "error")
+    }
+    assert sorted(Path(f["path"]).name for f in rep["findings"]) == [
+        "libggml.dylib",
+        "pipe",
+        "x.dylib",
+    ]
+    assert all("FIFO" in f["message"] and f["hint"] for f in rep["findings"])
+    code, out, _err = no_traceback(capsys, app)
+    assert code == 1 and "special-file-in-bundle" in out
+
+
+@pytest.mark.timeout(20)
+def test_fifo_helper_is_not_regular_and_reported_once(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, parts)
+    helper = app / "Contents" / "Resources" / "llama-server"
+    helper.unlink()
+    os.mkfifo(helper)
+    code, rep = check(capsys, app)
+    assert code == 1
+    (f,) = rep["findings"]
+    assert f["rule"] == "helper-not-regular" and "FIFO" in f["message"] and f["hint"]
+
+
+ARCHIVED = "Products/Applications/My App.app"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("spoil", "rule"),
+    [
+        ("dSYMs/llama-server.dSYM/Contents/Info.plist", "dsym-layout"),
+        ("dSYMs/llama-server.dSYM/Contents/Resources/DWARF/llama-server", "dsym-layout"),
+        ("dSYMs/My App.app.dSYM/Contents/Resources/DWARF/My App", "dsym-layout"),
+        ("dSYMs/llama-server.dSYM", "dsym-layout"),
+        (
+            "Products/Applications/My App.app/Contents/Resources/llama-server",
+            "xcarchive-binary-missing",
+        ),
+        ("Products/Applications/My App.app/Contents/Info.plist", None),
+    ],
+)
+def test_fifos_in_the_archive_are_findings(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path, spoil: str, rule: str | None
+) -> None:
+    """`verify-app --xcarchive`: a FIFO where a dSYM or archived file belongs is never opened."""
+    app = make_app(tmp_path, parts)
+    archive = make_archive(tmp_path, app, parts.helper_dsym, parts.main_dsym)
+    target = archive / spoil
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    os.mkfifo(target)
+    code, out, _err = no_traceback(capsys, app, "--xcarchive", archive, "--json")
+    rep = json.loads(out)
+    if rule is None:  # the archived app's Info.plist only names its executable: default used
+        assert code == 0, rep["findings"]
+        return
+    assert code == 1, rep["findings"]
+    assert errors(rep) == {rule}, rep["findings"]
+    assert any("FIFO" in f["message"] for f in rep["findings"])
+
+
+def test_static_linux_elf_helper_is_invalid(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    """A Linux build in the bundle passed with only `helper-unsigned`."""
+    src = tmp_path / "server.c"
+    src.write_text('#include <stdio.h>\nint main(void) { puts("llama"); return 0; }\n')
+    elf = tmp_path / "llama-server"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(elf), str(src)], check=True)
+    assert elf.read_bytes()[:4] == b"\x7fELF"
+    code, rep = check(capsys, make_app(tmp_path, parts, elf))
+    assert code == 1
+    (f,) = rep["findings"]
+    assert (f["rule"], f["severity"]) == ("helper-invalid", "error")
+    assert "ELF" in f["message"] and "Mach-O" in f["message"] and f["hint"]
+
+
+def test_symlink_loops_are_exit_2_with_a_hint(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    loop = tmp_path / "Loop.app"
+    loop.symlink_to(loop)
+    app = make_app(tmp_path, parts)
+    for args in ([loop], [app, "--xcarchive", loop]):
+        code, rep = check(capsys, *args)
+        assert code == 2, args
+        assert "symlink loop" in rep["error"] and "symlink loop" in rep["hint"]
+    # a loop inside the bundle is a finding about the bundle
+    helper = app / "Contents" / "Resources" / "llama-server"
+    helper.unlink()
+    helper.symlink_to(helper)
+    code, rep = check(capsys, app)
+    assert code == 1 and errors(rep) == {"helper-not-regular"}
+
+
+def java_class_file() -> bytes:
+    """A minimal valid class file (`public class Hello {}`, Java 21): 0xCAFEBABE, 0, 65."""
+
+    def utf8(text: str) -> bytes:
+        raw = text.encode()
+        return b"\x01" + struct.pack(">H", len(raw)) + raw
+
+    pool = [b"\x07\x00\x02", utf8("Hello"), b"\x07\x00\x04", utf8("java/lang/Object")]
+    return (
+        struct.pack(">IHHH", 0xCAFEBABE, 0, 65, len(pool) + 1)
+        + b"".join(pool)
+        + struct.pack(">HHHHHHH", 0x0021, 1, 3, 0, 0, 0, 0)  # flags, this, super, no members
+    )
+
+
+def test_java_class_file_gets_a_hint(
+    capsys: pytest.CaptureFixture[str], parts: Parts, tmp_path: Path
+) -> None:
+    """0xCAFEBABE + version 65 read as a fat header listing 65 slices, with no hint.
+
+    The hint comes from llamabuild/inspect/structure.py (`_fat_entries`), owned elsewhere: this
+    test fails until it names Java class files there.
+    """
+    cls = tmp_path / "Hello.class"
+    cls.write_bytes(java_class_file())
+    for command in (["verify", str(cls)], ["dsym", str(cls)]):
+        code = run([*command, "--json"])
+        rep = json.loads(capsys.readouterr().out)
+        assert code == 2, command
+        assert "Mach-O" in rep["error"] and "Java" in (rep["hint"] or ""), rep
+    code, rep = check(capsys, make_app(tmp_path, parts, cls))
+    assert code == 1
+    (f,) = [f for f in rep["findings"] if f["rule"] == "helper-invalid"]
+    assert "Java" in (f.get("hint") or ""), f

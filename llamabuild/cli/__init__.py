@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 
@@ -33,6 +34,42 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     return code
 
 
+LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
+# A file-system error that reaches here unconverted still gets a hint, never a traceback.
+ERRNO_HINTS = {
+    errno.ELOOP: LOOP_HINT,
+    errno.ENOENT: "check the path (quote it if it has spaces)",
+    errno.ENOTDIR: "check the path: a part of it is a file, not a folder",
+    errno.EISDIR: "name a file, not a folder",
+    errno.EACCES: "check the permissions of the file and its folder",
+    errno.EPERM: "check the permissions of the file and its folder",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ENOSPC: "free some disk space and rerun",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+}
+INPUT_ERRNOS = frozenset(
+    {errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM}
+    | {errno.ENAMETOOLONG}
+)
+
+
+def _cause_hint(exc: BaseException) -> str | None:
+    """The hint for the OSError an error was raised from (if any), by its errno."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in ERRNO_HINTS:
+            return ERRNO_HINTS[cause.errno]
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _os_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def _is_usage_error(exc: Exception) -> bool:
     """Click's usage errors (typer >= 0.29 vendors click, so match by shape, not by class)."""
     return callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
@@ -50,7 +87,12 @@ def run(argv: list[str] | None = None) -> int:
     except LlamabuildError as exc:
         if State.debug:
             traceback.print_exc()
-        return _fail(exc.message, exc.hint, exc.exit_code, args)
+        return _fail(exc.message, exc.hint or _cause_hint(exc), exc.exit_code, args)
+    except OSError as exc:  # a file-system error no command turned into its own message
+        if State.debug:
+            traceback.print_exc()
+        hint = ERRNO_HINTS.get(exc.errno or 0, "rerun with --debug for the details")
+        return _fail(_os_message(exc), hint, 2 if exc.errno in INPUT_ERRNOS else 3, args)
     except Exception as exc:  # the last line of defence: never a bare traceback
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]
@@ -60,6 +102,8 @@ def run(argv: list[str] | None = None) -> int:
             return code
         if State.debug:
             traceback.print_exc()
+        if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):
+            return _fail(str(exc), LOOP_HINT, 2, args)  # pathlib's resolve() before 3.13
         return _fail(
             f"internal error: {type(exc).__name__}: {exc}",
             "rerun with --debug and report it",

@@ -141,12 +141,34 @@ def _translate(exc: Any, secret: str | None) -> Exception:
             "encryption (openssl pkcs12 -export -legacy), which the engine reads",
         )
     if kind in ("CertificateError", "NoSigningCertificateError"):
-        return InputError(f"unusable signing certificate: {message}")
+        return InputError(
+            f"unusable signing certificate: {message}",
+            hint="the .p12 must hold a code-signing certificate and its private key "
+            "(export both from Keychain Access)",
+        )
     if kind == "TimestampError" or "time-stamp" in message.lower():
         return ToolError(
             f"timestamp server unreachable: {message}",
             hint="check the network, or sign with --no-timestamp",
         )
     if kind == "MachOError":
-        return InputError(f"the engine cannot sign this Mach-O: {message}")
-    return ToolError(f"rcodesign engine failed ({kind}): {message}")
+        return InputError(
+            f"the engine cannot sign this Mach-O: {message}", hint=_macho_hint(message)
+        )
+    return ToolError(
+        f"rcodesign engine failed ({kind}): {message}",
+        hint="check the binary with `llamabuild verify`; if it passes, rerun with --debug and "
+        "report it",
+    )
+
+
+HEADERPAD_HINT = (
+    "the load commands fill the Mach-O header, leaving no room for LC_CODE_SIGNATURE: relink "
+    "with -Wl,-headerpad_max_install_names (e.g. in CMAKE_EXE_LINKER_FLAGS), then sign again"
+)
+
+
+def _macho_hint(message: str) -> str:
+    if "insufficient room" in message.lower():
+        return HEADERPAD_HINT
+    return "check the binary with `llamabuild verify` first (a truncated or corrupt Mach-O)"
