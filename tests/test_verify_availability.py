@@ -120,3 +120,105 @@ def test_macos_recipes_turn_off_auto_detected_rdma():
 
     for name in ("macos-arm64-metal", "macos-arm64-cpu-cross", "macos-universal"):
         assert load_recipe(name).cache_dict["GGML_RPC_RDMA"] is False, name
+
+
+ACCELERATE = "/System/Library/Frameworks/Accelerate.framework/Versions/A/Accelerate"
+NEWLAPACK = "_cblas_sgemm$NEWLAPACK$ILP64"
+NEWLAPACK_LP64 = "_cblas_dgemm$NEWLAPACK"
+
+
+def _link_accelerate(root: Path, name: str, arch: str, minos: str, weak: bool) -> Path:
+    """A real executable that calls Accelerate's new-LAPACK sgemm/dgemm, as ggml does."""
+    import subprocess
+
+    from tests.fixtures.macho import tool
+
+    work = root / f"{name}.build"
+    work.mkdir(parents=True, exist_ok=True)
+    attr = "__attribute__((weak_import)) " if weak else ""
+    (work / "m.c").write_text(
+        f'{attr}extern void sgemm_ilp64(void) __asm("{NEWLAPACK}");\n'
+        f'{attr}extern void dgemm_lp64(void) __asm("{NEWLAPACK_LP64}");\n'
+        "int main(int argc, char **argv) {\n"
+        "  if (argc > 5) { sgemm_ilp64(); dgemm_lp64(); }\n  return 0;\n}\n"
+    )
+    stubs = []
+    for install, syms in (
+        ("/usr/lib/libSystem.B.dylib", ["dyld_stub_binder"]),
+        (ACCELERATE, [f"'{NEWLAPACK}'", f"'{NEWLAPACK_LP64}'"]),
+    ):
+        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
+        tbd.write_text(
+            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos, x86_64-macos ]\n"
+            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
+            f"  - targets: [ arm64-macos, x86_64-macos ]\n    symbols: [ {', '.join(syms)} ]\n...\n"
+        )
+        stubs.append(str(tbd))
+    obj = work / "m.o"
+    target = f"{arch}-apple-macos{minos}"
+    subprocess.run(
+        [tool("clang"), "-target", target, "-c", str(work / "m.c"), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    out = root / name
+    ld = [tool("ld64.lld"), "-arch", arch, "-platform_version", "macos", minos, minos]
+    ld += ["-o", str(out), str(obj), *stubs]
+    if arch == "x86_64":
+        ld.append("-no_fixup_chains")  # classic bind opcodes (LC_DYLD_INFO_ONLY)
+    subprocess.run(ld, check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lapack(macho: MachOFactory) -> dict[tuple[str, str, bool], Path]:
+    out = {}
+    for arch in ("arm64", "x86_64"):
+        for minos in ("13.0", "14.0"):
+            for weak in (False, True):
+                name = f"lapack_{arch}_{minos}_{'weak' if weak else 'strong'}"
+                out[arch, minos, weak] = _link_accelerate(macho.root, name, arch, minos, weak)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+@pytest.mark.parametrize("parser", ["auto", "lief"])
+def test_newlapack_import_below_13_3_is_an_error(capsys, lapack, arch, parser):
+    binary = lapack[arch, "13.0", False]
+    code, rep = verify(capsys, binary, "--min-macos", "13.0", "--parser", parser, "--symbols")
+    assert code == 1
+    by_rule = {f["rule"]: f for f in rep["findings"]}
+    assert set(by_rule) == {"non-public-symbol", "symbol-too-new"}
+    assert NEWLAPACK in by_rule["non-public-symbol"]["message"]
+    assert "ITMS-90338" in by_rule["non-public-symbol"]["message"]
+    assert NEWLAPACK_LP64 in by_rule["symbol-too-new"]["message"]
+    assert "13.3" in by_rule["symbol-too-new"]["message"]
+    (sl,) = rep["slices"]
+    assert sl["imports"][ACCELERATE] == 2
+    names = {(s["name"], s["dylib"], s["weak"]) for s in sl["symbols"]}
+    assert (NEWLAPACK, ACCELERATE, False) in names
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+@pytest.mark.parametrize("parser", ["auto", "lief"])
+def test_newlapack_import_at_14_is_clean(capsys, lapack, arch, parser):
+    code, rep = verify(capsys, lapack[arch, "14.0", False], "--parser", parser)
+    assert code == 0, rep["findings"]
+    assert rep["findings"] == []
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_weak_newlapack_import_is_not_too_new_but_still_non_public(capsys, lapack, arch):
+    code, rep = verify(capsys, lapack[arch, "13.0", True], "--min-macos", "13.0", "--symbols")
+    assert code == 1
+    assert {f["rule"] for f in rep["findings"]} == {"non-public-symbol"}
+    weak = {s["name"]: s["weak"] for s in rep["slices"][0]["symbols"]}
+    assert weak[NEWLAPACK] is True and weak[NEWLAPACK_LP64] is True
+
+
+def test_symbol_count_shown_per_dependency_in_the_table(capsys, lapack):
+    code = run(["verify", str(lapack["arm64", "14.0", False])])
+    out = capsys.readouterr().out
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if "Accelerate" in line]
+    assert " 2 " in row.replace("│", " ")

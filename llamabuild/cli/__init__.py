@@ -20,7 +20,7 @@ from llamabuild.cli import verify_app as _verify_app  # noqa: F401
 from llamabuild.cli import xcode as _xcode  # noqa: F401
 from llamabuild.cli.app import State, app
 from llamabuild.errors import LlamabuildError
-from llamabuild.report import emit_json
+from llamabuild.report import emit_json, inert
 
 __all__ = ["app", "main"]
 
@@ -28,9 +28,10 @@ __all__ = ["app", "main"]
 def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     if "--json" in argv:
         emit_json({"ok": False, "error": message, "hint": hint, "exit_code": code})
-    print(f"error: {message}", file=sys.stderr)
+    # One line each, whatever a path or name in the message holds (ESC, CR, newlines).
+    print(f"error: {inert(message)}", file=sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"hint: {inert(hint)}", file=sys.stderr)
     return code
 
 
