@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 from llamabuild.inspect import structure as st
+from llamabuild.inspect.imports import read_imports
 from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
 from llamabuild.inspect.signature import parse_signature
 
@@ -46,7 +47,7 @@ def _reader(data: Buffer) -> st.Reader:
     return io.BytesIO(data) if isinstance(data, bytes) else data
 
 
-def read_slice(raw: st.RawSlice, data: Buffer) -> Slice:
+def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
     e = raw.endian
     dylibs: list[Dylib] = []
     rpaths: list[str] = []
@@ -79,10 +80,11 @@ def read_slice(raw: st.RawSlice, data: Buffer) -> Slice:
         rpaths=tuple(rpaths),
         signed=signature is not None,
         signature=signature,
+        imports=read_imports(data, raw, name, [d.name for d in dylibs]),
     )
 
 
 def inspect_macho(path: Path, data: Buffer) -> Binary:
     raw_slices = st.read_slices(_reader(data), len(data), str(path))
     fat = st.sniff(data[:8]) == "fat"
-    return Binary(path, "macho", tuple(read_slice(r, data) for r in raw_slices), fat=fat)
+    return Binary(path, "macho", tuple(read_slice(r, data, str(path)) for r in raw_slices), fat=fat)
