@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from llamabuild.build.interrupt import critical
+from llamabuild.builder.interrupt import critical
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure

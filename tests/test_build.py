@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from llamabuild.build.plan import init_cache_text
-from llamabuild.build.stale import Declarations, check_flags, parse_declarations
+from llamabuild.builder.plan import init_cache_text
+from llamabuild.builder.stale import Declarations, check_flags, parse_declarations
 from llamabuild.cli import run
 from llamabuild.recipes import Recipe
 from llamabuild.tools.cmake import parse_progress, read_reply
@@ -399,7 +399,7 @@ def test_markup_in_paths_and_values_is_printed_literally(
 def test_progress_display_does_not_read_markup(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from llamabuild.build.progress import BuildLog
+    from llamabuild.builder.progress import BuildLog
 
     with BuildLog(tmp_path / "log", "x [/] [red]y", tty=True) as log:
         log.phase("configure [/]")

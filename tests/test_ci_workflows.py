@@ -190,7 +190,7 @@ def test_caches_keyed_by_lock_and_recipe(workflow):
         job = workflow["jobs"][job_id]
         caches = uses(job, "actions/cache")
         paths = {p for c in caches for p in c["with"]["path"].split()}
-        # llamabuild/build/plan.py puts ccache under the cache root; sources beside it.
+        # llamabuild/builder/plan.py puts ccache under the cache root; sources beside it.
         assert paths == {
             f".llamabuild-cache/{d}" for d in ("git", "downloads", "archives", "ccache")
         }

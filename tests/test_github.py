@@ -96,7 +96,7 @@ def test_outputs_from_manifest_shapes():
 
 
 def test_publish_manifest(actions):
-    # The shape `llamabuild build` writes (llamabuild/build/run.py).
+    # The shape `llamabuild build` writes (llamabuild/builder/run.py).
     manifest = {
         "recipe": "macos-arm64-cpu-cross",
         "source": {"kind": "archive", "url": "/x/llama.tar.gz", "commit": None, "sha256": "e" * 64},

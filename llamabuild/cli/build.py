@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from llamabuild import github, recipes, report
-from llamabuild.build.plan import BuildPlan, Options, make_plan
-from llamabuild.build.run import BuildResult, check_noop, execute
+from llamabuild.builder.plan import BuildPlan, Options, make_plan
+from llamabuild.builder.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
 from llamabuild.findings import exit_code

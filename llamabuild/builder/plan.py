@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild import __version__
-from llamabuild.build.stale import Declarations, check_flags, scan_tree
+from llamabuild.builder.stale import Declarations, check_flags, scan_tree
 from llamabuild.errors import ConfigError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.recipes import CacheValue, Recipe, cmake_literal

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llamabuild.build import publish as pub
-from llamabuild.build.interrupt import guarded
-from llamabuild.build.plan import BuildPlan, SlicePlan, host_info, init_cache_text
-from llamabuild.build.progress import BuildLog
+from llamabuild.builder import publish as pub
+from llamabuild.builder.interrupt import guarded
+from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
+from llamabuild.builder.progress import BuildLog
 from llamabuild.errors import BuildError
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, has_errors, warning
