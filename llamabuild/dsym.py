@@ -25,7 +25,7 @@ from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure
 from llamabuild.inspect.mapped import open_mapped
 from llamabuild.inspect.model import Binary
-from llamabuild.tools.dsymutil import Dsymutil, warnings
+from llamabuild.tools.dsymutil import Dsymutil, parse_warnings
 from llamabuild.tools.runner import Runner, default_runner
 from llamabuild.tools.strip import Strip
 
@@ -353,12 +353,12 @@ def make_dsym(
     if not is_dir:
         raise InputError(f"{output.parent}: no such directory", hint="create it first")
     _check_output(binary, output)
-    tool = Dsymutil.locate(runner)
+    tool = Dsymutil(runner)
     stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         staged = stage / output.name
         result = tool.run(binary, staged)
-        notes = tuple(warnings(result))
+        notes = tuple(parse_warnings(result.stdout + "\n" + result.stderr))
         if result.returncode != 0:
             raise ToolError(
                 f"dsymutil failed with exit code {result.returncode}: "
@@ -472,7 +472,7 @@ def _publish(staged: Path, output: Path, stage: Path) -> None:
 
 def strip_debug(binary: Path, before: Uuids, runner: Runner) -> list[Finding]:
     """`strip -S` into a temp file beside `binary`; replace it only if its UUIDs are unchanged."""
-    tool = Strip.locate(runner)
+    tool = Strip(runner)
     stage = Path(tempfile.mkdtemp(prefix=f".{binary.name}.", suffix=".strip", dir=binary.parent))
     try:
         # Same basename: a linker-signed binary is re-signed under its file name.

@@ -13,53 +13,28 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from llamabuild.entitlements import Entitlements
 from llamabuild.errors import InputError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import Binary, inspect_binary
-from llamabuild.tools.codesign import ADHOC, DisplayInfo
+from llamabuild.signer import DisplayInfo, Signer, SignRequest
+from llamabuild.tools.codesign import Codesign
+from llamabuild.tools.rcodesign import Rcodesign
 from llamabuild.tools.runner import Runner, default_runner, which
 
-
-@dataclass(frozen=True)
-class SignRequest:
-    """What to sign with. `identity` "-" is ad-hoc unless `p12` names a PKCS#12 identity."""
-
-    identity: str = ADHOC
-    entitlements: Path | None = None
-    identifier: str | None = None
-    runtime: bool = True
-    timestamp: bool = True
-    p12: Path | None = None
-
-    @property
-    def adhoc(self) -> bool:
-        return self.p12 is None and self.identity == ADHOC
-
-
-class Signer(Protocol):
-    name: str
-
-    def sign(self, request: SignRequest, target: Path) -> None: ...
-
-    def verify(self, target: Path) -> list[Finding]: ...
-
-    def display(self, target: Path) -> DisplayInfo: ...
+__all__ = ["SignReport", "SignRequest", "Signer", "choose_signer", "prove", "sign_binary"]
 
 
 def choose_signer(request: SignRequest, runner: Runner | None = None) -> Signer:
     """By capability: a PKCS#12 file needs the engine; else codesign when it is on PATH."""
-    from llamabuild.tools.codesign import Codesign
-    from llamabuild.tools.rcodesign import RcodesignEngine
-
     runner = runner or default_runner()
     if request.p12 is None:
         found = which(["codesign"])
         if found is not None:
             return Codesign(runner, found)
-    return RcodesignEngine(runner)
+    return Rcodesign(runner)
 
 
 @dataclass

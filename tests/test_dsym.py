@@ -16,9 +16,9 @@ from llamabuild.cli import run
 from llamabuild.dsym import check_dsym, dsym_uuids, make_dsym
 from llamabuild.errors import ToolError, ToolNotFoundError
 from llamabuild.inspect import inspect_binary, structure
-from llamabuild.tools.dsymutil import Dsymutil
+from llamabuild.tools.dsymutil import Dsymutil, dsymutil_argv, parse_warnings
 from llamabuild.tools.runner import Result, Runner
-from llamabuild.tools.strip import Strip
+from llamabuild.tools.strip import Strip, strip_debug_argv
 from tests.fixtures.macho import MachOFactory, system, tool
 
 pytestmark = pytest.mark.compile
@@ -328,18 +328,32 @@ def fake_xcrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_apple_adapters_argv(fake_xcrun: Path) -> None:
-    d = Dsymutil.locate(Runner())
+    d = Dsymutil(Runner())
     assert d.apple
     binary, out = Path("/b/My App/llama-server"), Path("/b/My App/llama-server.dSYM")
-    assert d.argv(binary, out) == [str(fake_xcrun), "dsymutil", str(binary), "-o", str(out)]
-    s = Strip.locate(Runner())
-    assert s.debug_argv(binary, Path("/t/llama-server")) == [
+    assert dsymutil_argv(d.prefix, binary, out) == [
+        str(fake_xcrun),
+        "dsymutil",
+        str(binary),
+        "-o",
+        str(out),
+    ]
+    s = Strip(Runner())
+    assert strip_debug_argv(s.prefix, binary, Path("/t/llama-server")) == [
         str(fake_xcrun),
         "strip",
         "-S",
         "-o",
         "/t/llama-server",
         str(binary),
+    ]
+
+
+def test_parse_warnings_keeps_each_warning_once() -> None:
+    text = "note: x\n warning: no debug symbols in a.o\nwarning: no debug symbols in a.o\n"
+    assert parse_warnings(text + "warning: b.o missing") == [
+        "warning: no debug symbols in a.o",
+        "warning: b.o missing",
     ]
 
 

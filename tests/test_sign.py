@@ -18,10 +18,11 @@ import pytest
 
 from llamabuild import entitlements as ent
 from llamabuild.cli import run
+from llamabuild.errors import ToolNotFoundError
 from llamabuild.inspect import inspect_binary
 from llamabuild.sign import SignRequest, choose_signer, sign_binary
-from llamabuild.tools.codesign import Codesign, parse_display
-from llamabuild.tools.rcodesign import RcodesignEngine, parse_entities
+from llamabuild.tools.codesign import Codesign, parse_display, sign_argv
+from llamabuild.tools.rcodesign import Rcodesign, parse_entities, parse_problems
 from llamabuild.tools.runner import Result, Runner
 from tests.fixtures.macho import MachOFactory, system, tool
 
@@ -197,7 +198,7 @@ def test_a_symlink_signs_its_target_and_stays_a_link(thin, tmp_path, capsys):
 class WrongIdentifier:
     """A real engine told the wrong thing: the read-back must catch it."""
 
-    inner: RcodesignEngine
+    inner: Rcodesign
     name: str = "rcodesign"
 
     def sign(self, request: SignRequest, target: Path) -> None:
@@ -216,7 +217,7 @@ class WrongIdentifier:
 def test_a_wrong_signature_is_caught_and_not_published(thin, tmp_path):
     target = copy(thin, tmp_path)
     before = target.read_bytes()
-    signer = WrongIdentifier(RcodesignEngine(Runner()))
+    signer = WrongIdentifier(Rcodesign(Runner()))
     result = sign_binary(target, SignRequest(identifier=IDENT), ent.resolve(), signer=signer)
     assert not result.published
     got = {f.rule for f in result.findings}
@@ -485,7 +486,7 @@ class RecordingRunner(Runner):
 
 def test_codesign_exact_argv_with_identity(tmp_path):
     runner = RecordingRunner()
-    cs = Codesign(runner, "codesign")
+    cs = Codesign(runner, Path("codesign"))
     req = SignRequest(
         identity="Apple Development: Jane Doe (ABCDE12345)",
         entitlements=tmp_path / "My App" / "e.plist",
@@ -507,14 +508,15 @@ def test_codesign_exact_argv_with_identity(tmp_path):
 
 
 def test_codesign_argv_adhoc_and_options_off(tmp_path):
-    cs = Codesign(RecordingRunner(), "/usr/bin/codesign")
+    cs = Path("/usr/bin/codesign")
     e = tmp_path / "e.plist"
-    adhoc = cs.sign_argv(SignRequest(entitlements=e, identifier="x"), Path("b"))
+    adhoc = sign_argv(cs, SignRequest(entitlements=e, identifier="x"), Path("b"))
     assert adhoc == [
         "/usr/bin/codesign", "--force", "--sign", "-", "--entitlements", str(e),
         "--options", "runtime", "--identifier", "x", "b",
     ]  # fmt: skip
-    named = cs.sign_argv(
+    named = sign_argv(
+        cs,
         SignRequest(identity="ABC123", entitlements=e, identifier="x", runtime=False,
                     timestamp=False),
         Path("b"),
@@ -536,7 +538,7 @@ def test_codesign_verify_failure_is_a_finding(tmp_path):
                 0.0,
             )
 
-    (finding,) = Codesign(Failing(), "codesign").verify(Path("b"))
+    (finding,) = Codesign(Failing(), Path("codesign")).verify(Path("b"))
     assert finding.rule == "codesign-verify"
     assert "invalid signature" in finding.message
 
@@ -547,7 +549,7 @@ def test_full_flow_through_the_codesign_adapter(fat, tmp_path):
     runner = RecordingRunner(emulate=True)
     result = sign_binary(
         target, SignRequest(identifier=IDENT), ent.resolve(preset="app-helper"),
-        signer=Codesign(runner, "codesign"),
+        signer=Codesign(runner, Path("codesign")),
     )  # fmt: skip
     assert result.published, result.findings
     assert result.engine == "codesign"
@@ -560,13 +562,32 @@ def test_full_flow_through_the_codesign_adapter(fat, tmp_path):
         assert (sl.signature.identifier, sl.signature.entitlements) == (IDENT, HELPER)
 
 
+def test_rcodesign_problems_are_warnings_and_adhoc_cms_is_none():
+    problems = [{"description": "no CMS signature"}, {"description": "bad hash"}, "odd"]
+    adhoc = parse_problems(problems, adhoc=True, target=Path("b"))
+    assert [(f.rule, f.message) for f in adhoc] == [
+        ("rcodesign-verify", "bad hash"),
+        ("rcodesign-verify", "odd"),
+    ]
+    assert len(parse_problems(problems, adhoc=False, target=Path("b"))) == 3
+
+
+def test_signers_are_found_on_first_use(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    cs = Codesign(Runner())  # constructing never looks for the program
+    with pytest.raises(ToolNotFoundError) as err:
+        cs.display(Path("b"))
+    assert err.value.exit_code == 3 and "rcodesign" in (err.value.hint or "")
+    assert Rcodesign(Runner()).exe.name == "apple_platform"
+
+
 def test_signer_is_chosen_by_capability(monkeypatch, tmp_path):
     fake = tmp_path / "codesign"
     monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): fake)
     assert isinstance(choose_signer(SignRequest()), Codesign)
-    assert isinstance(choose_signer(SignRequest(p12=tmp_path / "id.p12")), RcodesignEngine)
+    assert isinstance(choose_signer(SignRequest(p12=tmp_path / "id.p12")), Rcodesign)
     monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
-    assert isinstance(choose_signer(SignRequest()), RcodesignEngine)
+    assert isinstance(choose_signer(SignRequest()), Rcodesign)
 
 
 def test_engine_errors_are_translated_and_scrubbed():

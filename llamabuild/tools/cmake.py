@@ -1,5 +1,8 @@
 """cmake and ninja (from PyPI, or PATH): configure, build, and the CMake file API.
 
+Two adapters, `CMake` and `Ninja` (the generator CMake drives; llamabuild only asks its
+version and reads its `[n/m]` progress lines).
+
 Results are read back through the file API (codemodel, cache, toolchains replies) instead of
 scraping logs: which artifact the target produced, the cache values CMake really used, and the
 compiler it picked.
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import ToolError
-from llamabuild.tools.runner import Runner, find_tool
+from llamabuild.tools.runner import Runner, Tool, find_tool
 
 CLIENT = "client-llamabuild"
 QUERY = {
@@ -45,14 +48,6 @@ def _pypi_bin_dirs() -> list[Path]:
     return dirs
 
 
-def find_cmake() -> Path:
-    return find_tool(["cmake"], "pip install cmake", extra_dirs=_pypi_bin_dirs())
-
-
-def find_ninja() -> Path:
-    return find_tool(["ninja"], "pip install ninja", extra_dirs=_pypi_bin_dirs())
-
-
 def parse_version(text: str) -> str:
     """First dotted version number in a `--version` banner."""
     m = re.search(r"(\d+\.\d+(?:\.\d+)?[\w.+-]*)", text)
@@ -81,8 +76,6 @@ class FileApiReply:
     cache: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     compilers: dict[str, dict[str, str]] = field(default_factory=dict)
-    generator: str = ""
-    cmake_version: str = ""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -127,14 +120,7 @@ def _reply_from(index: dict[str, Any], by_kind: dict[str, Any], rdir: Path) -> F
             "version": str(comp.get("version", "")),
             "path": str(comp.get("path", "")),
         }
-    cmake_info = index.get("cmake", {})
-    return FileApiReply(
-        cache=cache,
-        artifacts=artifacts,
-        compilers=compilers,
-        generator=str(cmake_info.get("generator", {}).get("name", "")),
-        cmake_version=str(cmake_info.get("version", {}).get("string", "")),
-    )
+    return FileApiReply(cache=cache, artifacts=artifacts, compilers=compilers)
 
 
 def configure_argv(
@@ -168,27 +154,36 @@ def build_argv(cmake: Path, build_dir: Path, target: str, jobs: int | None = Non
     return argv
 
 
-class CMake:
-    """Adapter for cmake (+ the ninja it drives)."""
+class _PyPITool(Tool):
+    """Found in its PyPI wheel's folder first (not always on PATH), then on PATH."""
 
-    def __init__(self, runner: Runner, cmake: Path | None = None, ninja: Path | None = None):
-        self.runner = runner
-        self._cmake = cmake
-        self._ninja = ninja
+    def find(self) -> Path:
+        return find_tool(self.names, self.hint, extra_dirs=_pypi_bin_dirs())
+
+    def version(self) -> str:
+        return parse_version(self.runner.run([self.exe, "--version"]).stdout)
+
+
+class Ninja(_PyPITool):
+    names = ("ninja",)
+    hint = "pip install ninja"
+
+
+class CMake(_PyPITool):
+    names = ("cmake",)
+    hint = "pip install cmake"
+
+    def __init__(self, runner: Runner, exe: Path | None = None) -> None:
+        super().__init__(runner, exe)
+        self.ninja_tool = Ninja(runner)
 
     @property
-    def cmake(self) -> Path:
-        if self._cmake is None:
-            self._cmake = find_cmake()
-        return self._cmake
+    def cmake(self) -> Path:  # builder/plan.py's name for `exe`
+        return self.exe
 
     @property
     def ninja(self) -> Path:
-        if self._ninja is None:
-            self._ninja = find_ninja()
-        return self._ninja
+        return self.ninja_tool.exe
 
     def versions(self) -> dict[str, str]:
-        cm = self.runner.run([self.cmake, "--version"]).stdout
-        nj = self.runner.run([self.ninja, "--version"]).stdout
-        return {"cmake": parse_version(cm), "ninja": parse_version(nj)}
+        return {"cmake": self.version(), "ninja": self.ninja_tool.version()}

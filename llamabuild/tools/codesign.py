@@ -1,39 +1,60 @@
-"""Apple's `codesign` (macOS only): sign, verify, display. Output parsing is pure.
+"""Apple's `codesign` (macOS only): sign, verify, display.
 
 Tests cannot run codesign here, so they give a recording Runner and assert the exact argv that
-would run on a Mac, and feed recorded `codesign -d` output to `parse_display`.
+would run on a Mac (the `*_argv` functions), and feed recorded `codesign -d` output to
+`parse_display`.
 """
 
 from __future__ import annotations
 
 import plistlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llamabuild.findings import Finding, error
 from llamabuild.inspect.signature import flag_names
-from llamabuild.tools.runner import Runner
+from llamabuild.signer import ADHOC, DisplayInfo, SignRequest
+from llamabuild.tools.runner import Result, Tool
 
-if TYPE_CHECKING:
-    from llamabuild.sign import SignRequest
-
-ADHOC = "-"
-
-
-@dataclass(frozen=True)
-class DisplayInfo:
-    """What a signer's own display reports about a signature (a second opinion)."""
-
-    identifier: str | None = None
-    flags: tuple[str, ...] = ()
-    team_id: str | None = None
-    entitlements: dict[str, Any] | None = None
-    executable: str | None = None
-
-
+HINT = "codesign comes with macOS; off a Mac sign with the rcodesign engine (apple-platform-py)"
 _FLAGS = re.compile(r"flags=0x([0-9a-fA-F]+)")
+
+
+def sign_argv(codesign: Path, request: SignRequest, target: Path) -> list[str]:
+    argv = [str(codesign), "--force", "--sign", request.identity]
+    if request.entitlements is not None:
+        argv += ["--entitlements", str(request.entitlements)]
+    if request.runtime:
+        argv += ["--options", "runtime"]
+    if request.identity != ADHOC:
+        argv.append("--timestamp" if request.timestamp else "--timestamp=none")
+    if request.identifier:
+        argv += ["--identifier", request.identifier]
+    argv.append(str(target))
+    return argv
+
+
+def verify_argv(codesign: Path, target: Path) -> list[str]:
+    return [str(codesign), "--verify", "--strict", "--verbose=2", str(target)]
+
+
+def display_argv(codesign: Path, target: Path) -> list[str]:
+    return [str(codesign), "-d", "--entitlements", ":-", str(target)]
+
+
+def parse_verify(result: Result, target: Path) -> list[Finding]:
+    """`codesign --verify` exit status -> a finding (none when it holds)."""
+    if result.returncode == 0:
+        return []
+    return [
+        error(
+            "codesign-verify",
+            f"codesign --verify --strict failed: {result.tail(1) or 'no output'}",
+            path=str(target),
+            hint="the signature does not hold; re-sign, and sign nothing after it",
+        )
+    ]
 
 
 def parse_display(stdout: str, stderr: str = "") -> DisplayInfo:
@@ -76,46 +97,19 @@ def parse_entitlements_xml(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class Codesign:
-    """The Apple adapter. Needs a Mac with the signing identity in a keychain."""
+class Codesign(Tool):
+    """The Apple signer. Needs a Mac with the signing identity in a keychain."""
 
     name = "codesign"
-
-    def __init__(self, runner: Runner, program: str | Path = "codesign") -> None:
-        self.runner = runner
-        self.program = str(program)
-
-    def sign_argv(self, request: SignRequest, target: Path) -> list[str]:
-        argv = [self.program, "--force", "--sign", request.identity]
-        if request.entitlements is not None:
-            argv += ["--entitlements", str(request.entitlements)]
-        if request.runtime:
-            argv += ["--options", "runtime"]
-        if request.identity != ADHOC:
-            argv.append("--timestamp" if request.timestamp else "--timestamp=none")
-        if request.identifier:
-            argv += ["--identifier", request.identifier]
-        argv.append(str(target))
-        return argv
+    names = ("codesign",)
+    hint = HINT
 
     def sign(self, request: SignRequest, target: Path) -> None:
-        self.runner.run(self.sign_argv(request, target))
+        self.runner.run(sign_argv(self.exe, request, target))
 
     def verify(self, target: Path) -> list[Finding]:
-        res = self.runner.run(
-            [self.program, "--verify", "--strict", "--verbose=2", str(target)], check=False
-        )
-        if res.returncode == 0:
-            return []
-        return [
-            error(
-                "codesign-verify",
-                f"codesign --verify --strict failed: {res.tail(1) or 'no output'}",
-                path=str(target),
-                hint="the signature does not hold; re-sign, and sign nothing after it",
-            )
-        ]
+        return parse_verify(self.runner.run(verify_argv(self.exe, target), check=False), target)
 
     def display(self, target: Path) -> DisplayInfo:
-        res = self.runner.run([self.program, "-d", "--entitlements", ":-", str(target)])
+        res = self.runner.run(display_argv(self.exe, target))
         return parse_display(res.stdout, res.stderr)

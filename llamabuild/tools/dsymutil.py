@@ -8,43 +8,40 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from llamabuild.tools.runner import Result, Runner, which, xcrun_or
+from llamabuild.tools import XCODE_HINT, XcrunTool
+from llamabuild.tools.runner import Result, which
 
-NAMES = ("dsymutil", "dsymutil-19", "llvm-dsymutil")
 LIPO_NAMES = ("llvm-lipo-19", "llvm-lipo")
-INSTALL_HINT = (
-    "on macOS install the Xcode command line tools (xcode-select --install); "
-    "on Debian/Ubuntu: apt-get install llvm-19 (provides dsymutil-19)"
-)
 
 
-@dataclass(frozen=True)
-class Dsymutil:
-    """One dsymutil command line; `prefix` is ("xcrun", "dsymutil") or (path-to-dsymutil,)."""
+def dsymutil_argv(prefix: Sequence[str], binary: Path, output: Path) -> list[str]:
+    return [*prefix, str(binary), "-o", str(output)]
 
-    runner: Runner
-    prefix: tuple[str, ...]
 
-    @property
-    def apple(self) -> bool:
-        return Path(self.prefix[0]).name == "xcrun"
+def parse_warnings(text: str) -> list[str]:
+    """dsymutil's `warning:` lines (missing object files, no debug symbols), deduplicated."""
+    seen: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("warning:") and line not in seen:
+            seen.append(line)
+    return seen
 
-    @classmethod
-    def locate(cls, runner: Runner) -> Dsymutil:
-        return cls(runner, xcrun_or("dsymutil", NAMES, INSTALL_HINT))
 
-    def argv(self, binary: Path, output: Path) -> list[str]:
-        return [*self.prefix, str(binary), "-o", str(output)]
+class Dsymutil(XcrunTool):
+    xcrun_name = "dsymutil"
+    names = ("dsymutil", "dsymutil-19", "llvm-dsymutil")
+    hint = XCODE_HINT + "on Debian/Ubuntu: apt-get install llvm-19 (provides dsymutil-19)"
 
     def run(self, binary: Path, output: Path) -> Result:
         """Run it; a non-zero exit is the caller's to judge (check=False)."""
+        argv = dsymutil_argv(self.prefix, binary, output)
         with self._lipo_env() as env:
-            return self.runner.run(self.argv(binary, output), env=env, check=False)
+            return self.runner.run(argv, env=env, check=False)
 
     @contextmanager
     def _lipo_env(self) -> Iterator[dict[str, str] | None]:
@@ -58,13 +55,3 @@ class Dsymutil:
         with tempfile.TemporaryDirectory(prefix="llamabuild-lipo-") as shim:
             (Path(shim) / "lipo").symlink_to(lipo)
             yield {"PATH": os.pathsep.join([shim, os.environ.get("PATH", "")])}
-
-
-def warnings(result: Result) -> list[str]:
-    """dsymutil's `warning:` lines (missing object files, no debug symbols), deduplicated."""
-    seen: list[str] = []
-    for line in (result.stdout + "\n" + result.stderr).splitlines():
-        text = line.strip()
-        if text.startswith("warning:") and text not in seen:
-            seen.append(text)
-    return seen

@@ -7,24 +7,15 @@ from pathlib import Path
 
 from llamabuild.tools.runner import Tool
 
-NAMES = ("lipo", "llvm-lipo-19", "llvm-lipo")
-
 
 def create_argv(lipo: Path, inputs: Sequence[Path], output: Path) -> list[str]:
     return [str(lipo), "-create", *(str(p) for p in inputs), "-output", str(output)]
 
 
-def parse_archs(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
 class Lipo(Tool):
-    names = NAMES
+    names = ("lipo", "llvm-lipo-19", "llvm-lipo")
     hint = "on Linux: apt-get install llvm-19"
 
     def create(self, inputs: Sequence[Path], output: Path) -> Path:
         self.runner.run(create_argv(self.exe, inputs, output))
         return output
-
-    def archs(self, path: Path) -> tuple[str, ...]:
-        return parse_archs(self.runner.run([self.exe, "-archs", str(path)]).stdout)

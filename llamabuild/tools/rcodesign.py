@@ -1,8 +1,10 @@
 """The rcodesign engine (apple-platform-py), for every machine without Apple's codesign.
 
-It runs in-process, so this "adapter" is a class with the Codesign interface (sign, verify,
-display) instead of an argv builder. A PKCS#12 password is read from LLAMABUILD_P12_PASSWORD
-only, handed to the engine in memory, and scrubbed from every message that leaves this module.
+The adapter's shape is every tool's (tools/__init__.py), but the engine runs in-process: what
+is "found" on first use is the apple_platform package (its folder is `exe`), and the calls go
+to the module instead of through the runner. Reading its answers is pure (`parse_entities`,
+`parse_problems`). A PKCS#12 password is read from LLAMABUILD_P12_PASSWORD only, handed to the
+engine in memory, and scrubbed from every message that leaves this module.
 """
 
 from __future__ import annotations
@@ -10,16 +12,14 @@ from __future__ import annotations
 import os
 import plistlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llamabuild.errors import InputError, ToolError, ToolNotFoundError, UsageError
 from llamabuild.findings import Finding, warning
-from llamabuild.tools.codesign import ADHOC, DisplayInfo
-from llamabuild.tools.runner import Runner
+from llamabuild.signer import ADHOC, DisplayInfo, SignRequest
+from llamabuild.tools.runner import Tool
 
-if TYPE_CHECKING:
-    from llamabuild.sign import SignRequest
-
+HINT = "pip install apple-platform-py, or sign on a Mac with codesign"
 PASSWORD_ENV = "LLAMABUILD_P12_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 
 
@@ -28,8 +28,7 @@ def _engine() -> Any:
         import apple_platform
     except ImportError as exc:  # pragma: no cover - a dependency of llamabuild
         raise ToolNotFoundError(
-            "the rcodesign engine (apple-platform-py) is not installed",
-            hint="pip install apple-platform-py, or sign on a Mac with codesign",
+            "the rcodesign engine (apple-platform-py) is not installed", hint=HINT
         ) from exc
     return apple_platform
 
@@ -38,13 +37,15 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-class RcodesignEngine:
+class Rcodesign(Tool):
     """Ad-hoc or PKCS#12 signing through apple-platform-py (no keychain, no Mac needed)."""
 
     name = "rcodesign"
+    names = ("apple_platform",)
+    hint = HINT
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner  # unused: the engine is in-process; kept for the common interface
+    def find(self) -> Path:
+        return Path(_engine().__file__).parent
 
     def _signer(self, request: SignRequest) -> tuple[Any, str | None]:
         """(Signer or None for ad-hoc, the password to scrub from messages)."""
@@ -89,13 +90,7 @@ class RcodesignEngine:
         except ap.ApplePlatformError as exc:
             raise _translate(exc, None) from None
         adhoc = not ap.reading.has_cms_signature(ap.read_signature(str(target)))
-        out = []
-        for p in problems:
-            text = str(p.get("description", p))
-            if adhoc and "CMS" in text:
-                continue
-            out.append(warning("rcodesign-verify", text, path=str(target)))
-        return out
+        return parse_problems(problems, adhoc, target)
 
     def display(self, target: Path) -> DisplayInfo:
         ap = _engine()
@@ -104,6 +99,18 @@ class RcodesignEngine:
         except ap.ApplePlatformError as exc:
             raise _translate(exc, None) from None
         return parse_entities(entities)
+
+
+def parse_problems(problems: Any, adhoc: bool, target: Path) -> list[Finding]:
+    """The engine's verify_macho() problems as warnings; an ad-hoc signature's empty CMS slot
+    is not a problem (pure)."""
+    out = []
+    for p in problems:
+        text = str(p.get("description", p) if isinstance(p, dict) else p)
+        if adhoc and "CMS" in text:
+            continue
+        out.append(warning("rcodesign-verify", text, path=str(target)))
+    return out
 
 
 def parse_entities(entities: Any) -> DisplayInfo:

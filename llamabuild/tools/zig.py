@@ -12,20 +12,10 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from llamabuild.errors import ToolNotFoundError
-from llamabuild.tools.runner import Tool, find_tool, which
+from llamabuild.tools.install_name_tool import InstallNameTool
+from llamabuild.tools.runner import Tool, find_tool
 
 ARCH_TO_ZIG = {"arm64": "aarch64", "x86_64": "x86_64"}
-INSTALL_NAME_TOOLS = ("install_name_tool", "llvm-install-name-tool-19", "llvm-install-name-tool")
-
-
-def find_zig() -> Path:
-    spec = importlib.util.find_spec("ziglang")
-    if spec is not None and spec.origin:
-        exe = Path(spec.origin).parent / "zig"
-        if exe.is_file():
-            return exe
-    return find_tool(["zig"], hint="pip install ziglang")
 
 
 def zig_target(arch: str, min_macos: str | None) -> str:
@@ -50,8 +40,16 @@ def _write_if_changed(path: Path, text: str, mode: int = 0o755) -> None:
 class Zig(Tool):
     """Adapter for the zig program (the PyPI ziglang package's, else zig on PATH)."""
 
+    names = ("zig",)
+    hint = "pip install ziglang"
+
     def find(self) -> Path:
-        return find_zig()
+        spec = importlib.util.find_spec("ziglang")
+        if spec is not None and spec.origin:
+            exe = Path(spec.origin).parent / "zig"
+            if exe.is_file():
+                return exe
+        return find_tool(self.names, self.hint)
 
     def version(self) -> str:
         return self.runner.run([self.exe, "version"]).stdout.strip()
@@ -70,12 +68,7 @@ class Zig(Tool):
             path = out_dir / f"zig-{tool}"
             _write_if_changed(path, wrapper_text(self.exe, tool, tgt))
             paths[key] = str(path)
-        int_tool = which(INSTALL_NAME_TOOLS)
-        if int_tool is None:
-            raise ToolNotFoundError(
-                "install_name_tool not found (CMake needs it for Mach-O targets)",
-                hint="apt-get install llvm-19 (llvm-install-name-tool-19)",
-            )
+        int_tool = InstallNameTool(self.runner).exe  # CMake needs it for Mach-O targets
         template = resources.files("llamabuild.data").joinpath("zig-toolchain.cmake.in")
         text = Template(template.read_text()).substitute(
             system="Darwin",
