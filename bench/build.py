@@ -24,10 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.plugin_real_llama import LLAMA_COMMIT, SDIST_SHA256, SDIST_URL  # noqa: E402
+# The llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in vendor/llama.cpp): the same pin as
+# ci/quickstart.sh and tests/plugin_real_llama.py. Standalone: needs llamabuild, not pytest.
+SDIST_URL = (
+    "https://files.pythonhosted.org/packages/ec/e9/"
+    "e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/"
+    "llama_cpp_python-0.3.36.tar.gz"
+)
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+LLAMA_COMMIT = "0c1e570"
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:

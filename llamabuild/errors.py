@@ -14,12 +14,6 @@ class LlamabuildError(Exception):
         self.hint = hint
 
 
-class VerificationError(LlamabuildError):
-    """A policy or verification finding made the command fail (exit 1)."""
-
-    exit_code = 1
-
-
 class UsageError(LlamabuildError):
     """Bad input or usage: a missing file, a malformed binary, an unknown flag (exit 2)."""
 
