@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from llamabuild import rules
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -36,10 +38,14 @@ class Finding:
 
 
 def error(rule: str, message: str, **kw: Any) -> Finding:
+    """An error finding; `rule` must be registered as an error (llamabuild/data/rules.toml)."""
+    rules.check(rule, Severity.ERROR.value)
     return Finding(rule, Severity.ERROR, message, **kw)
 
 
 def warning(rule: str, message: str, **kw: Any) -> Finding:
+    """A warning finding; `rule` must be registered as a warning (llamabuild/data/rules.toml)."""
+    rules.check(rule, Severity.WARNING.value)
     return Finding(rule, Severity.WARNING, message, **kw)
 
 

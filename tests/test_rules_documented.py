@@ -1,4 +1,5 @@
-"""Every rule id the code can emit is in a README rule table, and every documented rule exists.
+"""Every rule id the code can emit is registered (llamabuild/data/rules.toml), every registered
+rule is emitted, and docs/rules.md is the catalogue generated from the registry.
 
 Rule ids are collected from the source by AST, not by grep:
 
@@ -27,9 +28,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from llamabuild.findings import Severity, error, warning
+from llamabuild.rules import catalogue, parse, registry
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llamabuild"
 README = ROOT / "README.md"
+CATALOGUE = ROOT / "docs" / "rules.md"
 
 HELPERS = {"error": 0, "warning": 0, "info": 0, "Finding": 0}
 RULE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
@@ -297,54 +304,70 @@ def toml_rules() -> list[tuple[str, Path]]:
     return out
 
 
-def readme_rules() -> tuple[dict[str, int], list[str]]:
-    """rule id -> README line, from tables whose first header cell is `rule`; and problems."""
-    rules: dict[str, int] = {}
-    problems: list[str] = []
-    in_rule_table = False
-    for lineno, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.startswith("|"):
-            in_rule_table = False
-            continue
-        first = line.strip("|").split("|")[0].strip()
-        if first == "rule":
-            in_rule_table = True
-            continue
-        if not in_rule_table or set(first) <= {"-", " ", ":"}:
-            continue
-        if "`" not in first:
-            continue  # prose ("verify's rules (above)"), not a rule id
-        for cell in (c.strip() for c in first.split(" / ")):
-            m = re.fullmatch(r"`([^`]+)`(?: \(.*\))?", cell)
-            if m is None:
-                problems.append(f"README.md:{lineno}: first cell {cell!r} is not a `rule-id`")
-            elif not RULE_ID.fullmatch(m.group(1)):
-                problems.append(f"README.md:{lineno}: {m.group(1)!r} is not a rule id (list them)")
-            else:
-                rules.setdefault(m.group(1), lineno)
-    return rules, problems
-
-
-def test_every_emitted_rule_is_documented() -> None:
+def test_every_emitted_rule_is_registered() -> None:
     found, unresolved = code_rules()
-    documented, problems = readme_rules()
     assert not unresolved, "rule arguments the test cannot resolve:\n" + "\n".join(
         map(str, unresolved)
     )
-    assert not problems, "\n".join(problems)
-    missing = {r: found[r] for r in sorted(set(found) - set(documented))}
-    assert not missing, "emitted but not in a README rule table:\n" + "\n".join(
+    missing = {r: found[r] for r in sorted(set(found) - set(registry()))}
+    assert not missing, "emitted but not in llamabuild/data/rules.toml:\n" + "\n".join(
         f"{rule}  ({sites[0]})" for rule, sites in missing.items()
     )
 
 
-def test_every_documented_rule_is_emitted() -> None:
+def test_every_registered_rule_is_emitted_where_it_says() -> None:
     found, _ = code_rules()
-    documented, _ = readme_rules()
-    stale = sorted(set(documented) - set(found))
-    assert not stale, "in a README rule table but never emitted: " + ", ".join(
-        f"{r} (README.md:{documented[r]})" for r in stale
+    stale = sorted(set(registry()) - set(found))
+    assert not stale, "in llamabuild/data/rules.toml but never emitted: " + ", ".join(stale)
+    where = {rule: {str(s.path.relative_to(ROOT)) for s in sites} for rule, sites in found.items()}
+    wrong = [
+        f"{r.id}: source {r.source}, raised in {sorted(where[r.id])}"
+        for r in registry().values()
+        if r.source not in where[r.id]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_docs_rules_md_is_generated_from_the_registry() -> None:
+    assert CATALOGUE.read_text(encoding="utf-8") == catalogue(), (
+        "docs/rules.md differs from the registry: run `python -m llamabuild.rules > docs/rules.md`"
     )
+    text = CATALOGUE.read_text(encoding="utf-8")
+    assert all(f"| `{rule}` |" in text for rule in registry())
+
+
+def test_readme_links_the_catalogue_and_lists_no_rules() -> None:
+    """The README is a front door: the rules live in docs/rules.md only."""
+    readme = README.read_text(encoding="utf-8")
+    assert "docs/rules.md" in readme
+    tables = [line for line in readme.splitlines() if line.startswith("| rule |")]
+    assert not tables, "a rule table in README.md: the catalogue is docs/rules.md"
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        if doc != CATALOGUE:
+            assert "| rule |" not in doc.read_text(encoding="utf-8"), doc
+
+
+def test_findings_refuse_unregistered_rules_and_the_wrong_severity() -> None:
+    assert error("missing-uuid", "m").rule == "missing-uuid"
+    assert warning("stray-rpath", "m").severity is Severity.WARNING
+    with pytest.raises(ValueError, match="not registered"):
+        error("no-such-rule", "m")
+    with pytest.raises(ValueError, match="registered as error"):
+        warning("missing-uuid", "m")
+
+
+def test_the_registry_refuses_malformed_entries() -> None:
+    good = {"severity": "error", "area": "verify", "when": "w", "source": "s"}
+    assert parse({"a-b": good})["a-b"].severity == "error"
+    for bad in (
+        {**good, "severity": "fatal"},
+        {**good, "area": "nowhere"},
+        {**good, "when": "two\nlines"},
+        {**good, "also": ["verify"]},
+        {**good, "typo": 1},
+    ):
+        with pytest.raises(ValueError, match=r"\[a-b\]"):
+            parse({"a-b": bad})
 
 
 def test_the_collector_sees_every_way_of_producing_a_rule() -> None:
@@ -354,7 +377,7 @@ def test_the_collector_sees_every_way_of_producing_a_rule() -> None:
     assert {r for r, _ in toml_rules()} <= set(found)  # rpath-dependency, ... via entry["rule"]
     # classify_dylib returns ("not-shipped-with-macos", reason, hint) into error(rule, ...)
     assert {"not-shipped-with-macos", "private-framework", "non-system-dependency"} <= set(found)
-    assert len(found) >= 48
+    assert len(found) >= 56
 
 
 SYNTHETIC = """
