@@ -58,7 +58,7 @@ def test_nothing_outside_actions(tmp_path, monkeypatch, capsys):
     summary = tmp_path / "summary.md"
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    github.publish("t", [error("r", "m")])
+    github.publish("t", [error("tool-missing", "m")])
     assert not summary.exists()
     assert capsys.readouterr().err == ""
 
