@@ -11,20 +11,20 @@ import plistlib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llamabuild.config import read_config
-from llamabuild.errors import ConfigError, InputError, ToolError, UsageError
+from llamabuild.config import ProjectConfig, load_project
+from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.resources import shipped_dir
+from llamabuild.settings import did_you_mean
 
 DEFAULT_PRESET = "app-helper"
 _SUFFIX = ".plist.j2"
-_RESERVED = frozenset({"preset"})  # [entitlements] settings that are not entitlement keys
 
 
 def templates_dir() -> Path:
@@ -74,56 +74,12 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value)
 
 
-def _check_plist_value(key: str, value: Any, origin: str) -> None:
-    """Only values a plist can hold (TOML dates and nested oddities are refused early)."""
-    if isinstance(value, bool | int | float | str):
-        return
-    if isinstance(value, list):
-        for v in value:
-            _check_plist_value(key, v, origin)
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_plist_value(f"{key}.{k}", v, origin)
-        return
-    raise ConfigError(
-        f"{origin}: {key}: a {type(value).__name__} cannot be an entitlement value",
-        hint="use true/false, an integer, a string or an array of strings",
-    )
-
-
 # ---------------------------------------------------------------- llamabuild.toml
-
-
-@dataclass(frozen=True)
-class ProjectConfig:
-    """The parts of llamabuild.toml this module reads: [entitlements] and [sign]."""
-
-    path: Path | None = None
-    preset: str | None = None
-    identifier: str | None = None
-    keys: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(path: Path | None = None, search_dir: Path | None = None) -> ProjectConfig:
     """`path` must exist when given; else llamabuild.toml in `search_dir` (cwd) if present."""
-    found, data = read_config(path, search_dir)
-    if found is None:
-        return ProjectConfig()
-    path = found
-    ent = data.get("entitlements", {})
-    sign = data.get("sign", {})
-    if not isinstance(ent, dict) or not isinstance(sign, dict):
-        raise ConfigError(f"{path}: [entitlements] and [sign] must be tables")
-    preset = ent.get("preset")
-    identifier = sign.get("identifier")
-    for name, value in (("entitlements.preset", preset), ("sign.identifier", identifier)):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{path}: {name} must be a string")
-    keys = {k: v for k, v in ent.items() if k not in _RESERVED}
-    for k, v in keys.items():
-        _check_plist_value(k, v, str(path))
-    return ProjectConfig(path=path, preset=preset, identifier=identifier, keys=keys)
+    return load_project(path, search_dir)
 
 
 # ---------------------------------------------------------------- rendering
@@ -150,11 +106,9 @@ def render_preset(name: str, extra: Mapping[str, Any]) -> bytes:
     import jinja2
 
     if name not in presets():
-        close = difflib.get_close_matches(name, presets(), n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(
-            f"unknown entitlements preset {name!r}",
-            hint=f"{guess}presets: {', '.join(presets())}",
+            f"unknown entitlements preset {name!r}{did_you_mean(name, presets())}",
+            hint=f"presets: {', '.join(presets())}",
         )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

@@ -104,11 +104,11 @@ def test_default_recipe_and_empty_project() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("min_macos = 15.0", "`min_macos` must be a version string"),
-        ('archs = "arm64"', "`archs` must be a list of names"),
-        ('elf_policy = "nope"', "`elf_policy` must be one of static, glibc"),
-        ("target = 3", "`target` must be a non-empty string"),
-        ("cache = 1", "`cache` must be a table"),
+        ("min_macos = 15.0", "min_macos` must be a version string"),
+        ('archs = "arm64"', "archs` must be a list of names"),
+        ('elf_policy = "nope"', "elf_policy` must be one of static, glibc"),
+        ("target = 3", "target` must be a non-empty string"),
+        ("cache = 1", "cache` must be a table"),
     ],
 )
 def test_override_values_checked_like_recipe_files(

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llamabuild.config import did_you_mean
+from llamabuild.settings import did_you_mean
 from llamabuild.findings import Finding, error
 
 SCAN_DIRS = ("cmake", "ggml", "tools", "vendor", "common", "src")

@@ -79,7 +79,7 @@ def build_cmd(
     )
 
     def load_slice(name: str) -> recipes.Recipe:
-        return recipes.apply_overrides(recipes.load_recipe(name), project, defines)
+        return recipes.resolve(name, project, defines)
 
     plan = make_plan(resolved, tree, options, runner, load_slice)
     if dry_run:

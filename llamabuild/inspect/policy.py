@@ -13,6 +13,8 @@ from typing import Any
 from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect.model import Binary, Dylib, Slice
+from llamabuild.versions import DEFAULT_MIN_MACOS, version_tuple
+from llamabuild.versions import parse_min_macos as parse_min_macos  # re-exported for the CLI
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Policy:
     """What verify enforces. `archs` empty means any arch; `elf` is "static" or "glibc"."""
 
     archs: tuple[str, ...] = ()
-    min_macos: str | None = "14.0"
+    min_macos: str | None = DEFAULT_MIN_MACOS
     elf: str = "glibc"
     require_sandbox: bool = False
 
@@ -40,7 +42,6 @@ KNOWN_ARCHS = (
     "aarch64",
     "riscv64",
 )
-_VERSION = re.compile(r"\d+(\.\d+){0,2}")
 
 
 def parse_archs(archs: list[str] | None) -> tuple[str, ...]:
@@ -51,29 +52,10 @@ def parse_archs(archs: list[str] | None) -> tuple[str, ...]:
     return tuple(archs or ())
 
 
-def parse_min_macos(value: str) -> str:
-    """--min-macos must be a macOS version (14, 14.0, 13.5.1), else a usage error (exit 2)."""
-    if not _VERSION.fullmatch(value):
-        raise UsageError(f"invalid --min-macos {value!r}", hint="give a macOS version, e.g. 14.0")
-    return value
-
-
 @cache
 def allowlist() -> dict[str, Any]:
     text = resources.files("llamabuild.data").joinpath("system_libraries.toml").read_text()
     return tomllib.loads(text)
-
-
-def version_tuple(v: str) -> tuple[int, ...]:
-    parts: list[int] = []
-    for piece in v.split("."):
-        try:
-            parts.append(int(piece))
-        except ValueError:
-            break
-    while parts and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
 
 
 def newer(version: str | None, target: str | None) -> bool:
