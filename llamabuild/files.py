@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sha256_file(path: Path) -> str:
@@ -23,12 +26,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a reader never sees half a file.
+@contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A file handle whose content replaces `path` only when the block ends without error.
 
-    Missing parent folders are created (like `mkdir -p`), and the file gets the mode any new
-    file gets (0666 minus the umask), not mkstemp's owner-only 0600. OSError propagates after
-    the temp file is removed; callers turn it into their one-line error.
+    Written beside the target, then renamed: a reader never sees half a file. Missing parent
+    folders are created (like `mkdir -p`), and the file gets the mode any new file gets (0666
+    minus the umask), not mkstemp's owner-only 0600. On any exception the temp file is removed
+    and the exception propagates; callers turn OSError into their one-line error.
     """
     tmp: Path | None = None
     try:
@@ -36,10 +41,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             os.fchmod(fh.fileno(), 0o666 & ~_umask())
         tmp.replace(path)
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """`data` to `path` through open_atomic (the one write-then-rename of the package)."""
+    with open_atomic(path) as fh:
+        fh.write(data)

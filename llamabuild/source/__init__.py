@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from llamabuild.domain import PinKind
 from llamabuild.errors import ConfigError, InputError
+from llamabuild.jsonout import to_jsonable
 from llamabuild.source import archive, lock
 from llamabuild.source.cache import cache_root, slug
 from llamabuild.source.lock import LOCK_NAME, Pin
@@ -47,32 +49,28 @@ class SourceTree:
     lock_written: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "root": str(self.root),
-            "pin": self.pin.to_json(),
-            "dirty": list(self.dirty),
-            "lock_written": self.lock_written,
-        }
+        data: dict[str, Any] = to_jsonable(self)
+        return data
 
 
-def classify(location: str) -> str:
+def classify(location: str) -> PinKind:
     if archive.is_archive(location):
-        return "archive"
+        return PinKind.ARCHIVE
     if location.startswith(GIT_PREFIXES):
-        return "git"
+        return PinKind.GIT
     path = Path(location).expanduser()
     if path.is_dir():
-        return "dir"
+        return PinKind.DIR
     if path.is_file():
-        return "archive"
+        return PinKind.ARCHIVE
     raise InputError(
         f"source {location!r} is not a git URL, a directory or an archive",
         hint="use a git URL (https://, file://), a local llama.cpp directory or a .tar.gz/.zip",
     )
 
 
-def normalize(location: str, kind: str) -> str:
-    if kind in ("dir",) or (kind == "archive" and not archive.is_url(location)):
+def normalize(location: str, kind: PinKind) -> str:
+    if kind is PinKind.DIR or (kind is PinKind.ARCHIVE and not archive.is_url(location)):
         return str(Path(location).expanduser().resolve())
     return location
 
@@ -137,11 +135,11 @@ def _fresh_pin(req: SourceRequest, git: Git) -> Pin:
     location = req.location or DEFAULT_GIT_URL
     kind = classify(location)
     url = normalize(location, kind)
-    if kind == "git":
+    if kind is PinKind.GIT:
         ref = req.ref or "HEAD"
         refname, commit = git.resolve(url, ref)
-        return Pin("git", url, ref, refname, commit, build_number=build_number(ref, refname))
-    if kind == "archive":
+        return Pin(PinKind.GIT, url, ref, refname, commit, build_number=build_number(ref, refname))
+    if kind is PinKind.ARCHIVE:
         if not req.sha256:
             raise InputError(
                 "--sha256 is required for an archive source",
@@ -150,7 +148,7 @@ def _fresh_pin(req: SourceRequest, git: Git) -> Pin:
         if not re.fullmatch(r"[0-9a-fA-F]{64}", req.sha256):
             raise InputError(f"--sha256 {req.sha256!r} is not 64 hex digits")
         return Pin(
-            "archive",
+            PinKind.ARCHIVE,
             url,
             req.ref,
             None,
@@ -158,15 +156,15 @@ def _fresh_pin(req: SourceRequest, git: Git) -> Pin:
             req.sha256.lower(),
             build_number=build_number(req.ref),
         )
-    return Pin("dir", url, req.ref, build_number=build_number(req.ref))
+    return Pin(PinKind.DIR, url, req.ref, build_number=build_number(req.ref))
 
 
 def _materialize(
     pin: Pin, req: SourceRequest, git: Git, cache: Path, from_lock: bool
 ) -> SourceTree:
-    if pin.kind == "archive":
+    if pin.kind is PinKind.ARCHIVE:
         return _archive_tree(pin, cache)
-    if pin.kind == "dir":
+    if pin.kind is PinKind.DIR:
         return _dir_tree(pin, req, git, from_lock)
     return _git_tree(pin, req, git, cache)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -12,9 +11,10 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 from llamabuild.errors import ConfigError, InputError, ToolError
-from llamabuild.files import sha256_file
+from llamabuild.files import open_atomic, sha256_file, write_atomic
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 
@@ -38,26 +38,22 @@ def fetch(location: str, expected: str, downloads: Path) -> Path:
     target = downloads / expected / name
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target.parent)
     try:
-        actual = _download(location, fd)
-        if actual != expected:
-            raise _mismatch(location, expected, actual)
-        Path(tmp).replace(target)  # only a matching download is ever cached under its hash
+        # Only a matching download is ever cached under its hash: a mismatch raises inside
+        # the block, so the temp file is dropped and `target` never appears.
+        with open_atomic(target) as out:
+            actual = _download(location, out)
+            if actual != expected:
+                raise _mismatch(location, expected, actual)
     except (urllib.error.URLError, OSError) as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ToolError(f"download of {location} failed: {exc}", hint="check the URL") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 
-def _download(location: str, fd: int) -> str:
-    """Stream `location` into `fd`, returning the sha256 of what arrived."""
+def _download(location: str, out: BinaryIO) -> str:
+    """Stream `location` into `out`, returning the sha256 of what arrived."""
     digest = hashlib.sha256()
-    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(location, timeout=120) as resp:  # noqa: S310
+    with urllib.request.urlopen(location, timeout=120) as resp:  # noqa: S310
         while chunk := resp.read(1 << 20):
             digest.update(chunk)
             out.write(chunk)
@@ -84,7 +80,7 @@ def verified_hash(path: Path, expected: str, stamp: Path) -> str:
     if actual != expected:
         raise _mismatch(path, expected, actual)
     if stamp.parent.is_dir():
-        stamp.write_text(json.dumps({**key, "sha256": actual}))
+        write_atomic(stamp, json.dumps({**key, "sha256": actual}).encode())
     return actual
 
 

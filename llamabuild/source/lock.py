@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamabuild.domain import NonEmpty, PinKind
 from llamabuild.errors import ConfigError
 from llamabuild.files import write_atomic
+from llamabuild.jsonout import to_jsonable
+from llamabuild.settings import from_mapping
 
 LOCK_NAME = "llamabuild.lock"
-KINDS = ("git", "dir", "archive")
 
 
 @dataclass(frozen=True)
 class Pin:
     """A resolved source. `commit` is the full SHA for git; for an archive, the label given."""
 
-    kind: str
-    url: str
+    kind: PinKind
+    url: NonEmpty
     ref: str | None = None
     refname: str | None = None
     commit: str | None = None
@@ -29,7 +31,8 @@ class Pin:
     build_number: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data: dict[str, Any] = to_jsonable(self)
+        return data
 
     @property
     def build_commit(self) -> str:
@@ -37,6 +40,13 @@ class Pin:
         if not self.commit:
             return "unknown"
         return self.commit[:7] if len(self.commit) == 40 else self.commit
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """llamabuild.lock: one [source] table."""
+
+    source: Pin
 
 
 def _toml_value(value: Any) -> str:
@@ -52,7 +62,7 @@ def dumps(pin: Pin) -> str:
         "# Written by `llamabuild source`; builds use this pin until `--update`.",
         "[source]",
     ]
-    for key, value in asdict(pin).items():
+    for key, value in pin.to_json().items():
         if value is not None and value != "":
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
@@ -63,19 +73,10 @@ def loads(text: str, where: str = LOCK_NAME) -> Pin:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {exc}", hint="delete it and rerun") from exc
-    table = data.get("source")
-    if not isinstance(table, dict) or table.get("kind") not in KINDS or not table.get("url"):
-        raise ConfigError(f"{where}: no valid [source] table", hint="rerun with --update")
-    known = set(Pin.__dataclass_fields__)
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}", hint="rerun with --update"
-        )
     try:
-        return Pin(**table)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}", hint="rerun with --update") from exc
+        return from_mapping(LockFile, data, where).source
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint=f"rerun with --update to rewrite {where}") from exc
 
 
 def read(path: Path) -> Pin | None:
