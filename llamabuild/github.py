@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llamabuild import report
+from llamabuild.builder.manifest import Manifest
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, Severity
 
@@ -108,48 +108,32 @@ def publish(
     )
 
 
-def outputs_from_manifest(manifest: Mapping[str, Any], root: Path | None = None) -> list[Output]:
-    """Outputs listed by a build manifest (`outputs`: path/sha256/uuid(s) per file)."""
-    raw = manifest.get("outputs", [])
-    items = raw.items() if isinstance(raw, Mapping) else ((None, o) for o in raw)
+def outputs_from_manifest(manifest: Manifest, root: Path | None = None) -> list[Output]:
+    """The outputs a build manifest lists (paths joined to `root`, the dist dir, if given)."""
     result = []
-    for name, entry in items:
-        if not isinstance(entry, Mapping):
-            continue
-        uuids = entry.get("uuids") or {}
-        if isinstance(uuids, list):
-            uuids = {str(i): str(u) for i, u in enumerate(uuids)}
-        if not uuids and entry.get("uuid"):
-            uuids = {str(entry.get("arch") or "uuid"): str(entry["uuid"])}
-        path = str(entry.get("path") or name or "?")
-        if root is not None:
-            path = str(root / path)
-        known = {str(k): str(v) for k, v in uuids.items() if v}
-        result.append(Output(path, entry.get("sha256"), known))
+    for entry in manifest.outputs:
+        path = str(root / entry.path) if root is not None else entry.path
+        known = {arch: u for arch, u in (entry.uuids or {}).items() if u}
+        result.append(Output(path, entry.sha256, known))
     return result
 
 
 def publish_manifest(
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     findings: Sequence[Finding],
     title: str,
     root: Path | None = None,
 ) -> None:
     """Summary of a build from its manifest.json (paths relative to `root`, the dist dir)."""
-    recipe = manifest.get("recipe")
-    if isinstance(recipe, Mapping):
-        recipe = recipe.get("name")
-    source = manifest.get("source")
-    source = source if isinstance(source, Mapping) else {}
-    commit = source.get("commit") or manifest.get("commit")
-    extra = {"source": str(source["url"])} if source.get("url") else {}
-    if source.get("sha256"):
-        extra["archive sha256"] = str(source["sha256"])
+    source = manifest.source
+    extra = {"source": source.url} if source.url else {}
+    if source.sha256:
+        extra["archive sha256"] = source.sha256
     publish(
         title,
         findings,
-        recipe=str(recipe) if recipe else None,
-        commit=str(commit) if commit else None,
+        recipe=manifest.recipe,
+        commit=source.commit,
         outputs=outputs_from_manifest(manifest, root),
         extra=extra,
         default_file=str(root) if root else None,

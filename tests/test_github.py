@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from llamabuild import github
+from llamabuild.builder.manifest import Manifest
 from llamabuild.cli import run
+from llamabuild.errors import ConfigError
 from llamabuild.findings import error, warning
 from llamabuild.inspect.structure import read_uuids
+from llamabuild.jsonout import to_jsonable
+from llamabuild.settings import from_mapping
 
 
 @pytest.fixture
@@ -79,38 +83,51 @@ def test_unwritable_summary_is_not_fatal(monkeypatch, tmp_path):
     assert github.append_summary("x") is None
 
 
-def test_outputs_from_manifest_shapes():
-    manifest = {
-        "recipe": {"name": "macos-arm64-metal"},
-        "source": {"commit": "abc"},
-        "outputs": [
-            {"path": "dist/x/llama-server", "sha256": "aa", "uuids": {"arm64": "U1"}},
-            {"path": "dist/x/llama-server.dSYM", "uuid": "U2", "arch": "arm64"},
-        ],
-    }
-    outs = github.outputs_from_manifest(manifest)
-    assert outs[0] == github.Output("dist/x/llama-server", "aa", {"arm64": "U1"})
-    assert outs[1].uuids == {"arm64": "U2"}
-    keyed = github.outputs_from_manifest({"outputs": {"llama-server": {"sha256": "bb"}}})
-    assert keyed == [github.Output("llama-server", "bb", {})]
-
-
-def test_publish_manifest(actions):
-    # The shape `llamabuild build` writes (llamabuild/builder/run.py).
-    manifest = {
+def _manifest() -> Manifest:
+    # The shape `llamabuild build` writes (llamabuild/builder/run.py), read by the one loader.
+    data = {
+        "schema": 1,
         "recipe": "macos-arm64-cpu-cross",
         "source": {"kind": "archive", "url": "/x/llama.tar.gz", "commit": None, "sha256": "e" * 64},
+        "slices": [],
+        "versions": {},
+        "compilers": {},
+        "host": {},
         "outputs": [
             {"path": "llama-server", "role": "binary", "sha256": "a" * 64, "uuids": {"arm64": "U"}},
             {"path": "llama-server.dSYM", "role": "dsym"},
             {
                 "path": "llama-server.dSYM/Contents/Resources/DWARF/llama-server",
+                "role": "dsym-dwarf",
                 "uuids": {"x": None},
             },
         ],
+        "inputs_key": "k",
+        "verify": {"ok": True, "findings": []},
+        "built_at": "2026-01-01T00:00:00+00:00",
     }
+    return from_mapping(Manifest, data, "manifest.json")
+
+
+def test_outputs_from_manifest():
+    outs = github.outputs_from_manifest(_manifest())
+    assert outs[0] == github.Output("llama-server", "a" * 64, {"arm64": "U"})
+    assert outs[1] == github.Output("llama-server.dSYM", None, {})
+    assert outs[2].uuids == {}  # an unknown UUID is left out
+
+
+def test_manifest_shapes_the_build_never_writes_are_refused():
+    with pytest.raises(ConfigError, match="outputs` must be a list of tables"):
+        from_mapping(Manifest, {**to_jsonable(_manifest()), "outputs": {}}, "m.json")
+    bad = to_jsonable(_manifest())
+    bad["outputs"][0]["uuid"] = "U"
+    with pytest.raises(ConfigError, match=r"unknown key 'outputs\[0\]\.uuid'"):
+        from_mapping(Manifest, bad, "m.json")
+
+
+def test_publish_manifest(actions):
     github.publish_manifest(
-        manifest, [], "llamabuild build", root=Path("dist/macos-arm64-cpu-cross")
+        _manifest(), [], "llamabuild build", root=Path("dist/macos-arm64-cpu-cross")
     )
     text = actions.read_text()
     assert "`macos-arm64-cpu-cross`" in text and "e" * 64 in text

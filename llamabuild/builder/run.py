@@ -6,29 +6,41 @@ beside it and swapped in at the end; an interrupt or a failure deletes the stagi
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llamabuild.builder import manifest as mf
 from llamabuild.builder import publish as pub
 from llamabuild.builder.interrupt import guarded
+from llamabuild.builder.manifest import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    Manifest,
+    ManifestOutput,
+    ManifestSlice,
+    ManifestSource,
+    ManifestVerify,
+    OutputRole,
+)
 from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
 from llamabuild.builder.progress import BuildLog
-from llamabuild.errors import BuildError
+from llamabuild.errors import BuildError, ConfigError
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, has_errors, warning
 from llamabuild.inspect.policy import Policy
+from llamabuild.jsonout import to_jsonable
 from llamabuild.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.lipo import Lipo
 from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import Zig
+from llamabuild.versions import DEFAULT_MIN_MACOS
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "BuildResult", "check_noop", "execute"]
 
 
 @dataclass
@@ -37,7 +49,7 @@ class BuildResult:
     skipped: bool = False
     published: bool = False
     dist_dir: Path | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
 
@@ -52,14 +64,14 @@ class BuildResult:
             "published": self.published,
             "dist": str(self.dist_dir) if self.dist_dir else None,
             "duration_s": round(self.duration, 3),
-            "manifest": self.manifest,
+            "manifest": to_jsonable(self.manifest) if self.manifest else {},
             "findings": [f.to_json() for f in self.findings],
         }
 
 
 def policy_for(recipe: Recipe) -> Policy:
     if recipe.is_macos:
-        return Policy(archs=recipe.archs, min_macos=recipe.min_macos or "14.0")
+        return Policy(archs=recipe.archs, min_macos=recipe.min_macos or DEFAULT_MIN_MACOS)
     return Policy(archs=recipe.archs, min_macos=None, elf=recipe.elf_policy)
 
 
@@ -69,44 +81,47 @@ def _verify(binary: Path, recipe: Recipe, dsym: Path | None) -> list[Finding]:
     return verify(binary, policy_for(recipe), dsym=dsym).findings
 
 
-def check_noop(plan: BuildPlan) -> dict[str, Any] | None:
+def check_noop(plan: BuildPlan) -> Manifest | None:
     """The published manifest, when inputs are unchanged and its outputs still verify."""
     dist = plan.dist_dir
     try:
-        manifest = json.loads((dist / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = mf.read(dist / MANIFEST)
+    except ConfigError:
+        return None  # missing, or written by another llamabuild: rebuild
+    if manifest.inputs_key != plan.inputs_key:
         return None
-    if not isinstance(manifest, dict) or manifest.get("inputs_key") != plan.inputs_key:
-        return None
-    outputs = manifest.get("outputs", [])
-    binary = next((o for o in outputs if o.get("role") == "binary"), None)
+    binary = manifest.output(OutputRole.BINARY)
     if binary is None:
         return None
-    for out in outputs:
-        if not _unchanged(dist / out["path"], out):
-            return None
-    dsym = next((dist / o["path"] for o in outputs if o.get("role") == "dsym"), None)
-    if has_errors(_verify(dist / binary["path"], plan.recipe, dsym)):
+    if not all(_unchanged(dist / out.path, out) for out in manifest.outputs):
+        return None
+    dsym = manifest.output(OutputRole.DSYM)
+    dsym_path = dist / dsym.path if dsym is not None else None
+    if has_errors(_verify(dist / binary.path, plan.recipe, dsym_path)):
         return None
     return manifest
 
 
-def _unchanged(path: Path, out: dict[str, Any]) -> bool:
+def _unchanged(path: Path, out: ManifestOutput) -> bool:
     """Present and, for files, the recorded sha256 (re-hashed only if size or mtime moved)."""
     if not path.exists():
         return False
-    if not out.get("sha256"):
+    if not out.sha256:
         return True
     if not path.is_file():
         return False
     st = path.stat()
-    if st.st_size == out.get("size") and st.st_mtime_ns == out.get("mtime_ns"):
+    if st.st_size == out.size and st.st_mtime_ns == out.mtime_ns:
         return True  # a 140 MB dSYM DWARF file would cost ~0.5 s to hash on every no-op
-    return sha256_file(path) == str(out["sha256"])
+    return sha256_file(path) == out.sha256
 
 
-def execute(plan: BuildPlan, runner: Runner, quiet: bool = False) -> BuildResult:
-    start = time.monotonic()
+def execute(
+    plan: BuildPlan, runner: Runner, quiet: bool = False, started: float | None = None
+) -> BuildResult:
+    """Build, verify, write the manifest, publish. `started` (time.monotonic() when the
+    command began) makes manifest.json's duration_s the one the CLI reports."""
+    start = time.monotonic() if started is None else started
     name = plan.recipe.name
     with guarded(f"build of {name}"):
         staging = pub.staging_dir(plan.options.dist_root, name)
@@ -114,8 +129,9 @@ def execute(plan: BuildPlan, runner: Runner, quiet: bool = False) -> BuildResult
             pub.mark_owner(staging)
             result = _build_into(plan, runner, staging, quiet)
             result.duration = time.monotonic() - start
-            result.manifest["duration_s"] = round(result.duration, 3)
-            _write_manifest(staging, result.manifest)
+            assert result.manifest is not None
+            result.manifest = replace(result.manifest, duration_s=round(result.duration, 3))
+            mf.write(staging / MANIFEST, result.manifest)
             if result.ok:
                 result.dist_dir = pub.publish(staging, plan.options.dist_root, name)
                 result.published = True
@@ -204,14 +220,19 @@ def cache_drift(sl: SlicePlan, reply: cmake_tool.FileApiReply) -> list[Finding]:
     return out
 
 
-def _output(path: Path, root: Path, role: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": str(path.relative_to(root)), "role": role}
-    if path.is_file():
-        entry["sha256"] = sha256_file(path)
-        st = path.stat()
-        entry["size"] = st.st_size
-        entry["mtime_ns"] = st.st_mtime_ns
-    return entry
+def _output(path: Path, root: Path, role: OutputRole, uuids: bool = False) -> ManifestOutput:
+    rel = str(path.relative_to(root))
+    if not path.is_file():
+        return ManifestOutput(rel, role)
+    st = path.stat()
+    return ManifestOutput(
+        rel,
+        role,
+        sha256=sha256_file(path),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        uuids=_uuids(path) if uuids else None,
+    )
 
 
 def _uuids(binary: Path) -> dict[str, str | None]:
@@ -228,44 +249,42 @@ def manifest(
     dsym: Path | None,
     compilers: dict[str, Any],
     findings: list[Finding],
-) -> dict[str, Any]:
+) -> Manifest:
     pin = plan.source.pin
-    outputs = [{**_output(binary, staging, "binary"), "uuids": _uuids(binary)}]
+    outputs = [_output(binary, staging, OutputRole.BINARY, uuids=True)]
     if dsym is not None and dsym.exists():
         dwarf = sorted((dsym / "Contents" / "Resources" / "DWARF").glob("*"))
-        outputs.append({"path": str(dsym.relative_to(staging)), "role": "dsym"})
-        outputs += [{**_output(d, staging, "dsym-dwarf"), "uuids": _uuids(d)} for d in dwarf]
-    return {
-        "schema": 1,
-        "recipe": plan.recipe.name,
-        "source": {
-            "kind": pin.kind,
-            "url": pin.url,
-            "ref": pin.ref,
-            "commit": pin.commit,
-            "sha256": pin.sha256,
-            "subdir": pin.subdir,
-            "dirty": list(plan.source.dirty),
-        },
-        "slices": [
-            {
-                "recipe": s.recipe.name,
-                "archs": list(s.recipe.archs),
-                "cache_entries": {k: cmake_literal(v) for k, v in sorted(s.entries.items())},
-                "configure_argv": s.configure_argv,
-                "build_argv": s.build_argv,
-            }
+        outputs.append(ManifestOutput(str(dsym.relative_to(staging)), OutputRole.DSYM))
+        outputs += [_output(d, staging, OutputRole.DSYM_DWARF, uuids=True) for d in dwarf]
+    return Manifest(
+        schema=MANIFEST_SCHEMA,
+        recipe=plan.recipe.name,
+        source=ManifestSource(
+            kind=pin.kind,
+            url=pin.url,
+            ref=pin.ref,
+            commit=pin.commit,
+            sha256=pin.sha256,
+            subdir=pin.subdir,
+            dirty=plan.source.dirty,
+        ),
+        slices=tuple(
+            ManifestSlice(
+                recipe=s.recipe.name,
+                archs=s.recipe.archs,
+                cache_entries={k: cmake_literal(v) for k, v in sorted(s.entries.items())},
+                configure_argv=tuple(s.configure_argv),
+                build_argv=tuple(s.build_argv),
+            )
             for s in plan.slices
-        ],
-        "versions": plan.versions,
-        "compilers": compilers,
-        "host": host_info(),
-        "outputs": outputs,
-        "inputs_key": plan.inputs_key,
-        "verify": {"ok": not has_errors(findings), "findings": [f.to_json() for f in findings]},
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _write_manifest(staging: Path, data: dict[str, Any]) -> None:
-    (staging / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        ),
+        versions=plan.versions,
+        compilers=compilers,
+        host=host_info(),
+        outputs=tuple(outputs),
+        inputs_key=plan.inputs_key,
+        verify=ManifestVerify(
+            ok=not has_errors(findings), findings=tuple(f.to_json() for f in findings)
+        ),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )

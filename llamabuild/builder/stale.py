@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llamabuild.settings import did_you_mean
 from llamabuild.findings import Finding, error
+from llamabuild.settings import did_you_mean
 
 SCAN_DIRS = ("cmake", "ggml", "tools", "vendor", "common", "src")
 _OPTION = re.compile(r"\b(?:cmake_dependent_)?option\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)", re.I)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from llamabuild import github, recipes, report
+from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
@@ -89,14 +90,15 @@ def build_cmd(
     if not force:
         manifest = check_noop(plan)
         if manifest is not None:
+            # This run's time; manifest.json keeps the duration of the build it describes.
             result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start
             # A skipped step still gets its summary: the reviewer sees what is published.
             github.publish_manifest(manifest, [], f"{title}: up to date", root=plan.dist_dir)
             _emit_result(result, json_out)
             return
-    result = execute(plan, runner, quiet=False)
-    result.duration = time.monotonic() - start
+    # One clock from the command's start: --json's duration_s == manifest.json's duration_s.
+    result = execute(plan, runner, quiet=False, started=start)
     if result.manifest:
         github.publish_manifest(result.manifest, result.findings, title, root=result.dist_dir)
     else:
@@ -147,9 +149,10 @@ def _emit_result(result: BuildResult, json_out: bool) -> None:
     if result.published:
         published = escape(str(result.dist_dir))
         out.print(f"[green]published[/] {published} in {result.duration:.1f} s")
-        for o in result.manifest.get("outputs", []):
-            if o.get("role") in ("binary", "dsym"):
-                out.print(escape(f"  {o['path']}  {o.get('sha256', '')[:16]}"))
+        outputs = result.manifest.outputs if result.manifest else ()
+        for o in outputs:
+            if o.role in (OutputRole.BINARY, OutputRole.DSYM):
+                out.print(escape(f"  {o.path}  {(o.sha256 or '')[:16]}"))
     else:
         out.print(
             f"[red]not published[/]: {escape(name)} failed verification; dist/ left as it was"

@@ -1,0 +1,98 @@
+"""manifest.json: what `build` published, typed. Written by builder/run.py, read back by the
+no-op check and by the GitHub step summary; its JSON Schema is generated from these classes
+(llamabuild/schemas/manifest.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from llamabuild.domain import PinKind
+from llamabuild.errors import ConfigError
+from llamabuild.files import write_atomic
+from llamabuild.jsonout import OMIT_NONE, dumps
+from llamabuild.settings import from_mapping
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA: Final = 1
+
+
+class OutputRole(StrEnum):
+    BINARY = "binary"
+    DSYM = "dsym"
+    DSYM_DWARF = "dsym-dwarf"
+
+
+@dataclass(frozen=True)
+class ManifestSource:
+    kind: PinKind
+    url: str
+    ref: str | None = None
+    commit: str | None = None
+    sha256: str | None = None
+    subdir: str = ""
+    dirty: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ManifestSlice:
+    recipe: str
+    archs: tuple[str, ...]
+    cache_entries: dict[str, str]
+    configure_argv: tuple[str, ...]
+    build_argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ManifestOutput:
+    """One published path (relative to dist/<recipe>); files carry sha256, size and mtime."""
+
+    path: str
+    role: OutputRole
+    sha256: str | None = field(default=None, metadata=OMIT_NONE)
+    size: int | None = field(default=None, metadata=OMIT_NONE)
+    mtime_ns: int | None = field(default=None, metadata=OMIT_NONE)
+    uuids: dict[str, str | None] | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class ManifestVerify:
+    ok: bool
+    findings: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """dist/<recipe>/manifest.json."""
+
+    schema: Literal[1]
+    recipe: str
+    source: ManifestSource
+    slices: tuple[ManifestSlice, ...]
+    versions: dict[str, str]
+    compilers: dict[str, Any]
+    host: dict[str, str]
+    outputs: tuple[ManifestOutput, ...]
+    inputs_key: str
+    verify: ManifestVerify
+    built_at: str
+    duration_s: float = 0.0
+
+    def output(self, role: OutputRole) -> ManifestOutput | None:
+        return next((o for o in self.outputs if o.role is role), None)
+
+
+def write(path: Path, manifest: Manifest) -> None:
+    write_atomic(path, dumps(manifest).encode("utf-8"))
+
+
+def read(path: Path) -> Manifest:
+    """manifest.json as a Manifest; ConfigError when missing, not JSON or of another shape."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}", hint="rebuild to rewrite it") from exc
+    return from_mapping(Manifest, data, str(path))
