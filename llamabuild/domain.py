@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from llamabuild.errors import ConfigError
-from llamabuild.settings import Check, Doc, NumbersAsText, Pattern
+from llamabuild.settings import Check, Doc, NumbersAsText, Pattern, dotted
 from llamabuild.versions import DEFAULT_MIN_MACOS, VERSION_PATTERN
 
 CONFIG_NAME = "llamabuild.toml"
@@ -49,7 +49,7 @@ DEFAULT_ELF_POLICY = ElfPolicy.GLIBC
 
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 Name = Annotated[str, Pattern(NAME_PATTERN, "a name", 'e.g. archs = ["arm64"]')]
-NonEmpty = Annotated[str, Pattern(r"(?s).+", "a non-empty string")]
+NonEmpty = Annotated[str, Pattern(r"[\s\S]+", "a non-empty string")]
 Version = Annotated[
     str,
     Pattern(
@@ -113,7 +113,7 @@ def check_plist_value(key: str, value: Any, where: str) -> None:
         return
     if isinstance(value, dict):
         for k, v in value.items():
-            check_plist_value(f"{key}.{k}", v, where)
+            check_plist_value(dotted(key, k), v, where)
         return
     raise ConfigError(
         f"{where}: `{key}`: a {type(value).__name__} cannot be an entitlement value",
@@ -129,7 +129,7 @@ def _entitlements_table(key: str, value: Any, where: str) -> None:
             hint=f'fix `{key}.preset` in {where}: quote it: preset = "app-helper"',
         )
     for k, v in value.items():
-        check_plist_value(f"{key}.{k}", v, where)
+        check_plist_value(dotted(key, k), v, where)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from llamabuild.config import ProjectConfig, load_project
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, warning
-from llamabuild.resources import shipped_dir
+from llamabuild.resources import data_text, shipped_dir
 from llamabuild.settings import did_you_mean
 
 DEFAULT_PRESET = "app-helper"
@@ -42,7 +41,7 @@ def presets() -> list[str]:
 
 @cache
 def key_data() -> dict[str, Any]:
-    text = resources.files("llamabuild.data").joinpath("entitlement_keys.toml").read_text()
+    text = data_text("entitlement_keys.toml")
     return tomllib.loads(text)
 
 

@@ -1,4 +1,7 @@
-"""Where the shipped data folders are: recipes/ and templates/.
+"""Where shipped files are: the one way to find them.
+
+`data_file("x.toml")` is llamabuild/data/x.toml, `schema_dir()` llamabuild/schemas/, and
+`shipped_dir("recipes" | "templates")` the top-level recipes/ and templates/ folders.
 
 They live at the top of the repository (the layout users asked for). A wheel carries them as
 llamabuild/_recipes and llamabuild/_templates (pyproject maps the folders); a checkout or an
@@ -23,3 +26,17 @@ def shipped_dir(name: str) -> Path:
         f"llamabuild's {name}/ folder is missing from this install",
         hint="reinstall llamabuild (pip install llamabuild or pip install -e <checkout>)",
     )
+
+
+def data_file(name: str) -> Path:
+    """llamabuild/data/<name> (TOML tables and templates the code reads)."""
+    return _PACKAGE / "data" / name
+
+
+def data_text(name: str) -> str:
+    return data_file(name).read_text(encoding="utf-8")
+
+
+def schema_dir() -> Path:
+    """llamabuild/schemas: the generated JSON Schemas (python -m llamabuild.schema)."""
+    return _PACKAGE / "schemas"

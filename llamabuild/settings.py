@@ -185,7 +185,12 @@ def convert(tp: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise _fail(tp, value, where, key)
         item = get_args(tp)[0]
-        items = [convert(item, v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+        try:
+            items = [convert(item, v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+        except ConfigError:
+            if dataclasses.is_dataclass(item):
+                raise  # names the entry's own key: outputs[0].uuid
+            raise _fail(tp, value, where, key) from None  # "must be a list of names"
         return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):

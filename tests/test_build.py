@@ -23,6 +23,7 @@ from llamabuild.tools.cmake import parse_progress, read_reply
 from llamabuild.tools.lipo import create_argv
 from llamabuild.tools.runner import Result, Runner
 from llamabuild.tools.zig import Zig
+from tests.test_schemas import assert_file_valid, assert_valid
 
 PROJECT = Path(__file__).parent / "cmake_project"
 RECIPE = """
@@ -53,6 +54,8 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(PROJECT, proj / "llama src")
     monkeypatch.chdir(proj)
     monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))
+    for recipe in (proj / "recipes").glob("*.toml"):
+        assert_file_valid("recipe", recipe)
     return proj
 
 
@@ -134,6 +137,8 @@ def test_build_publishes_manifest_then_noop_then_force(
     binary = server(work)
     assert subprocess.run([binary], capture_output=True, text=True).stdout.startswith("version: 0")
     manifest = json.loads((binary.parent / "manifest.json").read_text())
+    assert_valid("manifest", manifest)
+    assert manifest["duration_s"] == out["duration_s"]  # one clock for --json and the file
     assert manifest["recipe"] == "test-native"
     assert manifest["source"]["kind"] == "dir"
     assert manifest["slices"][0]["cache_entries"]["GGML_OPENMP"] == "OFF"
@@ -318,6 +323,7 @@ def test_zig_cross_build_to_macho_with_dsym(work: Path, capsys: pytest.CaptureFi
     assert b.format == "macho" and sl.arch == "arm64" and sl.minos == "14.0"
     assert [d.name for d in sl.dylibs] == ["/usr/lib/libSystem.B.dylib"]
     outputs = {o["role"]: o for o in out["manifest"]["outputs"]}
+    assert_file_valid("manifest", dist / "manifest.json")
     assert outputs["dsym-dwarf"]["uuids"] == {"arm64": sl.uuid}
     assert (dist / "llama-server.dSYM" / "Contents" / "Info.plist").is_file()
     tc = Path(out["manifest"]["slices"][0]["configure_argv"][-1]) / "zig-toolchain.cmake"
@@ -336,6 +342,8 @@ def test_universal_joins_slices_with_lipo(work: Path, capsys: pytest.CaptureFixt
     (recipes / "t-universal.toml").write_text(
         'extends = "t-arm64"\narchs = ["arm64", "x86_64"]\nslices = ["t-arm64", "t-x86_64"]\n'
     )
+    for recipe in recipes.glob("t-*.toml"):
+        assert_file_valid("recipe", recipe)
     code = run(["build", "-r", "t-universal", "--source", "llama src", "--json"])
     cap = capsys.readouterr()
     assert code == 0, cap.err

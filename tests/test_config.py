@@ -11,6 +11,7 @@ import pytest
 
 from llamabuild.cli import run
 from tests.test_build import PROJECT, RECIPE
+from tests.test_schemas import assert_file_valid
 
 CONFIG = """
 recipe = "test-native"
@@ -39,6 +40,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (proj / "llamabuild.toml").write_text(CONFIG)
     monkeypatch.chdir(proj)
     monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))
+    assert_file_valid("llamabuild.toml", proj / "llamabuild.toml")
+    assert_file_valid("recipe", proj / "recipes" / "test-native.toml")
     return proj
 
 

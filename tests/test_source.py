@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from llamabuild.cli import run
+from llamabuild.errors import ConfigError
 from llamabuild.source import lock
 from llamabuild.tools.git import parse_ls_remote, pick_ref
+from tests.test_schemas import assert_file_valid
 
 PROJECT = Path(__file__).parent / "cmake_project"
 GIT_ENV = {
@@ -77,6 +79,7 @@ def test_git_tag_resolves_to_full_commit_and_locks(
     assert code == 0, out
     pin = lock.read(work / "llamabuild.lock")
     assert pin is not None
+    assert_file_valid("lock", work / "llamabuild.lock")
     assert pin.commit == git(repo, "rev-parse", "v1^{commit}")  # peeled, not the tag object
     assert pin.commit != git(repo, "rev-parse", "v1")
     assert pin.refname == "refs/tags/v1" and pin.kind == "git"
@@ -268,3 +271,14 @@ def test_source_output_prints_markup_literally(
     assert run(["source", "--source", str(src), "--ref", "b[/]1"]) == 0
     out = capsys.readouterr().out
     assert str(src) in out and "b[/]1" in out
+
+
+def test_lock_with_unknown_or_bad_keys_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "llamabuild.lock"
+    path.write_text('[source]\nkind = "git"\nurl = "https://x"\ncomit = "abc"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'source\.comit' \(did you mean") as e:
+        lock.read(path)
+    assert e.value.hint is not None and "--update" in e.value.hint
+    path.write_text('[source]\nkind = "svn"\nurl = "https://x"\n')
+    with pytest.raises(ConfigError, match=r"`source\.kind` must be one of git, dir, archive"):
+        lock.read(path)

@@ -13,11 +13,11 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from llamabuild.findings import Finding, error
+from llamabuild.resources import data_text
 from llamabuild.settings import did_you_mean
 
 SCAN_DIRS = ("cmake", "ggml", "tools", "vendor", "common", "src")
@@ -82,7 +82,7 @@ def scan_tree(root: Path) -> Declarations:
 
 @cache
 def deprecation_table() -> dict[str, Any]:
-    text = resources.files("llamabuild.data").joinpath("deprecated_flags.toml").read_text()
+    text = data_text("deprecated_flags.toml")
     return tomllib.loads(text)
 
 

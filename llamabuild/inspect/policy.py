@@ -7,12 +7,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect.model import Binary, Dylib, Slice
+from llamabuild.resources import data_text
 from llamabuild.versions import DEFAULT_MIN_MACOS, version_tuple
 from llamabuild.versions import parse_min_macos as parse_min_macos  # re-exported for the CLI
 
@@ -54,7 +54,7 @@ def parse_archs(archs: list[str] | None) -> tuple[str, ...]:
 
 @cache
 def allowlist() -> dict[str, Any]:
-    text = resources.files("llamabuild.data").joinpath("system_libraries.toml").read_text()
+    text = data_text("system_libraries.toml")
     return tomllib.loads(text)
 
 
