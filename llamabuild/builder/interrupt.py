@@ -1,5 +1,9 @@
 """Ctrl-C / SIGTERM: the Runner stops the child's process group, we clean staging, exit 130.
 
+Whatever child process the build started and is still alive after that (a job whose parent
+was killed, a child of a `Runner.run` without a session of its own) is swept with psutil, the
+same on Linux and macOS.
+
 SIGTERM is turned into the same exception path as Ctrl-C so both leave dist/ untouched;
 `critical()` defers both signals while the publish renames run.
 """
@@ -13,6 +17,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from llamabuild.errors import InterruptedBuild
+from llamabuild.tools.runner import descendants, kill_all
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -33,12 +38,14 @@ def guarded(what: str) -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
+    before = {p.pid for p in descendants()}  # not the build's: left alone
     _received.clear()
     for s in SIGNALS:
         signal.signal(s, _handler)
     try:
         yield
     except KeyboardInterrupt:
+        kill_all([p for p in descendants() if p.pid not in before])
         name = signal.Signals(_received[-1]).name if _received else "SIGINT"
         raise InterruptedBuild(
             f"{what} interrupted ({name}); nothing was published",

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from llamabuild.errors import ToolError, ToolNotFoundError
 
 log = logging.getLogger("llamabuild.tools")
@@ -187,11 +189,37 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _tree(pid: int) -> list[psutil.Process]:
+    """`pid` and every live descendant (psutil: the same on Linux and macOS)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill(procs: Sequence[psutil.Process]) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()  # is_running() guards against a recycled pid
+
+
 def stop_group(
     proc: subprocess.Popen[bytes], signals: Sequence[signal.Signals], grace: float = 5.0
 ) -> str:
-    """Stop a child started in its own session and everything it forked (its process group):
-    each signal in turn, `grace` seconds apart. Returns what ended it."""
+    """Stop a child started in its own session and everything it forked (its process group,
+    and descendants in other groups, as ninja's jobs are): each signal in turn, `grace`
+    seconds apart. Returns what ended it."""
+    # Remember the whole tree before anything dies: an orphan is re-parented to init (or a
+    # subreaper) and no longer shows as a descendant.
+    tree = _tree(proc.pid)[1:]
     ended = "exited"
     if proc.poll() is None:
         ended = "SIGKILL"
@@ -200,30 +228,55 @@ def stop_group(
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
+                tree += [p for p in _tree(proc.pid)[1:] if p not in tree]
                 continue
             ended = sig.name
             break
     _killpg(proc.pid, signal.SIGKILL)  # the leader is gone; its children keep the group id
-    # ninja runs each job in a process group of its own; if ninja had to be killed, its jobs
-    # are orphans in other groups, but still in the session the child was started in.
-    for pid in session_members(proc.pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    sweep(proc.pid, tree)
     if proc.poll() is None:
         proc.wait()
     return ended
 
 
+def sweep(sid: int, known: Sequence[psutil.Process] = ()) -> list[int]:
+    """SIGKILL what is left of a tree: the processes in `known` (descendants seen earlier) and
+    every process of session `sid` (orphans in process groups of their own); returns their
+    pids. No /proc: psutil and getsid(2) work on macOS too."""
+    left = [p for p in known if _alive(p)]
+    seen = {p.pid for p in left}
+    for pid in session_members(sid):
+        if pid not in seen:
+            with contextlib.suppress(psutil.Error):
+                left.append(psutil.Process(pid))
+    return kill_all(left)
+
+
+def kill_all(procs: Sequence[psutil.Process], timeout: float = 2.0) -> list[int]:
+    """SIGKILL `procs` and wait (up to `timeout`) until none is alive; a zombie counts as gone
+    (an orphan's reaper may be slow, or absent in a container). Returns the pids signalled."""
+    left = [p for p in procs if _alive(p)]
+    _kill(left)
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in left) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p.pid for p in left]
+
+
+def descendants(pid: int | None = None) -> list[psutil.Process]:
+    """The live descendants of `pid` (default: this process)."""
+    return _tree(os.getpid() if pid is None else pid)[1:]
+
+
 def session_members(sid: int) -> list[int]:
-    """Processes whose session id is `sid`, from /proc (an empty list where there is none)."""
+    """Live (non-zombie) processes whose session id is `sid`."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for p in psutil.process_iter():
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if os.getsid(p.pid) == sid and _alive(p):
+                found.append(p.pid)
+        except (OSError, psutil.Error):
             continue
-        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
-            found.append(int(stat.parent.name))
     return found
 
 
