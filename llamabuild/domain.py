@@ -19,6 +19,8 @@ from llamabuild.versions import DEFAULT_MIN_MACOS, VERSION_PATTERN
 
 CONFIG_NAME = "llamabuild.toml"
 DEFAULT_TARGET = "llama-server"
+SANDBOX_KEY = "com.apple.security.app-sandbox"
+"""The App Sandbox entitlement: verify's --require-sandbox and the entitlement lint check it."""
 
 
 class Platform(StrEnum):

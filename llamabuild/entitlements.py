@@ -284,7 +284,7 @@ def lint(data: Mapping[str, Any], where: str | None = None) -> list[Finding]:
                     "entitlement-inherit-without-sandbox",
                     f"{inherit} requires {sandbox} = true",
                     path=where,
-                    hint="add com.apple.security.app-sandbox (the app-helper preset has both)",
+                    hint=f"add {sandbox} (the app-helper preset has both)",
                 )
             )
     return out

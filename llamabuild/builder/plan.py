@@ -19,6 +19,7 @@ from llamabuild import __version__
 from llamabuild.builder.stale import Declarations, check_flags, scan_tree
 from llamabuild.errors import ConfigError
 from llamabuild.findings import Finding, error, has_errors
+from llamabuild.jsonout import to_jsonable
 from llamabuild.recipes import CacheValue, Recipe, cmake_literal
 from llamabuild.source import SourceTree
 from llamabuild.tools import cmake as cmake_tool
@@ -56,19 +57,51 @@ class SlicePlan:
     def log_path(self) -> Path:
         return self.build_dir / "llamabuild.log"
 
+    def report(self) -> SliceReport:
+        return SliceReport(
+            recipe=self.recipe.name,
+            arch=self.recipe.archs[0] if len(self.recipe.archs) == 1 else None,
+            build_dir=self.build_dir,
+            init_cache=self.init_cache,
+            cache_entries={k: cmake_literal(v) for k, v in sorted(self.entries.items())},
+            toolchain_file=self.toolchain_file,
+            configure_argv=tuple(self.configure_argv),
+            build_argv=tuple(self.build_argv),
+            env=self.env,
+            log=self.log_path,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe.name,
-            "arch": self.recipe.archs[0] if len(self.recipe.archs) == 1 else None,
-            "build_dir": str(self.build_dir),
-            "init_cache": str(self.init_cache),
-            "cache_entries": {k: cmake_literal(v) for k, v in sorted(self.entries.items())},
-            "toolchain_file": str(self.toolchain_file) if self.toolchain_file else None,
-            "configure_argv": self.configure_argv,
-            "build_argv": self.build_argv,
-            "env": self.env,
-            "log": str(self.log_path),
-        }
+        data: dict[str, Any] = to_jsonable(self.report())
+        return data
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    """One slice of `build --dry-run --json`: where it builds, its final entries, exact argv."""
+
+    recipe: str
+    arch: str | None
+    build_dir: Path
+    init_cache: Path
+    cache_entries: dict[str, str]
+    toolchain_file: Path | None
+    configure_argv: tuple[str, ...]
+    build_argv: tuple[str, ...]
+    env: dict[str, str]
+    log: Path
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """`build --dry-run --json`: everything `build` would run, nothing run."""
+
+    recipe: Recipe
+    source: SourceTree
+    dist: Path
+    versions: dict[str, str]
+    inputs_key: str
+    slices: tuple[SliceReport, ...]
 
 
 @dataclass
@@ -85,15 +118,19 @@ class BuildPlan:
     def dist_dir(self) -> Path:
         return self.options.dist_root / self.recipe.name
 
+    def report(self) -> PlanReport:
+        return PlanReport(
+            recipe=self.recipe,
+            source=self.source,
+            dist=self.dist_dir,
+            versions=self.versions,
+            inputs_key=self.inputs_key,
+            slices=tuple(s.report() for s in self.slices),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe.to_json(),
-            "source": self.source.to_json(),
-            "dist": str(self.dist_dir),
-            "versions": self.versions,
-            "inputs_key": self.inputs_key,
-            "slices": [s.to_json() for s in self.slices],
-        }
+        data: dict[str, Any] = to_jsonable(self.report())
+        return data
 
 
 def cmake_escape(text: str) -> str:

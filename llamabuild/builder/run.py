@@ -57,16 +57,33 @@ class BuildResult:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
+    def report(self) -> BuildReport:
+        return BuildReport(
+            ok=self.ok,
+            skipped=self.skipped,
+            published=self.published,
+            dist=self.dist_dir,
+            duration_s=round(self.duration, 3),
+            manifest=self.manifest,
+            findings=tuple(f.to_json() for f in self.findings),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "skipped": self.skipped,
-            "published": self.published,
-            "dist": str(self.dist_dir) if self.dist_dir else None,
-            "duration_s": round(self.duration, 3),
-            "manifest": to_jsonable(self.manifest) if self.manifest else {},
-            "findings": [f.to_json() for f in self.findings],
-        }
+        data: dict[str, Any] = to_jsonable(self.report())
+        return data
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """`llamabuild build --json`: the outcome, and the manifest of what was published."""
+
+    ok: bool
+    skipped: bool
+    published: bool
+    dist: Path | None
+    duration_s: float
+    manifest: Manifest | None
+    findings: tuple[dict[str, Any], ...]
 
 
 def policy_for(recipe: Recipe) -> Policy:

@@ -119,7 +119,7 @@ def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
     out.print(f"source {escape(where)}")
     for sl in plan.slices:
         out.print(f"[bold]{escape(sl.recipe.name)}[/] -> {escape(str(sl.build_dir))}")
-        for key, value in sorted(sl.to_json()["cache_entries"].items()):
+        for key, value in sl.report().cache_entries.items():
             out.print(escape(f"  -D{key}={value}"))
         out.print(escape("  $ " + " ".join(_quote(a) for a in sl.configure_argv)))
         out.print(escape("  $ " + " ".join(_quote(a) for a in sl.build_argv)))

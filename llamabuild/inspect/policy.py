@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from llamabuild.domain import SANDBOX_KEY as SANDBOX_KEY  # re-exported
 from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect.model import Binary, Dylib, Slice
@@ -324,9 +325,6 @@ def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
     for rp in sl.rpaths:
         out.append(warning("elf-rpath", f"RPATH/RUNPATH {rp}", arch=a))
     return out
-
-
-SANDBOX_KEY = "com.apple.security.app-sandbox"
 
 
 def _check_sandbox(sl: Slice) -> list[Finding]:
