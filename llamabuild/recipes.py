@@ -35,8 +35,11 @@ from llamabuild.settings import did_you_mean, load_file
 
 __all__ = [
     "CacheValue",
+    "ElfPolicy",
+    "Platform",
     "ProjectConfig",
     "Recipe",
+    "Toolchain",
     "load_project",
     "load_recipe",
     "parse_defines",

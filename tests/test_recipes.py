@@ -10,6 +10,7 @@ from llamabuild import recipes
 from llamabuild.errors import ConfigError
 from llamabuild.recipes import ProjectConfig
 from llamabuild.resources import shipped_dir
+from tests.test_schemas import assert_file_valid
 
 SHIPPED = shipped_dir("recipes")
 
@@ -78,6 +79,7 @@ def test_precedence_recipe_project_cache_define(tmp_path: Path) -> None:
         "GGML_RPC = true\nGGML_NATIVE = true\n"
         "[cache]\nGGML_NATIVE = false\nLLAMA_BUILD_TOOLS = true\n"
     )
+    assert_file_valid("llamabuild.toml", cfg)
     project = recipes.load_project(cfg)
     defines = recipes.parse_defines(["LLAMA_BUILD_TOOLS=OFF", "GGML_SCHED_MAX_COPIES:STRING=2"])
     r = recipes.resolve("macos-arm64-metal", project, defines, [SHIPPED])
@@ -128,6 +130,7 @@ def test_override_values_checked_like_recipe_files(
 def test_override_archs_and_min_macos_reach_the_cache(tmp_path: Path) -> None:
     cfg = tmp_path / "llamabuild.toml"
     cfg.write_text("[recipes.macos-universal]\narchs = ['arm64']\nmin_macos = '15.2'\n")
+    assert_file_valid("llamabuild.toml", cfg)
     r = recipes.resolve("macos-universal", recipes.load_project(cfg), {}, [SHIPPED])
     assert r.archs == ("arm64",) and r.min_macos == "15.2"
     assert r.cache_dict["CMAKE_OSX_ARCHITECTURES"] == "arm64"
@@ -164,3 +167,21 @@ def test_real_lists_and_cache_tables_with_semicolons(tmp_path: Path) -> None:
     cfg.write_text('[cache]\nGGML_RPC = "ON;GGML_NATIVE=ON"\n')
     with pytest.raises(ConfigError, match="list"):
         recipes.load_project(cfg)
+
+
+def test_numbers_in_cache_tables_are_text_and_extends_chains_merge(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text(
+        'platform = "macos"\narchs = ["arm64"]\nslices = ["x"]\n[cache]\nA = 1\nB = true\n'
+    )
+    (tmp_path / "child.toml").write_text('extends = "base"\n[cache]\nB = false\nC = "c"\n')
+    r = recipes.load_recipe("child", [tmp_path])
+    assert r.cache_dict["A"] == "1" and r.cache_dict["B"] is False and r.cache_dict["C"] == "c"
+    assert r.slices == () and r.platform is recipes.Platform.MACOS  # slices never inherited
+    assert r.to_json()["platform"] == "macos" and r.to_json()["cache"]["A"] == "1"
+
+
+def test_recipe_without_platform_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text('archs = ["arm64"]\n')
+    with pytest.raises(ConfigError, match="`platform` is missing") as e:
+        recipes.load_recipe("r", [tmp_path])
+    assert e.value.hint is not None and "r.toml" in e.value.hint
