@@ -373,20 +373,22 @@ def _check_starts(
 
 
 def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the ULEB128 at data[pos]; at most 64 bits."""
+    """(value, next position) of the ULEB128 at data[pos]; at most 64 bits (10 bytes)."""
+    size = len(data)
+    if pos < size and data[pos] < 0x80:  # one byte: most ordinals, counts and small steps
+        return data[pos], pos + 1
     value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise _Malformed("ULEB128 runs off the end")
+    stop = min(size, pos + 10)
+    while pos < stop:
         byte = data[pos]
         pos += 1
-        slice_ = byte & 0x7F
-        if shift > 63 or (shift == 63 and slice_ > 1):
-            raise _Malformed("ULEB128 overflows 64 bits")
-        value |= slice_ << shift
+        value |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if value >> 64:
+                raise _Malformed("ULEB128 overflows 64 bits")
             return value, pos
         shift += 7
+    raise _Malformed("ULEB128 runs off the end" if pos >= size else "ULEB128 overflows 64 bits")
 
 
 def _sleb(data: bytes, pos: int) -> tuple[int, int]:

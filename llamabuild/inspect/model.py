@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # What parsers read: a mapped file (mmap) in the CLI, bytes in tests. Both slice to bytes.
 Buffer = bytes | mmap.mmap
@@ -25,9 +25,11 @@ WEAK_LOOKUP = "<weak lookup>"  # ordinal -3 (chained fixups) or a classic weak-b
 SPECIAL_ORDINALS = {0: SELF, -1: MAIN_EXECUTABLE, -2: FLAT_LOOKUP, -3: WEAK_LOOKUP}
 
 
-@dataclass(frozen=True, order=True)
-class Import:
-    """One symbol a slice needs from elsewhere at load time (dyld resolves it or fails)."""
+class Import(NamedTuple):
+    """One symbol a slice needs from elsewhere at load time (dyld resolves it or fails).
+
+    A NamedTuple, not a dataclass: a 170 MB binary has thousands, and a frozen dataclass
+    costs 2 µs each to build."""
 
     dylib: str  # install name of the dylib its library ordinal names, or one of the above
     name: str  # the symbol as linked, e.g. "_cblas_sgemm$NEWLAPACK$ILP64"

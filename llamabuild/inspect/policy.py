@@ -85,6 +85,11 @@ class Availability:
     non_public: tuple[SymbolRule, ...]
     rpath_system_prefixes: tuple[str, ...]
 
+    @property
+    def any_symbol(self) -> re.Pattern[str]:
+        """Matches a name that any symbol or non-public rule might match."""
+        return _any_symbol(self.symbols + self.non_public)
+
     def library_since(self, install_name: str) -> str | None:
         if install_name in self.usr_lib:
             return self.usr_lib[install_name]
@@ -104,6 +109,11 @@ def _rules(groups: list[dict[str, Any]], key: str) -> tuple[SymbolRule, ...]:
         )
         for g in groups
     )
+
+
+@cache
+def _any_symbol(rules: tuple[SymbolRule, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{r.pattern.pattern})" for r in rules) or "(?!)")
 
 
 @cache
@@ -235,7 +245,10 @@ def check_symbols(sl: Slice, target: str | None) -> list[Finding]:
     """Imports newer than the target (strong only) or non-public for App Store validation."""
     table = availability()
     out: list[Finding] = []
+    candidate = table.any_symbol.match  # one regex for all rules: most names match none
     for imp in sl.imports:
+        if not candidate(imp.name):
+            continue
         rule = next((r for r in table.non_public if r.pattern.match(imp.name)), None)
         if rule is not None and (rule.version is None or newer(rule.version, target)):
             until = f" below macOS {rule.version}" if rule.version else ""
