@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from llamabuild.jsonout import to_jsonable
 from llamabuild.recipes import CacheValue, Recipe, cmake_literal
 from llamabuild.source import SourceTree
 from llamabuild.tools import cmake as cmake_tool
-from llamabuild.tools.runner import Runner, python_scripts, which
+from llamabuild.tools.ccache import Ccache
+from llamabuild.tools.runner import Runner, which
 from llamabuild.tools.zig import Zig
 
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER")
-CCACHE_NAMES = ("ccache",)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,6 @@ class BuildPlan:
     options: Options
     versions: dict[str, str]
     inputs_key: str = ""
-    declarations: Declarations = field(default_factory=Declarations)
 
     @property
     def dist_dir(self) -> Path:
@@ -219,9 +218,9 @@ def make_plan(
     raise_on_stale(stale_check(slice_recipes, decl))
     cm = cmake_tool.CMake(runner)
     versions = toolchain_versions(runner, recipe, cm)
-    ccache = which(CCACHE_NAMES, python_scripts()) if options.ccache else None
+    ccache = Ccache(runner).optional() if options.ccache else None
     slices = [_slice(r, source, options, cm, decl, ccache) for r in slice_recipes]
-    plan = BuildPlan(recipe, source, slices, options, versions, declarations=decl)
+    plan = BuildPlan(recipe, source, slices, options, versions)
     plan.inputs_key = inputs_key(plan)
     return plan
 
@@ -254,9 +253,9 @@ def _slice(
     toolchain_file = build_dir / "zig-toolchain.cmake" if recipe.toolchain == "zig" else None
     init = build_dir / "llamabuild-init-cache.cmake"
     configure = cmake_tool.configure_argv(
-        cm.cmake, cm.ninja, source.root, build_dir, init, toolchain_file
+        cm.exe, cm.ninja, source.root, build_dir, init, toolchain_file
     )
-    build = cmake_tool.build_argv(cm.cmake, build_dir, recipe.target, options.jobs)
+    build = cmake_tool.build_argv(cm.exe, build_dir, recipe.target, options.jobs)
     return SlicePlan(recipe, build_dir, entries, configure, build, env, toolchain_file)
 
 

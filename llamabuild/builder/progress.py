@@ -40,7 +40,6 @@ class BuildLog:
         self._fh: IO[str] | None = None
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._phase = ""
 
     def __enter__(self) -> BuildLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +71,6 @@ class BuildLog:
             self._fh.close()
 
     def phase(self, name: str) -> None:
-        self._phase = name
         self.write(f"== llamabuild: {name}")
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=f"{self.label}: {name}")

@@ -178,10 +178,6 @@ class CMake(_PyPITool):
         self.ninja_tool = Ninja(runner)
 
     @property
-    def cmake(self) -> Path:  # builder/plan.py's name for `exe`
-        return self.exe
-
-    @property
     def ninja(self) -> Path:
         return self.ninja_tool.exe
 
