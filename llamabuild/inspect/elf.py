@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import InputError
-from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
+from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Slice
 
 _MACHINES = {3: "i386", 62: "x86_64", 40: "arm", 183: "aarch64", 243: "riscv64"}
 _TYPES = {1: "relocatable", 2: "execute", 3: "dyn", 4: "core"}
@@ -85,4 +85,4 @@ def inspect_elf(path: Path, data: Buffer) -> Binary:
         rpaths=tuple(rpaths),
         interpreter=interp,
     )
-    return Binary(path=path, format="elf", slices=(sl,))
+    return Binary(path=path, format=BinaryFormat.ELF, slices=(sl,))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.imports import read_imports
-from llamabuild.inspect.model import Binary, Buffer, Dylib, Slice
+from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Slice
 from llamabuild.inspect.signature import parse_signature
 
 DYLIB_KINDS = {
@@ -87,4 +87,6 @@ def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
 def inspect_macho(path: Path, data: Buffer) -> Binary:
     raw_slices = st.read_slices(_reader(data), len(data), str(path))
     fat = st.sniff(data[:8]) == "fat"
-    return Binary(path, "macho", tuple(read_slice(r, data, str(path)) for r in raw_slices), fat=fat)
+    return Binary(
+        path, BinaryFormat.MACHO, tuple(read_slice(r, data, str(path)) for r in raw_slices), fat=fat
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from llamabuild.errors import InputError
 from llamabuild.inspect import structure
 from llamabuild.inspect.imports import dylib_for_ordinal, read_imports
-from llamabuild.inspect.model import WEAK_LOOKUP, Binary, Buffer, Dylib, Import, Slice
+from llamabuild.inspect.model import WEAK_LOOKUP, Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 from llamabuild.inspect.signature import parse_signature
 
 _KINDS = {
@@ -63,7 +63,7 @@ def inspect_macho(path: Path, data: Buffer) -> Binary:
             f"{name}: corrupt Mach-O ({type(exc).__name__} reading a load command)",
             hint="the file is damaged; rebuild or copy it again",
         ) from exc
-    return Binary(path=path, format="macho", slices=slices, fat=fat)
+    return Binary(path=path, format=BinaryFormat.MACHO, slices=slices, fat=fat)
 
 
 def _parse(lief: Any, raw: structure.RawSlice, data: Buffer, name: str) -> Any:

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import mmap
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
+
+
+class BinaryFormat(StrEnum):
+    MACHO = "macho"
+    ELF = "elf"
+
+
+class Parser(StrEnum):
+    """Mach-O reader: llamabuild's own load-command reader, or LIEF as a second opinion."""
+
+    AUTO = "auto"
+    LIEF = "lief"
+
 
 # What parsers read: a mapped file (mmap) in the CLI, bytes in tests. Both slice to bytes.
 Buffer = bytes | mmap.mmap
@@ -68,7 +82,7 @@ class Slice:
 @dataclass(frozen=True)
 class Binary:
     path: Path
-    format: str  # "macho" or "elf"
+    format: BinaryFormat
     slices: tuple[Slice, ...]
     fat: bool = False
 

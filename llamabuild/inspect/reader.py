@@ -7,14 +7,14 @@ from pathlib import Path
 from llamabuild.errors import InputError
 from llamabuild.inspect import structure
 from llamabuild.inspect.mapped import open_mapped, require_regular
-from llamabuild.inspect.model import Binary
+from llamabuild.inspect.model import Binary, Parser
 
 __all__ = ["PARSERS", "inspect_binary", "require_regular"]
 
-PARSERS = ("auto", "lief")
+PARSERS = tuple(Parser)
 
 
-def inspect_binary(path: Path, parser: str = "auto") -> Binary:
+def inspect_binary(path: Path, parser: str = Parser.AUTO) -> Binary:
     """Mach-O via its load commands (`auto`) or LIEF (`lief`); ELF always via LIEF.
 
     The file is mapped, never read whole: what the parsers touch is what gets paged in.
@@ -22,7 +22,7 @@ def inspect_binary(path: Path, parser: str = "auto") -> Binary:
     with open_mapped(path) as data:
         kind = structure.sniff(data[:8])
         if kind in ("macho", "fat"):
-            if parser == "lief":
+            if parser == Parser.LIEF:
                 from llamabuild.inspect.macho_lief import inspect_macho as lief_macho
 
                 return lief_macho(path, data)
