@@ -8,24 +8,15 @@ import traceback
 
 import typer
 
-from llamabuild.cli import build as _build  # noqa: F401
-from llamabuild.cli import doctor as _doctor  # noqa: F401
-from llamabuild.cli import dsym as _dsym  # noqa: F401
-from llamabuild.cli import entitlements as _entitlements  # noqa: F401
-from llamabuild.cli import sign as _sign  # noqa: F401
-from llamabuild.cli import smoke as _smoke  # noqa: F401
-from llamabuild.cli import source as _source  # noqa: F401
-from llamabuild.cli import verify as _verify  # noqa: F401  (registers the command)
-from llamabuild.cli import verify_app as _verify_app  # noqa: F401
-from llamabuild.cli import xcode as _xcode  # noqa: F401
-from llamabuild.cli.app import State, app
+from llamabuild.cli.app import GLOBAL_FLAGS, State, app
 from llamabuild.errors import LlamabuildError
-from llamabuild.report import emit_json, inert
 
 __all__ = ["app", "main"]
 
 
 def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
+    from llamabuild.report import emit_json, inert  # rich: only when there is an error to show
+
     if "--json" in argv:
         emit_json({"ok": False, "error": message, "hint": hint, "exit_code": code})
     # One line each, whatever a path or name in the message holds (ESC, CR, newlines).
@@ -76,8 +67,30 @@ def _is_usage_error(exc: Exception) -> bool:
     return callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
+def _usage_error(exc: Exception, args: list[str]) -> int:
+    """A usage error as one `error:` line + one `hint:` line (exit 2), not click's box."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `llamabuild`: the help is the answer
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    where = getattr(ctx, "command_path", "") or "llamabuild"
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(str(message).split()) or "bad usage"
+    return _fail(message, f"run `{where} --help`", 2, args)
+
+
+def global_flags_first(args: list[str]) -> list[str]:
+    """--verbose/-v/--debug anywhere before `--` move to the front: they are root options,
+    and click only takes a group's options before the command name."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return [*flags, *rest, *args[end:]]
+
+
 def run(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = global_flags_first(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=args, prog_name="llamabuild", standalone_mode=False)
@@ -96,11 +109,7 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(_os_message(exc), hint, 2 if exc.errno in INPUT_ERRNOS else 3, args)
     except Exception as exc:  # the last line of defence: never a bare traceback
         if _is_usage_error(exc):
-            exc.show()  # type: ignore[attr-defined]
-            code = int(exc.exit_code)  # type: ignore[attr-defined]
-            if "--json" in args:
-                emit_json({"ok": False, "error": str(exc), "hint": "see --help", "exit_code": code})
-            return code
+            return _usage_error(exc, args)
         if State.debug:
             traceback.print_exc()
         if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):

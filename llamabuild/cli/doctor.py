@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.doctor import DoctorReport, diagnose, tool_rows
-from llamabuild.findings import exit_code
-from llamabuild.report import escape
+
+if TYPE_CHECKING:
+    from llamabuild.doctor import DoctorReport
 
 
 @app.command("doctor")
@@ -22,6 +21,10 @@ def doctor_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Which tools a recipe needs, which are here (path, version), and how to install the rest."""
+    from llamabuild import github, report
+    from llamabuild.doctor import diagnose
+    from llamabuild.findings import exit_code
+
     result = diagnose(recipe)
     github.publish(
         f"llamabuild doctor ({result.recipe})",
@@ -38,6 +41,10 @@ def doctor_cmd(
 
 def render(result: DoctorReport) -> None:
     from rich.table import Table
+
+    from llamabuild import report
+    from llamabuild.doctor import tool_rows
+    from llamabuild.report import escape
 
     out = report.console()
     recipe = escape(result.recipe)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.dsym import DsymResult, make_dsym
-from llamabuild.findings import exit_code
-from llamabuild.report import escape
+
+if TYPE_CHECKING:
+    from llamabuild.dsym import DsymResult
 
 
 @app.command("dsym")
@@ -26,6 +25,10 @@ def dsym_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Extract a .dSYM with dsymutil and prove it matches the binary, arch by arch."""
+    from llamabuild import github, report
+    from llamabuild.dsym import make_dsym
+    from llamabuild.findings import exit_code
+
     result = make_dsym(binary, output, strip=strip)
     github.publish("llamabuild dsym", result.findings, default_file=str(binary))
     if json_out:
@@ -37,6 +40,9 @@ def dsym_cmd(
 
 def render_dsym(result: DsymResult) -> None:
     from rich.table import Table
+
+    from llamabuild import report
+    from llamabuild.report import escape
 
     out = report.console()
     # Paths and dsymutil's own lines are escaped so rich never reads them as markup.

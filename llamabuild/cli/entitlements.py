@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import files, github, report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.errors import InputError
-from llamabuild.findings import exit_code
-from llamabuild.report import escape
 
 PresetOpt = Annotated[
     str | None,
@@ -34,6 +30,9 @@ ConfigOpt = Annotated[
 
 def write_atomic(path: Path, data: bytes) -> None:
     """files.write_atomic, with a write failure as a one-line InputError (exit 2)."""
+    from llamabuild import files
+    from llamabuild.errors import InputError
+
     try:
         files.write_atomic(path, data)
     except OSError as exc:
@@ -61,6 +60,9 @@ def entitlements_cmd(
 ) -> None:
     """Render entitlements from a preset, parse them back and lint them."""
     from llamabuild import entitlements as ent
+    from llamabuild import github, report
+    from llamabuild.findings import exit_code
+    from llamabuild.report import escape
 
     result = ent.resolve(
         preset=preset, file=entitlements, sets=sets or (), config=ent.load_config(config)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import ConfigOpt, EntitlementsOpt, PresetOpt, SetOpt
-from llamabuild.errors import UsageError
-from llamabuild.findings import exit_code
-from llamabuild.report import escape
-from llamabuild.sign import SignReport
+
+if TYPE_CHECKING:
+    from llamabuild.sign import SignReport
 
 
 @app.command("sign")
@@ -48,6 +46,9 @@ def sign_cmd(
 ) -> None:
     """Sign with codesign (macOS) or the rcodesign engine, then read the signature back."""
     from llamabuild import entitlements as ent
+    from llamabuild import github, report
+    from llamabuild.errors import UsageError
+    from llamabuild.findings import exit_code
     from llamabuild.sign import SignRequest, sign_binary
 
     if p12 is not None and identity != "-":
@@ -77,6 +78,9 @@ def sign_cmd(
 
 def render_sign(result: SignReport) -> None:
     from rich.table import Table
+
+    from llamabuild import report
+    from llamabuild.report import escape
 
     out = report.console()
     req = result.request

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.errors import InputError, ToolError
-from llamabuild.findings import error
-from llamabuild.report import escape
-from llamabuild.smoke import SmokeResult, default_binary, run_smoke
+
+if TYPE_CHECKING:
+    from llamabuild.smoke import SmokeResult
 
 
 @app.command("smoke")
@@ -37,6 +35,12 @@ def smoke_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Start llama-server on 127.0.0.1, check /health, /v1/models and a 1-token chat, stop it."""
+    from llamabuild import github, report
+    from llamabuild.errors import InputError, ToolError
+    from llamabuild.findings import error
+    from llamabuild.report import escape
+    from llamabuild.smoke import default_binary, run_smoke
+
     if binary is None:
         binary = default_binary()
         if not binary.exists():
@@ -87,6 +91,9 @@ def _summary_rows(result: SmokeResult) -> dict[str, str]:
 
 def render(result: SmokeResult) -> None:
     from rich.table import Table
+
+    from llamabuild import report
+    from llamabuild.report import escape
 
     out = report.console()
     model = escape(str(result.model)) + (

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.findings import exit_code
-from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
-from llamabuild.inspect.reader import PARSERS
-from llamabuild.verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from llamabuild.inspect.policy import Policy
+    from llamabuild.verify import VerifyReport
 
 
 @app.command("verify")
@@ -45,7 +45,12 @@ def verify_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
+    from llamabuild import report
     from llamabuild.errors import UsageError
+    from llamabuild.findings import exit_code
+    from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
+    from llamabuild.inspect.reader import PARSERS
+    from llamabuild.verify import verify
 
     if elf_policy not in ("glibc", "static"):
         raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
@@ -58,7 +63,10 @@ def verify_cmd(
         require_sandbox=require_sandbox,
     )
     result = verify(path, policy, dsym=dsym, parser=parser)
-    if github.in_actions():  # Output.of_file hashes the whole binary: only when it is shown
+    # Output.of_file hashes the whole binary: only when it is shown, under GitHub Actions.
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from llamabuild import github
+
         uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
         github.publish(
             "llamabuild verify",
@@ -74,6 +82,7 @@ def verify_cmd(
 
 
 def render_verify(result: VerifyReport, policy: Policy) -> None:
+    from llamabuild import report
     from llamabuild.inspect.policy import verdict
     from llamabuild.report import escape
     from llamabuild.verify import import_counts

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import github, report
-from llamabuild.bundle import DEFAULT_HELPER, AppReport, verify_app
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.findings import exit_code
-from llamabuild.inspect.policy import Policy, parse_min_macos
-from llamabuild.report import escape
+
+if TYPE_CHECKING:
+    from llamabuild.bundle import AppReport
+
+# bundle.DEFAULT_HELPER (a test keeps the two equal): the default shows in --help without
+# importing the bundle checks.
+DEFAULT_HELPER = "Contents/Resources/llama-server"
 
 
 @app.command("verify-app")
@@ -32,6 +34,11 @@ def verify_app_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
+    from llamabuild import github, report
+    from llamabuild.bundle import verify_app
+    from llamabuild.findings import exit_code
+    from llamabuild.inspect.policy import Policy, parse_min_macos
+
     policy = Policy(min_macos=parse_min_macos(min_macos))
     result = verify_app(app_path, binary_path, xcarchive, policy)
     github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
@@ -43,6 +50,9 @@ def verify_app_cmd(
 
 
 def render_app(result: AppReport) -> None:
+    from llamabuild import report
+    from llamabuild.report import escape
+
     out = report.console()
     # Paths come from the user's tree: escaped so rich never reads them as markup.
     out.print(f"[bold]{escape(str(result.app))}[/]")

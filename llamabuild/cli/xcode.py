@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamabuild import report
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import EntitlementsOpt, PresetOpt
-from llamabuild.findings import exit_code
 
 if TYPE_CHECKING:
     from llamabuild.xcode import PhaseReport
@@ -49,6 +47,8 @@ def xcode_phase_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign and verify Contents/Resources/llama-server from an Xcode Run Script phase."""
+    from llamabuild import report
+    from llamabuild.findings import exit_code
     from llamabuild.xcode import run_phase
 
     result = run_phase(

@@ -1,0 +1,136 @@
+"""bench/startup: how long the CLI takes to start, against `python -c pass`, in one run.
+
+  llamabuild --version                      goal: <= 0.10 s over the baseline
+  llamabuild verify --json MACHO            goal: <= 0.15 s over the baseline
+  llamabuild build (no-op skip)             goal: <= 0.30 s over the baseline
+
+    python3 bench/startup.py [--repeat 7]
+
+Each command runs as a user runs it (`python -m llamabuild ...`, a fresh interpreter); the best
+of --repeat runs is taken for each, the baseline included, so a loaded machine shifts all alike.
+MACHO is the real llama-server of a macos-* build under the llamabuild cache (where
+tests/plugin_real_llama.py builds it) if present, else a small Mach-O linked here with
+clang-19 / ld64.lld-19 (tests/fixtures/macho.py). The no-op build uses tests/cmake_project, as
+tests/test_build.py does: one real build first (not timed), then the timed no-op skips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RECIPE = """
+description = "bench project, native"
+platform = "linux"
+archs = ["x86_64"]
+elf_policy = "glibc"
+
+[cache]
+CMAKE_BUILD_TYPE = "RelWithDebInfo"
+BUILD_SHARED_LIBS = false
+GGML_NATIVE = false
+GGML_OPENMP = false
+LLAMA_OPENSSL = false
+LLAMA_BUILD_SERVER = true
+"""
+
+
+def best(
+    argv: list[str],
+    repeat: int,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in ok:
+            sys.exit(f"{' '.join(argv)} -> exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    return min(times)
+
+
+def real_macho() -> Path | None:
+    from llamabuild.source.cache import cache_root
+
+    dist = cache_root() / "pytest-real-llama" / "dist"
+    for path in sorted(dist.glob("macos-*/llama-server")):
+        return path
+    return None
+
+
+def fixture_macho(tmp: Path) -> Path:
+    from tests.fixtures.macho import MachOFactory, have_toolchain, system
+
+    if not have_toolchain():
+        sys.exit("no real macOS llama-server in the cache and no clang-19/ld64.lld-19 to link one")
+    return MachOFactory(tmp / "macho").build("llama-server", system("libSystem", "libc++"))
+
+
+def noop_project(tmp: Path) -> tuple[Path, dict[str, str], list[str]]:
+    proj = tmp / "proj"
+    (proj / "recipes").mkdir(parents=True)
+    (proj / "recipes" / "bench-native.toml").write_text(RECIPE)
+    shutil.copytree(ROOT / "tests" / "cmake_project", proj / "llama src")
+    env = {**os.environ, "LLAMABUILD_CACHE": str(tmp / "cache")}
+    argv = [sys.executable, "-m", "llamabuild", "build", "-r", "bench-native"]
+    argv += ["--source", "llama src", "--json"]
+    first = subprocess.run(argv, cwd=proj, env=env, capture_output=True, text=True)
+    if first.returncode != 0:
+        sys.exit(f"the first (real) build failed: {first.stderr[-2000:]}")
+    return proj, env, argv
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="llamabuild-startup-") as td:
+        tmp = Path(td)
+        macho = real_macho() or fixture_macho(tmp)
+        proj, env, build_argv = noop_project(tmp)
+        base = best([py, "-c", "pass"], args.repeat)
+        rows = [
+            (
+                "llamabuild --version",
+                best([py, "-m", "llamabuild", "--version"], args.repeat),
+                0.10,
+            ),
+            (
+                f"llamabuild verify --json ({macho.stat().st_size / 1e6:.1f} MB Mach-O)",
+                best(
+                    [py, "-m", "llamabuild", "verify", "--json", str(macho)], args.repeat, ok=(0, 1)
+                ),
+                0.15,
+            ),
+            ("llamabuild build (no-op skip)", best(build_argv, args.repeat, proj, env), 0.30),
+        ]
+    print(f"baseline `python -c pass`: {base * 1000:.0f} ms (best of {args.repeat})")
+    print(f"{'measure':<44} {'result':>10} {'goal':>10} {'ratio':>7}")
+    failed = False
+    for name, t, goal in rows:
+        over = t - base
+        ratio = over / goal
+        failed |= ratio > 1
+        print(
+            f"{name:<44} {over * 1000:>7.0f} ms {goal * 1000:>7.0f} ms {ratio:>7.2f}"
+            f"  {'ok' if ratio <= 1 else 'OVER'}"
+        )
+    print("result = best wall time minus the baseline; ratio = result / goal (<= 1 meets it)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
