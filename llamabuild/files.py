@@ -27,30 +27,36 @@ def _umask() -> int:
 
 
 @contextmanager
-def open_atomic(path: Path) -> Iterator[BinaryIO]:
-    """A file handle whose content replaces `path` only when the block ends without error.
+def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
+    """A temp path beside `path` that replaces it only when the block ends without error.
 
-    Written beside the target, then renamed: a reader never sees half a file. Missing parent
-    folders are created (like `mkdir -p`), and the file gets the mode any new file gets (0666
-    minus the umask), not mkstemp's owner-only 0600. On any exception the temp file is removed
-    and the exception propagates; callers turn OSError into their one-line error.
+    For writers that want a file name (gguf's GGUFWriter); open_atomic is the same for a file
+    handle. A reader never sees half a file. Missing parent folders are created, and the file
+    gets `mode`, else the mode any new file gets (0666 minus the umask), not mkstemp's 0600.
+    On any exception the temp file is removed and the exception propagates.
     """
-    tmp: Path | None = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+        yield tmp
+        tmp.chmod(0o666 & ~_umask() if mode is None else mode)
         tmp.replace(path)
     except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+@contextmanager
+def open_atomic(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A file handle whose content replaces `path` only when the block ends without error
+    (atomic_path, opened for writing)."""
+    with atomic_path(path, mode) as tmp, tmp.open("wb") as fh:
+        yield fh
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """`data` to `path` through open_atomic (the one write-then-rename of the package)."""
-    with open_atomic(path) as fh:
+    with open_atomic(path, mode) as fh:
         fh.write(data)

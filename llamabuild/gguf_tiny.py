@@ -8,10 +8,10 @@ weights keep it loadable by every backend; the whole file is a few hundred kilob
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from llamabuild.files import atomic_path
 
 # Special tokens first, then the 256 byte-fallback tokens, then a handful of words.
 _SPECIAL = ("<unk>", "<s>", "</s>")
@@ -59,11 +59,7 @@ def write_tiny_llama(path: Path, shape: TinyShape | None = None) -> Path:
     def ones(n: int) -> np.ndarray:
         return np.ones(n, dtype=np.float32)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, 0o644) as tmp:  # a model is ordinary data
         writer = gguf.GGUFWriter(tmp, "llama")
         writer.add_name("llamabuild-tiny-llama")
         writer.add_context_length(s.n_ctx)
@@ -103,9 +99,4 @@ def write_tiny_llama(path: Path, shape: TinyShape | None = None) -> Path:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        tmp.chmod(0o644)  # mkstemp made it private; a model is ordinary data
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

@@ -39,3 +39,17 @@ def parse_min_macos(value: str) -> str:
             f"invalid --min-macos {value!r}", hint=f"give a macOS version, e.g. {DEFAULT_MIN_MACOS}"
         )
     return value
+
+
+_BANNER = re.compile(r"(\d+\.\d+(?:\.\d+)?[\w.+-]*)")
+
+
+def banner_version(text: str) -> str | None:
+    """The first dotted version in a tool's `--version` banner, line by line
+    ("Apple clang version 15.0.0 (clang-1500...)" -> "15.0.0", "cmake version 3.31.6" ->
+    "3.31.6"); None when there is none."""
+    for line in text.splitlines():
+        m = _BANNER.search(line)
+        if m:
+            return m.group(1)
+    return None

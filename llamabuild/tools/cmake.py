@@ -18,6 +18,7 @@ from typing import Any
 
 from llamabuild.errors import ToolError
 from llamabuild.tools.runner import Runner, Tool, find_tool
+from llamabuild.versions import banner_version
 
 CLIENT = "client-llamabuild"
 QUERY = {
@@ -49,9 +50,11 @@ def _pypi_bin_dirs() -> list[Path]:
 
 
 def parse_version(text: str) -> str:
-    """First dotted version number in a `--version` banner."""
-    m = re.search(r"(\d+\.\d+(?:\.\d+)?[\w.+-]*)", text)
-    return m.group(1) if m else text.strip().splitlines()[0] if text.strip() else "unknown"
+    """The version in a `--version` banner, else its first line (never empty)."""
+    found = banner_version(text)
+    if found:
+        return found
+    return text.strip().splitlines()[0] if text.strip() else "unknown"
 
 
 def parse_progress(line: str) -> tuple[int, int, str] | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
-from importlib import resources
 from pathlib import Path
 from string import Template
 
+from llamabuild.files import write_atomic
+from llamabuild.resources import data_file
 from llamabuild.tools.install_name_tool import InstallNameTool
 from llamabuild.tools.runner import Tool, find_tool
 
@@ -31,10 +32,7 @@ def wrapper_text(zig: Path, tool: str, target: str | None) -> str:
 
 def _write_if_changed(path: Path, text: str, mode: int = 0o755) -> None:
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.chmod(mode)
-        Path(tmp).replace(path)
+        write_atomic(path, text.encode(), mode)
 
 
 class Zig(Tool):
@@ -69,7 +67,7 @@ class Zig(Tool):
             _write_if_changed(path, wrapper_text(self.exe, tool, tgt))
             paths[key] = str(path)
         int_tool = InstallNameTool(self.runner).exe  # CMake needs it for Mach-O targets
-        template = resources.files("llamabuild.data").joinpath("zig-toolchain.cmake.in")
+        template = data_file("zig-toolchain.cmake.in")
         text = Template(template.read_text()).substitute(
             system="Darwin",
             processor=arch,
