@@ -19,8 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import LlamabuildError, ToolError
-from llamabuild.findings import Finding, error, exit_code, warning
+from llamabuild.errors import LlamabuildError, ToolError, UsageError
+from llamabuild.findings import Finding, Severity, error, exit_code, warning
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.smoke import HostInfo
 from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
@@ -162,8 +162,10 @@ class Doctor:
         host: HostInfo | None = None,
         which_fn: Which | None = None,
         modules: Callable[[str], bool] | None = None,
+        versions: bool = True,
     ) -> None:
         self.runner = runner or default_runner()
+        self.versions = versions  # False: found on PATH is enough (no `--version` runs)
         self.host = host or HostInfo.current()
         self.which: Which = which_fn or which
         self.has_module = modules or (lambda m: importlib.util.find_spec(m) is not None)
@@ -192,7 +194,7 @@ class Doctor:
                 spec.key, spec.label, False, None, None, None, spec.affects, spec.hint
             )
         version = detail = None
-        if spec.version_args:
+        if spec.version_args and self.versions:
             try:
                 res = self.runner.run([*argv, *spec.version_args], check=False, timeout=20)
             except (LlamabuildError, OSError) as exc:
@@ -308,6 +310,24 @@ class Doctor:
             findings=findings,
             recipes=verdicts,
         )
+
+
+def refuse_unrunnable(recipe: Recipe, doctor: Doctor | None = None) -> None:
+    """Before a build: raise UsageError (exit 2) with doctor's reasons when `recipe` cannot run
+    on this machine (wrong OS or CPU, a required tool missing), instead of a CMake failure
+    40 log lines later. Tools are looked up on PATH only (no `--version` runs): milliseconds."""
+    doc = doctor or Doctor(versions=False)
+    _, findings = doc.check(recipe)
+    reasons = [f for f in findings if f.severity is Severity.ERROR]
+    if not reasons:
+        return
+    first_hint = next((f.hint for f in reasons if f.hint), None)
+    hint = f"`llamabuild doctor --recipe {recipe.name}` lists what is missing"
+    raise UsageError(
+        f"recipe {recipe.name} cannot run on this machine: "
+        + "; ".join(f.message for f in reasons),
+        hint=f"{first_hint}; {hint}" if first_hint else hint,
+    )
 
 
 def _host_hint(recipe: Recipe) -> str:

@@ -244,7 +244,7 @@ def _exercise(result: SmokeResult, base: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _model_file(model: Path | None, workdir: Path) -> Iterator[tuple[Path, bool]]:
+def _model_file(model: Path | None) -> Iterator[tuple[Path, bool]]:
     if model is not None:
         if not model.is_file():
             raise ToolError(
@@ -254,8 +254,13 @@ def _model_file(model: Path | None, workdir: Path) -> Iterator[tuple[Path, bool]
         yield model, False
         return
     from llamabuild.gguf_tiny import write_tiny_llama
+    from llamabuild.source.cache import cache_root
 
-    yield write_tiny_llama(workdir / "tiny-llama.gguf"), True
+    # Kept in the cache (rewritten atomically each run), not in the run's temp dir: the path
+    # in the report must still exist after the run.
+    keep = cache_root() / "smoke"
+    keep.mkdir(parents=True, exist_ok=True)
+    yield write_tiny_llama(keep / "tiny-llama.gguf"), True
 
 
 def _check_binary(binary: Path, host: HostInfo) -> None:
@@ -290,7 +295,7 @@ def run_smoke(
     total = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="llamabuild-smoke-") as tmp:
         workdir = Path(tmp)
-        with _model_file(model, workdir) as (model_path, generated):
+        with _model_file(model) as (model_path, generated):
             port = port or free_port()
             result = SmokeResult(binary, model_path, generated, port)
             server = (runner or default_runner()).start(

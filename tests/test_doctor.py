@@ -187,11 +187,95 @@ def test_human_output_shows_markup_in_paths_literally(capsys, monkeypatch):
     wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("COLUMNS", "300")
     with tmp:
         code = run(["doctor", "--recipe", "linux-x86_64-static"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert str(wrapper) in cap.out
+
+
+def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
+    """The table was 230 columns wide and a narrow terminal cut the path column first."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from llamabuild.cli.doctor import render
+    from llamabuild.doctor import DoctorReport, ToolStatus
+    from llamabuild.findings import error
+
+    long = "/opt/" + "/".join(f"very-long-folder-name-{i}" for i in range(6)) + "/bin/cmake"
+    tools = {
+        "cmake": ToolStatus(
+            "cmake",
+            "cmake",
+            True,
+            long,
+            "4.4.5",
+            "cmake version 4.4.5",
+            "configuring every build",
+            "",
+        ),
+        "cc": ToolStatus(
+            "cc", "C compiler", False, None, None, None, "native builds (ggml, llama.cpp)", "apt"
+        ),
+    }
+    gap = error("tool-missing", f"C compiler not found: needed for native builds {long}", hint="x")
+    result = DoctorReport(
+        "linux-x86_64-static",
+        HostInfo("Linux", "x86_64"),
+        ("cmake", "cc"),
+        (),
+        tools,
+        [gap],
+        {f"recipe-number-{i}": i % 2 == 0 for i in range(8)},
+    )
+    monkeypatch.setenv("COLUMNS", "100")
+    for out in (Console(file=StringIO(), width=100), None):  # a 100-column terminal, a pipe
+        render(result, out)
+        text = out.file.getvalue() if out is not None else capsys.readouterr().out
+        lines = text.splitlines()
+        assert max(len(line) for line in lines) <= 100, "\n".join(lines)
+        assert "…" not in text  # wrapped, never cut with an ellipsis
+        path_cells = [line.split("│")[5].strip() for line in lines if line.count("│") == 7]
+        assert long in "".join(path_cells)
+
+
+@here_is_linux_x86
+@pytest.mark.parametrize("json_out", [False, True])
+def test_build_refuses_up_front_what_doctor_rejects(tmp_path, monkeypatch, capfd, json_out):
+    """`build --recipe macos-arm64-metal` on Linux ran CMake and failed 40 log lines later."""
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))
+    argv = ["build", "--recipe", "macos-arm64-metal", "--source", "src"]
+    code = run([*argv, "--json"] if json_out else argv)
+    out, err = capfd.readouterr()
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("error: recipe macos-arm64-metal cannot run on this machine")
+    assert "builds natively on macOS" in lines[0] and "xcode-select" in lines[0]
+    assert (
+        lines[1].startswith("hint: ") and "llamabuild doctor --recipe macos-arm64-metal" in lines[1]
+    )
+    if json_out:
+        data = json.loads(out)
+        assert data["ok"] is False and data["exit_code"] == 2 and "xcode-select" in data["error"]
+    assert not (tmp_path / "cache" / "builds").exists()  # nothing configured
+
+
+def test_refuse_unrunnable_passes_a_runnable_recipe_without_running_tools():
+    from llamabuild.doctor import refuse_unrunnable
+
+    class NoRuns(Runner):
+        def run(self, argv, **kw):  # type: ignore[override]
+            raise AssertionError(f"ran {argv}")
+
+    found = Path("/usr/bin/true")
+    doc = Doctor(NoRuns(), LINUX_X86, which_fn=lambda names, extra: found, versions=False)
+    refuse_unrunnable(load_recipe("linux-x86_64-static"), doc)  # no exception, no tool run
 
 
 # --- data ------------------------------------------------------------------------------------

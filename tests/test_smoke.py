@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -415,3 +416,60 @@ def test_real_llama_server_human_output(capsys, real_llama_server, tmp_path):
     assert "POST /v1/chat/completions (max_tokens 1)" in out
     assert "OK: served" in out
     assert "\x1b[" not in out  # plain when not a TTY
+
+
+# --- a healthy server (a stand-in speaking llama-server's HTTP API) ------------------------
+
+FAKE_SERVER = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+model = sys.argv[sys.argv.index("--model") + 1]
+open(model, "rb").close()  # the model must exist while the server runs
+
+
+class H(BaseHTTPRequestHandler):
+    def _send(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._send({"status": "ok"} if self.path == "/health" else {"data": [{"id": "tiny"}]})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send({"choices": [{"finish_reason": "length"}], "usage": {"completion_tokens": 1}})
+
+    def log_message(self, *args):
+        pass
+
+
+HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_generated_model_path_exists_after_the_run(programs, tmp_path, monkeypatch):
+    """The report named the generated model inside the run's deleted temp dir."""
+    from llamabuild.smoke import run_smoke
+    from llamabuild.tools.runner import Background, Runner
+
+    monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))
+    script = tmp_path / "fake_server.py"
+    script.write_text(FAKE_SERVER)
+
+    class FakeServer(Runner):
+        def start(self, argv, *, log_path, cwd=None) -> Background:
+            return super().start(
+                [sys.executable, str(script), *argv[1:]], log_path=log_path, cwd=cwd
+            )
+
+    result = run_smoke(programs["crash"], timeout=20, runner=FakeServer())
+    assert result.model_generated and result.models == ["tiny"]
+    assert result.model.is_file(), result.model
+    assert result.model.read_bytes()[:4] == b"GGUF"
+    assert str(result.model) == result.to_json()["model"]

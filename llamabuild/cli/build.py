@@ -59,6 +59,10 @@ def build_cmd(
     project = recipes.load_project(config)
     defines = recipes.parse_defines(define or [])
     resolved = recipes.resolve(recipe, project, defines)
+    if not dry_run:  # doctor's reasons now, not a CMake failure 40 log lines later
+        from llamabuild.doctor import refuse_unrunnable
+
+        refuse_unrunnable(resolved)
     runner = default_runner()
     req = SourceRequest(
         location=source or project.source,
