@@ -36,6 +36,11 @@ COMMANDS = {
 class LazyGroup(TyperGroup):
     """The root group: knows the command names, imports a command's module on first use."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():  # modules imported earlier in this process
+            _finish(command)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         for param in self.get_params(ctx):  # --verbose, --debug, --version, --help
             _fast_runtime_param(param)
@@ -55,12 +60,19 @@ class LazyGroup(TyperGroup):
                         pretty_exceptions_short=app.pretty_exceptions_short,
                         rich_markup_mode=app.rich_markup_mode,
                     )
-                    # The whole first paragraph in `llamabuild --help`, never cut at 45 chars.
-                    if command.help and not command.short_help:
-                        command.short_help = " ".join(command.help.split("\n\n")[0].split())
-                    readable_params(command)
-                    self.commands[cmd_name] = command
+                    self.commands[cmd_name] = _finish(command)
         return super().get_command(ctx, cmd_name)
+
+
+def _finish(command: Any) -> Any:
+    if getattr(command, "_llamabuild_finished", False):
+        return command
+    command._llamabuild_finished = True
+    # The whole first paragraph in `llamabuild --help`, never cut at 45 characters.
+    if command.help and not command.short_help:
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    readable_params(command)
+    return command
 
 
 def _plain(value: Any) -> Any:
