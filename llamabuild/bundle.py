@@ -26,6 +26,8 @@ from llamabuild.inspect import Binary, inspect_binary, structure
 from llamabuild.inspect.mapped import open_mapped
 from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import AppOutput, ArchivedDsym, DsymRole, findings_output
 from llamabuild.verify import VerifyReport
 
 DEFAULT_HELPER = "Contents/Resources/llama-server"
@@ -55,16 +57,30 @@ class AppReport:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "app": str(self.app),
-            "helper": str(self.helper),
-            "xcarchive": str(self.xcarchive) if self.xcarchive else None,
-            "ok": self.ok,
-            "helper_binary": self.helper_report.to_json() if self.helper_report else None,
-            "dsyms": self.dsyms,
-            "findings": [f.to_json() for f in self.findings],
+    def output(self) -> AppOutput:
+        """The `--json` model."""
+        dsyms = {
+            DsymRole(role): ArchivedDsym(
+                path=entry["path"],
+                binary=entry["binary"],
+                uuids=entry.get("uuids", {}),
+                binary_uuids=entry.get("binary_uuids"),
+            )
+            for role, entry in self.dsyms.items()
         }
+        return AppOutput(
+            app=self.app,
+            helper=self.helper,
+            xcarchive=self.xcarchive,
+            ok=self.ok,
+            helper_binary=self.helper_report.output() if self.helper_report else None,
+            dsyms=dsyms,
+            findings=findings_output(self.findings),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 def verify_app(

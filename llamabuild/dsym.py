@@ -25,6 +25,8 @@ from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure
 from llamabuild.inspect.mapped import open_mapped
 from llamabuild.inspect.model import Binary
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import DsymOutput, findings_output
 from llamabuild.tools.dsymutil import Dsymutil, parse_warnings
 from llamabuild.tools.runner import Runner, default_runner
 from llamabuild.tools.strip import Strip
@@ -101,19 +103,24 @@ class DsymResult:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
+    def output(self) -> DsymOutput:
+        """The `--json` model."""
+        return DsymOutput(
+            path=self.path,
+            binary=self.binary,
+            ok=self.ok,
+            published=self.published,
+            stripped=self.stripped,
+            dwarf_file=self.dwarf_file,
+            uuids=self.uuids,
+            binary_uuids=self.binary_uuids,
+            tool_warnings=self.tool_warnings,
+            findings=findings_output(self.findings),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "binary": str(self.binary),
-            "ok": self.ok,
-            "published": self.published,
-            "stripped": self.stripped,
-            "dwarf_file": str(self.dwarf_file) if self.dwarf_file else None,
-            "uuids": self.uuids,
-            "binary_uuids": self.binary_uuids,
-            "tool_warnings": list(self.tool_warnings),
-            "findings": [f.to_json() for f in self.findings],
-        }
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 # --- reading a dSYM ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 from llamabuild.config import ProjectConfig, load_project
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, warning
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import EntitlementsOutput, findings_output, plain
 from llamabuild.resources import data_text, shipped_dir
 from llamabuild.settings import did_you_mean
 
@@ -93,12 +95,23 @@ class Entitlements:
     data: dict[str, Any]
     findings: tuple[Finding, ...] = ()
 
+    def output(self, ok: bool, written: Path | None) -> EntitlementsOutput:
+        """The `entitlements --json` model; `written` is where the plist went (None: stdout,
+        or not written because the lint failed)."""
+        return EntitlementsOutput(
+            ok=ok,
+            source=self.source,
+            entitlements=plain(self.data),
+            findings=findings_output(self.findings),
+            output=written,
+            plist=self.xml.decode("utf-8", "replace"),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "entitlements": self.data,
-            "findings": [f.to_json() for f in self.findings],
-        }
+        """The source, entitlements and findings keys of `output` (cli/entitlements.py adds
+        ok, output and plist)."""
+        data: dict[str, Any] = to_jsonable(self.output(True, None))
+        return {k: data[k] for k in ("source", "entitlements", "findings")}
 
 
 def render_preset(name: str, extra: Mapping[str, Any]) -> bytes:

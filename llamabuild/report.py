@@ -6,6 +6,7 @@ JSON object on stdout and nothing else there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -78,11 +79,27 @@ def console(stderr: bool = False) -> Console:
     return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
-def emit_json(obj: Any) -> None:
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """One JSON document, newline-terminated: an output model (llamabuild/outputs.py) through
+    `to_jsonable`, or plain data as it is (anything else in it as its str())."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        from llamabuild.jsonout import to_jsonable
+
+        obj = to_jsonable(obj)
+    return json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n"
+
+
+def emit_json(obj: Any, *, command: str | None = None) -> None:
+    """Print `obj` as the one JSON object of a `--json` run.
+
+    `command` names the command it is the output of: the object follows
+    llamabuild/schemas/command-<command>.schema.json (the error object, error.schema.json,
+    has no command). The test suite checks every object printed against that schema.
+    """
+    del command  # the tests' check reads it; the output is the same
     # Indented only for a person at a terminal: the indenting encoder is pure Python and
     # takes seconds on a 40,000-command binary, the compact one is C.
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json_text(obj, indent=2 if sys.stdout.isatty() else None))
     sys.stdout.flush()
 
 

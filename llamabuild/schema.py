@@ -1,5 +1,7 @@
 """JSON Schemas for llamabuild.toml, recipes, llamabuild.lock and manifest.json, generated from
-the dataclasses the settings loader reads them into (one generator, one source of truth).
+the dataclasses the settings loader reads them into, and for every command's `--json` output
+(command-<name>.schema.json, error.schema.json), generated from the models that print it
+(llamabuild/outputs.py): one generator, one source of truth.
 
 `python -m llamabuild.schema` rewrites llamabuild/schemas/*.json; `--check` exits 1 when the
 shipped files differ from a fresh generation (tests/test_schemas.py does the same).
@@ -12,13 +14,27 @@ import enum
 import json
 import sys
 import types
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from llamabuild.builder.manifest import Manifest
+from llamabuild.builder.run import BuildReport
 from llamabuild.domain import ProjectFile, RecipeFile
 from llamabuild.files import write_atomic
 from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import (
+    AppOutput,
+    DoctorOutput,
+    DsymOutput,
+    EntitlementsOutput,
+    ErrorOutput,
+    PhaseOutput,
+    SignOutput,
+    SmokeOutput,
+    VerifyOutput,
+)
+from llamabuild.outputs_build import DryRunOutput, SourceOutput
 from llamabuild.resources import schema_dir
 from llamabuild.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.source.lock import LockFile
@@ -26,11 +42,38 @@ from llamabuild.source.lock import LockFile
 SCHEMA_DIR = schema_dir()
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-MODELS: dict[str, tuple[type, str]] = {
+# Command name (as typed after `llamabuild`) -> the model(s) of its `--json` output.
+COMMAND_MODELS: dict[str, Any] = {
+    "build": BuildReport | DryRunOutput,
+    "doctor": DoctorOutput,
+    "dsym": DsymOutput,
+    "entitlements": EntitlementsOutput,
+    "sign": SignOutput,
+    "smoke": SmokeOutput,
+    "source": SourceOutput,
+    "verify": VerifyOutput,
+    "verify-app": AppOutput,
+    "xcode-phase": PhaseOutput,
+}
+
+
+def command_schema_name(command: str) -> str:
+    return f"command-{command}.schema.json"
+
+
+ERROR_SCHEMA = "error.schema.json"
+
+# File name -> (a dataclass, or a union of them, and the title).
+MODELS: dict[str, tuple[Any, str]] = {
     "llamabuild.toml.schema.json": (ProjectFile, "llamabuild.toml"),
     "recipe.schema.json": (RecipeFile, "recipes/<name>.toml"),
     "lock.schema.json": (LockFile, "llamabuild.lock"),
     "manifest.schema.json": (Manifest, "dist/<recipe>/manifest.json"),
+    **{
+        command_schema_name(name): (model, f"llamabuild {name} --json")
+        for name, model in COMMAND_MODELS.items()
+    },
+    ERROR_SCHEMA: (ErrorOutput, "llamabuild <command> --json, on an error"),
 }
 
 
@@ -44,6 +87,7 @@ def _doc(cls: type) -> str | None:
 class _Builder:
     def __init__(self) -> None:
         self.defs: dict[str, dict[str, Any]] = {}
+        self.classes: dict[str, type] = {}
 
     def of(self, tp: Any) -> dict[str, Any]:
         origin = get_origin(tp)
@@ -61,6 +105,9 @@ class _Builder:
         if tp is Any:
             return {}
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            seen = self.classes.setdefault(tp.__name__, tp)
+            if seen is not tp:
+                raise TypeError(f"schema: two classes named {tp.__name__}: {seen!r}, {tp!r}")
             if tp.__name__ not in self.defs:
                 self.defs[tp.__name__] = {}  # recursion guard
                 self.defs[tp.__name__] = self.object(tp)
@@ -76,8 +123,14 @@ class _Builder:
             return {"type": "string", "enum": [m.value for m in tp]}
         if origin in (tuple, list):
             return {"type": "array", "items": self.of(get_args(tp)[0])}
-        if origin is dict:
-            return {"type": "object", "additionalProperties": self.of(get_args(tp)[1])}
+        if isinstance(tp, type) and issubclass(tp, PurePath):
+            return {"type": "string"}
+        if origin in (dict, Mapping):
+            key, value = get_args(tp)
+            out = {"type": "object", "additionalProperties": self.of(value)}
+            if isinstance(key, type) and issubclass(key, enum.Enum):
+                out["propertyNames"] = self.of(key)
+            return out
         simple = {str: "string", bool: "boolean", int: "integer", float: "number"}
         if tp in simple:
             return {"type": simple[tp]}
@@ -88,7 +141,10 @@ class _Builder:
         props: dict[str, Any] = {}
         required: list[str] = []
         for f in dataclasses.fields(cls):
-            prop = self.of(hints[f.name])
+            hint = hints[f.name]
+            if f.metadata.get("omit_none"):  # absent while None, never null
+                hint = _without_none(hint)
+            prop = self.of(hint)
             if f.default is not dataclasses.MISSING:
                 if f.default is not None:
                     prop["default"] = to_jsonable(f.default)
@@ -108,14 +164,22 @@ class _Builder:
         return out
 
 
+def _without_none(tp: Any) -> Any:
+    if get_origin(tp) not in (Union, types.UnionType):
+        return tp
+    rest = tuple(a for a in get_args(tp) if a is not type(None))
+    return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007
+
+
 def _pop_doc(schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": schema.pop("description")} if "description" in schema else {}
 
 
-def json_schema(cls: type, title: str) -> dict[str, Any]:
-    """The JSON Schema (2020-12) of the dataclass `cls`, nested dataclasses under $defs."""
+def json_schema(cls: Any, title: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the dataclass `cls` (or a union of dataclasses: any one of
+    them), nested dataclasses under $defs."""
     builder = _Builder()
-    root = builder.object(cls)
+    root = builder.object(cls) if isinstance(cls, type) else builder.of(cls)
     out: dict[str, Any] = {"$schema": DIALECT, "title": title, **root}
     if builder.defs:
         out["$defs"] = dict(sorted(builder.defs.items()))

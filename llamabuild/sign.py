@@ -19,6 +19,8 @@ from llamabuild.entitlements import Entitlements
 from llamabuild.errors import InputError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import Binary, inspect_binary
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import SignOutput, SliceOutput, findings_output, plain
 from llamabuild.signer import DisplayInfo, Signer, SignRequest
 from llamabuild.tools.codesign import Codesign
 from llamabuild.tools.rcodesign import Rcodesign
@@ -51,25 +53,29 @@ class SignReport:
     def ok(self) -> bool:
         return self.published and not has_errors(self.findings)
 
-    def to_json(self) -> dict[str, Any]:
-        from llamabuild.verify import slice_json
-
+    def output(self) -> SignOutput:
+        """The `--json` model: what was asked, and the signature read back."""
         req = self.request
-        return {
-            "ok": self.ok,
-            "path": str(self.path),
-            "signed": self.published,
-            "engine": self.engine,
-            "identity": "p12" if req.p12 else req.identity,
-            "p12": str(req.p12) if req.p12 else None,
-            "identifier": req.identifier,
-            "runtime": req.runtime,
-            "timestamp": req.timestamp and not req.adhoc,
-            "entitlements_source": self.entitlements.source,
-            "entitlements": self.entitlements.data,
-            "slices": [slice_json(s) for s in self.binary.slices] if self.binary else [],
-            "findings": [f.to_json() for f in self.findings],
-        }
+        slices = self.binary.slices if self.binary else ()
+        return SignOutput(
+            ok=self.ok,
+            path=self.path,
+            signed=self.published,
+            engine=self.engine,
+            identity="p12" if req.p12 else req.identity,
+            p12=req.p12,
+            identifier=req.identifier,
+            runtime=req.runtime,
+            timestamp=req.timestamp and not req.adhoc,
+            entitlements_source=self.entitlements.source,
+            entitlements=plain(self.entitlements.data),
+            slices=tuple(SliceOutput.of(s) for s in slices),
+            findings=findings_output(self.findings),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 def sign_binary(

@@ -8,7 +8,10 @@ from typing import Any
 
 from llamabuild.findings import Finding, has_errors
 from llamabuild.inspect import Binary, Slice, inspect_binary
+from llamabuild.inspect.model import BinaryFormat
 from llamabuild.inspect.policy import Policy, check
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import SliceOutput, VerifyOutput, findings_output
 
 
 @dataclass
@@ -20,18 +23,21 @@ class VerifyReport:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
+    def output(self, symbols: bool = False) -> VerifyOutput:
+        """The `--json` model; `symbols` lists every imported symbol of a Mach-O slice."""
+        macho = self.binary.format is BinaryFormat.MACHO
+        return VerifyOutput(
+            path=self.binary.path,
+            format=self.binary.format,
+            ok=self.ok,
+            fat=self.binary.fat,
+            slices=tuple(SliceOutput.of(s, symbols, macho=macho) for s in self.binary.slices),
+            findings=findings_output(self.findings),
+        )
+
     def to_json(self, symbols: bool = False) -> dict[str, Any]:
-        return {
-            "path": str(self.binary.path),
-            "format": self.binary.format,
-            "ok": self.ok,
-            "fat": self.binary.fat,
-            "slices": [
-                slice_json(s, symbols, macho=self.binary.format == "macho")
-                for s in self.binary.slices
-            ],
-            "findings": [f.to_json() for f in self.findings],
-        }
+        data: dict[str, Any] = to_jsonable(self.output(symbols))
+        return data
 
 
 def import_counts(s: Slice) -> dict[str, int]:
@@ -40,36 +46,6 @@ def import_counts(s: Slice) -> dict[str, int]:
     for imp in s.imports:
         counts[imp.dylib] = counts.get(imp.dylib, 0) + 1
     return counts
-
-
-def slice_json(s: Slice, symbols: bool = False, macho: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "arch": s.arch,
-        "filetype": s.filetype,
-        "uuid": s.uuid,
-        "minos": s.minos,
-        "sdk": s.sdk,
-        "dylibs": [{"name": d.name, "kind": d.kind} for d in s.dylibs],
-        "rpaths": list(s.rpaths),
-        "signed": s.signed,
-    }
-    if macho:  # what dyld must bind at launch
-        out["imports"] = import_counts(s)
-        if symbols:
-            out["symbols"] = [{"name": i.name, "dylib": i.dylib, "weak": i.weak} for i in s.imports]
-    if s.signature is not None:
-        sig = s.signature
-        out["signature"] = {
-            "identifier": sig.identifier,
-            "flags": list(sig.flags),
-            "adhoc": sig.adhoc,
-            "linker_signed": sig.linker_signed,
-            "team_id": sig.team_id,
-            "entitlements": sig.entitlements,
-        }
-    if s.interpreter is not None:
-        out["interpreter"] = s.interpreter
-    return out
 
 
 def verify(

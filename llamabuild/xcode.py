@@ -15,6 +15,8 @@ from llamabuild import entitlements as ent
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, has_errors
 from llamabuild.inspect.policy import Policy
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import PhaseOutput, findings_output
 from llamabuild.sign import Signer, SignReport, SignRequest, sign_binary
 from llamabuild.verify import VerifyReport, verify
 
@@ -83,16 +85,21 @@ class PhaseReport:
     def ok(self) -> bool:
         return not has_errors(self.findings)
 
+    def output(self) -> PhaseOutput:
+        """The `--json` model."""
+        return PhaseOutput(
+            ok=self.ok,
+            app=self.inputs.app,
+            binary=self.inputs.binary,
+            signing_allowed=self.inputs.signing_allowed,
+            sign=self.sign.output() if self.sign else None,
+            verify=self.verify.output() if self.verify else None,
+            findings=findings_output(self.findings),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "app": str(self.inputs.app),
-            "binary": str(self.inputs.binary),
-            "signing_allowed": self.inputs.signing_allowed,
-            "sign": self.sign.to_json() if self.sign else None,
-            "verify": self.verify.to_json() if self.verify else None,
-            "findings": [f.to_json() for f in self.findings],
-        }
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 def run_phase(

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +32,57 @@ def clean_arm64(macho: MachOFactory) -> Path:
     from tests.fixtures.macho import system
 
     return macho.build("clean", system("libSystem", "libc++", "Metal", "Foundation", "Accelerate"))
+
+
+# --- every `--json` object a command prints follows its shipped JSON Schema ----------------
+
+_json_problems: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checked_emit_json() -> Iterator[None]:
+    """Wrap report.emit_json for the whole session: each object printed is validated against
+    llamabuild/schemas/command-<command>.schema.json (the error object: error.schema.json;
+    no `command=`: any command's schema). A mismatch fails the test that printed it (below),
+    never the command itself (the CLI would turn an exception into an internal error)."""
+    from llamabuild import report
+    from tests.test_schemas import VALIDATED, command_json_errors
+
+    original = report.emit_json
+
+    def checked(obj: Any, *, command: str | None = None) -> None:
+        name, why = command_json_errors(json.loads(report.json_text(obj)), command)
+        if name is None:
+            _json_problems.append(f"emit_json(command={command!r}): {why}")
+        else:
+            VALIDATED[name] += 1
+        original(obj, command=command)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "emit_json", checked)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _printed_json_follows_its_schema() -> Iterator[None]:
+    """Fails a test whose commands printed a `--json` object that follows no schema."""
+    del _json_problems[:]
+    yield
+    if _json_problems:
+        problems = "\n".join(_json_problems)
+        del _json_problems[:]
+        pytest.fail(f"--json output does not follow its schema:\n{problems}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    module = sys.modules.get("tests.test_schemas")
+    counts = getattr(module, "VALIDATED", None)
+    if counts:
+        names = sorted(counts.items())
+        detail = ", ".join(f"{n.removesuffix('.schema.json')} {c}" for n, c in names)
+        terminalreporter.write_line(
+            f"--json objects validated against their schema: {sum(counts.values())} ({detail})"
+        )
 
 
 pytest_plugins = ["tests.plugin_real_llama"]

@@ -67,6 +67,10 @@ def build_real(recipe: str, *extra: str) -> RealBuild:
         result = json.loads(proc.stdout)
     except ValueError:
         result = {"raw_stdout": proc.stdout}
+    else:
+        from tests.test_schemas import assert_command_json
+
+        assert_command_json(result, "build")  # or the error object
     return RealBuild(recipe, proc.returncode, result, proc.stderr, cwd / "dist" / recipe)
 
 

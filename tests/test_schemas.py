@@ -3,8 +3,10 @@ project ships or the test suite writes validates against its schema."""
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,63 @@ def assert_valid(kind: str, data: Any) -> None:
     spec = json.loads((schema_dir() / name).read_text())
     jsonschema.Draft202012Validator(spec).validate(data)
     from_mapping(cls, data, kind)
+
+
+@functools.cache
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    """The shipped schema `name` (llamabuild/schemas/<name>), read once per test session."""
+    return jsonschema.Draft202012Validator(json.loads((schema_dir() / name).read_text()))
+
+
+def _keys_fit(name: str, data: Any) -> bool:
+    """A cheap first look (the full check of a 40,000-finding object takes seconds): could the
+    top-level keys of `data` follow schema `name` (every required key there, no unknown one)?"""
+    spec = validator(name).schema
+    roots = (
+        [spec["$defs"][r["$ref"].rsplit("/", 1)[1]] for r in spec["anyOf"]]
+        if "anyOf" in spec
+        else [spec]
+    )
+    keys = set(data) if isinstance(data, dict) else set()
+    return any(
+        set(root.get("required", ())) <= keys
+        and (root.get("additionalProperties", True) is not False or keys <= set(root["properties"]))
+        for root in roots
+    )
+
+
+def command_json_errors(data: Any, command: str | None = None) -> tuple[str | None, str]:
+    """Which schema a command's `--json` object follows: (schema file name, "") when it follows
+    the schema of `command` (any command's, when None) or the error object's, else
+    (None, why not)."""
+    names = (
+        [schema.command_schema_name(command)]
+        if command is not None
+        else [schema.command_schema_name(c) for c in schema.COMMAND_MODELS]
+    )
+    names.append(schema.ERROR_SCHEMA)
+    for name in names:
+        if (command is not None or _keys_fit(name, data)) and validator(name).is_valid(data):
+            return name, ""
+    first = validator(names[0])
+    best = jsonschema.exceptions.best_match(first.iter_errors(data))
+    where = "/".join(str(p) for p in best.absolute_path) if best is not None else ""
+    why = f"{best.message} at /{where}" if best is not None else "no schema matched"
+    wanted = names[0] if command is not None else "any command-*.schema.json"
+    return None, f"not valid against {wanted}: {why}"
+
+
+# Schema file name -> how many `--json` objects this test session validated against it.
+VALIDATED: Counter[str] = Counter()
+
+
+def assert_command_json(data: Any, command: str | None = None) -> str:
+    """`data` (a parsed `--json` object) follows the schema of `command` or the error object's;
+    the schema file name it matched."""
+    name, why = command_json_errors(data, command)
+    assert name is not None, why
+    VALIDATED[name] += 1
+    return name
 
 
 def assert_file_valid(kind: str, path: Path) -> None:
