@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,7 +44,7 @@ def verify_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
-    from llamabuild import report
+    from llamabuild import github, report
     from llamabuild.errors import UsageError
     from llamabuild.findings import exit_code
     from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
@@ -63,10 +62,7 @@ def verify_cmd(
         require_sandbox=require_sandbox,
     )
     result = verify(path, policy, dsym=dsym, parser=parser)
-    # Output.of_file hashes the whole binary: only when it is shown, under GitHub Actions.
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        from llamabuild import github
-
+    if github.in_actions():  # Output.of_file hashes the whole binary: only when it is shown
         uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
         github.publish(
             "llamabuild verify",
