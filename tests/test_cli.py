@@ -189,8 +189,10 @@ def test_verify_json_imports_only_what_verify_uses(tmp_path):
     target.write_bytes(b"\0" * 64)
     mods = _modules_after(["verify", "--json", str(target)])
     assert not _heavy(mods) - {"rich"}  # rich: llamabuild.report's import (one JSON line)
-    assert not [m for m in mods if m.startswith(("llamabuild.builder", "llamabuild.source"))]
+    build_side = ("llamabuild.builder.plan", "llamabuild.builder.run", "llamabuild.source")
+    assert not [m for m in mods if m.startswith(build_side)]
     assert "llamabuild.cli.build" not in mods and "llamabuild.sign" not in mods
+    assert "llamabuild.tools.cmake" not in mods and "llamabuild.smoke" not in mods
 
 
 def test_verify_app_default_helper_matches_bundle():
