@@ -148,3 +148,100 @@ def test_errors_name_the_file_and_dotted_key() -> None:
         import datetime
 
         from_mapping(ProjectFile, {"entitlements": {"com.apple.x": datetime.date.today()}}, "p")
+
+
+# --- the `--json` output of every command ---------------------------------------------------
+
+
+def test_every_command_has_an_output_schema() -> None:
+    import re
+
+    cli = Path(schema.__file__).parent / "cli"
+    names = {
+        m.group(1)
+        for path in cli.glob("*.py")
+        for m in re.finditer(r'@app\.command\(\s*"([^"]+)"', path.read_text(encoding="utf-8"))
+    }
+    assert names == set(schema.COMMAND_MODELS)
+    for name in names:
+        assert (schema_dir() / schema.command_schema_name(name)).is_file()
+
+
+ERROR = {"ok": False, "error": "x: no such file", "hint": None, "exit_code": 2}
+
+
+@pytest.mark.parametrize(
+    ("data", "command"),
+    [
+        ({"ok": True}, None),
+        ({"ok": True}, "verify"),
+        ({**ERROR, "extra": 1}, None),
+        ({**ERROR, "ok": True}, None),
+        (["not", "an", "object"], None),
+    ],
+)
+def test_an_object_of_another_shape_follows_no_schema(data: Any, command: str | None) -> None:
+    name, why = command_json_errors(data, command)
+    assert name is None and why
+
+
+def test_the_error_object_follows_the_error_schema_whatever_the_command() -> None:
+    assert command_json_errors(ERROR) == (schema.ERROR_SCHEMA, "")
+    assert command_json_errors(ERROR, "build") == (schema.ERROR_SCHEMA, "")
+
+
+def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
+    from llamabuild.findings import Severity
+    from llamabuild.jsonout import to_jsonable
+    from llamabuild.outputs import FindingOutput
+
+    spec = validator("command-verify.schema.json").schema["$defs"]
+    finding = spec["FindingOutput"]
+    assert finding["required"] == ["rule", "severity", "message", "arch"]
+    assert finding["properties"]["hint"] == {"type": "string"}
+    assert to_jsonable(FindingOutput("r", Severity.INFO, "m", None)) == {
+        "rule": "r",
+        "severity": "info",
+        "message": "m",
+        "arch": None,
+    }
+    slice_spec = spec["SliceOutput"]
+    assert {"imports", "symbols", "signature", "interpreter"}.isdisjoint(slice_spec["required"])
+
+
+def test_doctor_and_smoke_models_print_the_shape_they_print_today() -> None:
+    """DoctorOutput/SmokeOutput (what doctor.py/smoke.py print once wired) == their to_json."""
+    from llamabuild.doctor import DoctorReport, ToolStatus
+    from llamabuild.findings import error
+    from llamabuild.jsonout import to_jsonable
+    from llamabuild.outputs import DoctorOutput, SmokeOutput
+    from llamabuild.smoke import HostInfo, SmokeResult
+
+    tools = {
+        "cmake": ToolStatus("cmake", "cmake", True, "/b/cmake", "4.1", None, "configuring", ""),
+        "cc": ToolStatus("cc", "C compiler", False, None, None, None, "native builds", "apt"),
+        "zig": ToolStatus("zig", "zig", False, None, None, "d", "cross builds", "pip"),
+    }
+    gap = error("tool-missing", "C compiler not found", hint="x")
+    doctor = DoctorReport(
+        "r", HostInfo("Linux", "x86_64"), ("cc",), ("cmake",), tools, [gap], {"r": False}
+    )
+    smoke = SmokeResult(
+        Path("/b/llama-server"),
+        Path("/m.gguf"),
+        True,
+        8080,
+        timings={"start_s": 0.123456},
+        models=["tiny"],
+        finish_reason="length",
+        completion_tokens=4,
+        stopped_by="SIGTERM",
+        server_exit_code=0,
+    )
+    for model, result, command in (
+        (DoctorOutput.of(doctor), doctor, "doctor"),
+        (SmokeOutput.of(smoke), smoke, "smoke"),
+    ):
+        data = json.loads(json.dumps(to_jsonable(model)))
+        assert data == json.loads(json.dumps(result.to_json()))
+        assert command_json_errors(data, command) == (schema.command_schema_name(command), "")
