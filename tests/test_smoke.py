@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from llamabuild.cli import run
@@ -129,12 +130,11 @@ def pidfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def alive(pid: int) -> bool:
-    """Running (not a zombie awaiting its reaper) according to /proc."""
+    """Running (not a zombie awaiting its reaper), by psutil: Linux and macOS alike."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def assert_all_gone(pidfile: Path, expect: int) -> None:
@@ -382,10 +382,9 @@ def test_bad_numbers(capsys, programs, pidfile, args):
 
 def _children_of(pid: int) -> list[int]:
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
+        return [p.pid for p in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
         return []
-    return [int(p) for p in text.split()]
 
 
 @pytest.mark.real_llama
