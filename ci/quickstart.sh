@@ -13,7 +13,7 @@ SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 
 llamabuild build --recipe linux-x86_64-static \
     --source "$SDIST" --sha256 "$SHA256" --ref 0c1e570 \
-    --lock .llamabuild/llamabuild.lock --dist dist
+    --dist dist
 
 llamabuild verify dist/linux-x86_64-static/llama-server --arch x86_64 --elf-policy static
 dist/linux-x86_64-static/llama-server --version

@@ -12,11 +12,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamabuild import report
-from llamabuild.builder.manifest import Manifest
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, Severity
+
+if TYPE_CHECKING:  # only build's step summary reads a manifest; verify must not load builder/
+    from llamabuild.builder.manifest import Manifest
 
 
 @dataclass(frozen=True)

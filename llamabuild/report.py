@@ -11,11 +11,11 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape as _markup_escape
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads on first human output: `--json` never pays for it
+    from rich.console import Console
+    from rich.table import Table
 
 from llamabuild.findings import Finding, Severity
 
@@ -40,7 +40,9 @@ def inert(text: str) -> str:
 
 def escape(text: str) -> str:
     """Untrusted text for rich: control characters escaped, then markup escaped."""
-    return _markup_escape(inert(text))
+    from rich.markup import escape as markup_escape
+
+    return markup_escape(inert(text))
 
 
 # Above this many rows a table is printed as aligned plain lines: rich measures every cell
@@ -55,6 +57,8 @@ def print_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
     """
     out = console()
     if len(rows) <= RICH_TABLE_ROWS:
+        from rich.table import Table
+
         table = Table(title=escape(title), title_justify="left")
         for col in columns:
             table.add_column(col, overflow="fold")
@@ -76,6 +80,8 @@ def console(stderr: bool = False) -> Console:
     # pipes): no colour, and wide enough that paths in tables are never cut.
     file = sys.stderr if stderr else sys.stdout
     width = None if file.isatty() else 200
+    from rich.console import Console
+
     return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
@@ -104,6 +110,8 @@ def emit_json(obj: Any, *, command: str | None = None) -> None:
 
 
 def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for col in ("severity", "rule", "arch", "message"):
         table.add_column(col, overflow="fold")

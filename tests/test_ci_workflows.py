@@ -222,3 +222,14 @@ def test_cross_job(workflow):
 def test_no_server_ever_binds_all_interfaces():
     for wf in WORKFLOWS:
         assert "0.0.0.0" not in wf.read_text()
+
+
+def test_quickstart_pins_into_the_one_default_lock():
+    """A plain `llamabuild build` after the quick start must find the quick start's pin: the
+    script writes ./llamabuild.lock (the default), not a lock of its own."""
+    script = (ROOT / "ci" / "quickstart.sh").read_text()
+    assert "--lock" not in script
+    from llamabuild.source.lock import LOCK_NAME
+
+    assert LOCK_NAME == "llamabuild.lock"  # the default of every command's --lock
+    assert "/llamabuild.lock" in (ROOT / ".gitignore").read_text().splitlines()
