@@ -88,3 +88,33 @@ def test_static_binary_human_output_says_no_dependencies(tmp_path, capsys):
     assert run(["verify", str(b), "--elf-policy", "static"]) == 0
     out = capsys.readouterr().out
     assert "no dynamic dependencies, no rpaths" in out and "OK" in out
+
+
+def test_own_elf_reader_equals_lief(tmp_path):
+    """The default reader walks the program headers itself (no LIEF import on a no-op build);
+    LIEF must see the same NEEDED, rpaths, interpreter and build-id, on binaries built here
+    (dynamic, static, rpath+runpath, 32-bit where a multilib gcc exists) and on the system's
+    own programs and libraries."""
+    import glob
+
+    from llamabuild.inspect.reader import inspect_binary
+
+    built = [
+        build(tmp_path, "dyn", "-lm", "-Wl,--build-id"),
+        build(tmp_path, "static", "-static", "-lm"),
+        build(tmp_path, "rpath", "-lm", "-Wl,-rpath,/opt/x:/opt/y", "-Wl,--disable-new-dtags"),
+        build(tmp_path, "runpath", "-lm", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"),
+    ]
+    system = [Path(p) for p in sorted(glob.glob("/usr/bin/*"))[:80]]
+    checked = 0
+    for path in [*built, *system]:
+        if path.is_symlink() or not path.is_file():
+            continue
+        with path.open("rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                continue
+        assert inspect_binary(path) == inspect_binary(path, "lief"), path
+        checked += 1
+    assert checked >= len(built) + 10
+    sl = inspect_binary(built[2]).slices[0]
+    assert sl.rpaths == ("/opt/x", "/opt/y") and sl.uuid

@@ -15,7 +15,7 @@ PARSERS = tuple(Parser)
 
 
 def inspect_binary(path: Path, parser: str = Parser.AUTO) -> Binary:
-    """Mach-O via its load commands (`auto`) or LIEF (`lief`); ELF always via LIEF.
+    """Mach-O and ELF via their own headers (`auto`) or LIEF (`lief`).
 
     The file is mapped, never read whole: what the parsers touch is what gets paged in.
     """
@@ -32,7 +32,7 @@ def inspect_binary(path: Path, parser: str = Parser.AUTO) -> Binary:
         if kind == "elf":
             from llamabuild.inspect.elf import inspect_elf
 
-            return inspect_elf(path, data)
+            return inspect_elf(path, data, parser)
     raise InputError(
         f"{path}: not an executable format (neither Mach-O nor ELF)",
         hint="pass the llama-server binary itself",
