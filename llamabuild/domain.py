@@ -19,8 +19,7 @@ from llamabuild.versions import DEFAULT_MIN_MACOS, VERSION_PATTERN
 
 CONFIG_NAME = "llamabuild.toml"
 DEFAULT_TARGET = "llama-server"
-SANDBOX_KEY = "com.apple.security.app-sandbox"
-"""The App Sandbox entitlement: verify's --require-sandbox and the entitlement lint check it."""
+from llamabuild.constants import SANDBOX_KEY as SANDBOX_KEY  # noqa: E402 (re-exported)
 
 
 class Platform(StrEnum):

@@ -19,6 +19,7 @@ from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs import PhaseOutput, findings_output
 from llamabuild.sign import Signer, SignReport, SignRequest, sign_binary
 from llamabuild.verify import VerifyReport, verify
+from llamabuild.versions import DEFAULT_MIN_MACOS
 
 BINARY_NAME = "llama-server"
 
@@ -136,7 +137,7 @@ def run_phase(
             return report
     # Not ARCHS: a Debug build sets it to the active arch only, and a universal binary is fine.
     policy = Policy(
-        min_macos=inputs.min_macos or "14.0",
+        min_macos=inputs.min_macos or DEFAULT_MIN_MACOS,
         require_sandbox=inputs.signing_allowed,
     )
     report.verify = verify(inputs.binary, policy)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamabuild.cli.app import JsonOpt, app
+from llamabuild.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
     from llamabuild.inspect.policy import Policy
@@ -22,7 +23,7 @@ def verify_cmd(
     ] = None,
     min_macos: Annotated[
         str, typer.Option("--min-macos", help="Deployment target; a newer minos is an error.")
-    ] = "14.0",
+    ] = DEFAULT_MIN_MACOS,
     elf_policy: Annotated[
         str, typer.Option("--elf-policy", help="ELF only: 'glibc' (glibc NEEDED only) or 'static'.")
     ] = "glibc",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamabuild.cli.app import JsonOpt, app
+from llamabuild.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
     from llamabuild.bundle import AppReport
@@ -30,7 +31,7 @@ def verify_app_cmd(
     min_macos: Annotated[
         str,
         typer.Option("--min-macos", help="Deployment target; a newer helper minos is an error."),
-    ] = "14.0",
+    ] = DEFAULT_MIN_MACOS,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
@@ -51,6 +52,7 @@ def verify_app_cmd(
 
 def render_app(result: AppReport) -> None:
     from llamabuild import report
+    from llamabuild.constants import SANDBOX_KEY
     from llamabuild.report import escape
 
     out = report.console()
@@ -61,9 +63,7 @@ def render_app(result: AppReport) -> None:
         for s in result.helper_report.binary.slices:
             sig = "unsigned"
             if s.signature is not None:
-                sandbox = bool(
-                    (s.signature.entitlements or {}).get("com.apple.security.app-sandbox")
-                )
+                sandbox = bool((s.signature.entitlements or {}).get(SANDBOX_KEY))
                 sig = f"signed ({'sandboxed' if sandbox else 'no sandbox'})"
             out.print(escape(f"  {s.arch}  uuid {s.uuid or '-'}  {sig}"))
     if result.xcarchive is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from llamabuild.domain import SANDBOX_KEY as SANDBOX_KEY  # re-exported
+from llamabuild.constants import SANDBOX_KEY as SANDBOX_KEY  # re-exported
 from llamabuild.errors import UsageError
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect.model import Binary, Dylib, Slice
