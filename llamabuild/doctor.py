@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +23,9 @@ from llamabuild.findings import Finding, Severity, error, exit_code, warning
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.smoke import HostInfo
 from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
+from llamabuild.versions import banner_version
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor_tools.toml"
-_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 
 Which = Callable[[Sequence[str], Sequence[Path]], Path | None]
 
@@ -131,11 +130,7 @@ def load_data(path: Path = DATA) -> tuple[dict[str, ToolSpec], dict[str, Needs]]
 
 def parse_version(text: str) -> str | None:
     """The first dotted version in a tool's banner ("Apple clang version 15.0.0 ..." -> 15.0.0)."""
-    for line in text.splitlines():
-        m = _VERSION.search(line)
-        if m:
-            return m.group(1)
-    return None
+    return banner_version(text)
 
 
 def first_line(text: str) -> str | None:

@@ -41,15 +41,16 @@ def parse_min_macos(value: str) -> str:
     return value
 
 
-_BANNER = re.compile(r"(\d+\.\d+(?:\.\d+)?[\w.+-]*)")
+_BANNER = re.compile(r"(\d+\.\d+(?:\.\d+)?)([\w.+-]*)")
 
 
-def banner_version(text: str) -> str | None:
+def banner_version(text: str, suffix: bool = False) -> str | None:
     """The first dotted version in a tool's `--version` banner, line by line
-    ("Apple clang version 15.0.0 (clang-1500...)" -> "15.0.0", "cmake version 3.31.6" ->
-    "3.31.6"); None when there is none."""
+    ("Apple clang version 15.0.0 (clang-1500...)" -> "15.0.0"); None when there is none.
+    `suffix` keeps what is glued to it ("1.11.1.git.kitware.jobserver-1"): the manifest
+    records the exact tool, doctor shows the number."""
     for line in text.splitlines():
         m = _BANNER.search(line)
         if m:
-            return m.group(1)
+            return m.group(1) + (m.group(2) if suffix else "")
     return None

@@ -51,7 +51,7 @@ def _pypi_bin_dirs() -> list[Path]:
 
 def parse_version(text: str) -> str:
     """The version in a `--version` banner, else its first line (never empty)."""
-    found = banner_version(text)
+    found = banner_version(text, suffix=True)
     if found:
         return found
     return text.strip().splitlines()[0] if text.strip() else "unknown"
