@@ -263,6 +263,9 @@ def test_file_api_reply_missing_is_tool_error(tmp_path: Path) -> None:
 
 
 class Recorder(Runner):
+    def __init__(self) -> None:
+        self.history: list[Result] = []
+
     def run(self, argv: Any, **kw: Any) -> Result:  # type: ignore[override]
         args = tuple(str(a) for a in argv)
         self.history.append(Result(args, 0, "0.14.0\n", "", 0.0))

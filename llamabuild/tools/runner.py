@@ -17,7 +17,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # types-psutil: test extra
@@ -71,11 +71,10 @@ def _redact(env: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k in SECRET_ENV else v) for k, v in env.items()}
 
 
-@dataclass
 class Runner:
-    """Runs programs. `history` keeps every argv run, which tests and --verbose read."""
+    """Runs programs: the one subprocess wrapper (argv echoed with -v, secrets redacted).
 
-    history: list[Result] = field(default_factory=list)
+    Keeps nothing: a whole build's output would otherwise stay in memory for nobody."""
 
     def run(
         self,
@@ -117,7 +116,6 @@ class Runner:
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"{Path(args[0]).name} timed out after {timeout} s") from exc
         result = Result(args, code, out, err, time.monotonic() - start)
-        self.history.append(result)
         log.debug("  -> exit %d in %.2f s", code, result.duration)
         if check and code != 0:
             last = result.tail(1) or "no output"
@@ -334,14 +332,6 @@ class Tool:
         if self._exe is None:
             self._exe = self.find()
         return self._exe
-
-
-def xcrun_or(tool: str, names: Sequence[str], hint: str) -> tuple[str, ...]:
-    """argv prefix: `xcrun TOOL` on a Mac (Xcode's copy), else the first LLVM name found."""
-    xcrun = which(["xcrun"])
-    if xcrun is not None:
-        return (str(xcrun), tool)
-    return (str(find_tool(names, hint)),)
 
 
 _default = Runner()
