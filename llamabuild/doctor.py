@@ -20,6 +20,8 @@ from typing import Any
 
 from llamabuild.errors import LlamabuildError, ToolError, UsageError
 from llamabuild.findings import Finding, Severity, error, exit_code, warning
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import DoctorOutput, HostOutput, ToolOutput, ToolRole, findings_output
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.smoke import HostInfo
 from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
@@ -55,18 +57,6 @@ class ToolStatus:
     affects: str
     hint: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tool": self.key,
-            "label": self.label,
-            "found": self.found,
-            "path": self.path,
-            "version": self.version,
-            "detail": self.detail,
-            "affects": self.affects,
-            "hint": self.hint,
-        }
-
 
 @dataclass(frozen=True)
 class Needs:
@@ -89,19 +79,37 @@ class DoctorReport:
     def runnable(self) -> bool:
         return exit_code(self.findings) == 0
 
+    def output(self) -> DoctorOutput:
+        """The `doctor --json` model."""
+        role = {k: ToolRole.OPTIONAL for k in self.optional}
+        role.update({k: ToolRole.REQUIRED for k in self.required})
+        tools = tuple(
+            ToolOutput(
+                tool=t.key,
+                label=t.label,
+                found=t.found,
+                path=t.path,
+                version=t.version,
+                detail=t.detail,
+                affects=t.affects,
+                hint=t.hint,
+                role=role.get(k, ToolRole.NOT_NEEDED),
+            )
+            for k, t in self.tools.items()
+        )
+        return DoctorOutput(
+            ok=self.runnable,
+            recipe=self.recipe,
+            runnable=self.runnable,
+            host=HostOutput(self.host.system, self.host.machine),
+            tools=tools,
+            recipes=self.recipes,
+            findings=findings_output(self.findings),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        role = {**{k: "optional" for k in self.optional}, **{k: "required" for k in self.required}}
-        return {
-            "ok": self.runnable,
-            "recipe": self.recipe,
-            "runnable": self.runnable,
-            "host": {"system": self.host.system, "machine": self.host.machine},
-            "tools": [
-                {**t.to_json(), "role": role.get(k, "not needed")} for k, t in self.tools.items()
-            ],
-            "recipes": self.recipes,
-            "findings": [f.to_json() for f in self.findings],
-        }
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 @cache

@@ -14,15 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from llamabuild.findings import Finding, Severity
 from llamabuild.inspect.model import BinaryFormat, Signature, Slice
 from llamabuild.jsonout import OMIT_NONE
-
-if TYPE_CHECKING:  # only the `of` constructors use them; the models' fields never do
-    from llamabuild.doctor import DoctorReport
-    from llamabuild.smoke import SmokeResult
 
 # Plist values (entitlements) as JSON: str/int/float/bool, lists and dicts of them; anything
 # else a plist can hold (bytes, dates) as its str(), as the JSON encoder's default=str did.
@@ -264,24 +260,6 @@ class SmokeOutput:
     stopped_by: str
     server_exit_code: int | None
 
-    @classmethod
-    def of(cls, r: SmokeResult) -> SmokeOutput:
-        from llamabuild.smoke import HOST
-
-        return cls(
-            ok=True,
-            binary=r.binary,
-            model=r.model,
-            model_generated=r.model_generated,
-            host=HOST,
-            port=r.port,
-            timings={k: round(v, 4) for k, v in r.timings.items()},
-            models=tuple(r.models),
-            completion=CompletionOutput(r.finish_reason, r.completion_tokens),
-            stopped_by=r.stopped_by,
-            server_exit_code=r.server_exit_code,
-        )
-
 
 class ToolRole(StrEnum):
     REQUIRED = "required"
@@ -321,34 +299,6 @@ class DoctorOutput:
     tools: tuple[ToolOutput, ...]
     recipes: dict[str, bool]
     findings: tuple[FindingOutput, ...]
-
-    @classmethod
-    def of(cls, r: DoctorReport) -> DoctorOutput:
-        role = {k: ToolRole.OPTIONAL for k in r.optional}
-        role.update({k: ToolRole.REQUIRED for k in r.required})
-        tools = tuple(
-            ToolOutput(
-                tool=t.key,
-                label=t.label,
-                found=t.found,
-                path=t.path,
-                version=t.version,
-                detail=t.detail,
-                affects=t.affects,
-                hint=t.hint,
-                role=role.get(k, ToolRole.NOT_NEEDED),
-            )
-            for k, t in r.tools.items()
-        )
-        return cls(
-            ok=r.runnable,
-            recipe=r.recipe,
-            runnable=r.runnable,
-            host=HostOutput(r.host.system, r.host.machine),
-            tools=tools,
-            recipes=r.recipes,
-            findings=findings_output(r.findings),
-        )
 
 
 @dataclass(frozen=True)

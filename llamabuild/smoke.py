@@ -26,6 +26,8 @@ from typing import Any
 
 from llamabuild.errors import InputError, ToolError, UsageError
 from llamabuild.inspect.model import Binary
+from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import CompletionOutput, SmokeOutput
 from llamabuild.tools.runner import Background, Runner, default_runner
 
 log = logging.getLogger("llamabuild.tools")
@@ -151,23 +153,25 @@ class SmokeResult:
     stopped_by: str = ""
     server_exit_code: int | None = None
 
+    def output(self) -> SmokeOutput:
+        """The `smoke --json` model."""
+        return SmokeOutput(
+            ok=True,
+            binary=self.binary,
+            model=self.model,
+            model_generated=self.model_generated,
+            host=HOST,
+            port=self.port,
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            models=tuple(self.models),
+            completion=CompletionOutput(self.finish_reason, self.completion_tokens),
+            stopped_by=self.stopped_by,
+            server_exit_code=self.server_exit_code,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "binary": str(self.binary),
-            "model": str(self.model),
-            "model_generated": self.model_generated,
-            "host": HOST,
-            "port": self.port,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "models": self.models,
-            "completion": {
-                "finish_reason": self.finish_reason,
-                "completion_tokens": self.completion_tokens,
-            },
-            "stopped_by": self.stopped_by,
-            "server_exit_code": self.server_exit_code,
-        }
+        data: dict[str, Any] = to_jsonable(self.output())
+        return data
 
 
 class _Failure(Exception):

@@ -42,10 +42,11 @@ _json_problems: list[str] = []
 @pytest.fixture(scope="session", autouse=True)
 def _checked_emit_json() -> Iterator[None]:
     """Wrap report.emit_json for the whole session: each object printed is validated against
-    llamabuild/schemas/command-<command>.schema.json (the error object: error.schema.json;
-    no `command=`: any command's schema). A mismatch fails the test that printed it (below),
+    llamabuild/schemas/command-<command>.schema.json (the error object, printed without
+    `command=`: error.schema.json). A mismatch fails the test that printed it (below),
     never the command itself (the CLI would turn an exception into an internal error)."""
     from llamabuild import report
+    from llamabuild.schema import ERROR_SCHEMA
     from tests.test_schemas import VALIDATED, command_json_errors
 
     original = report.emit_json
@@ -54,6 +55,8 @@ def _checked_emit_json() -> Iterator[None]:
         name, why = command_json_errors(json.loads(report.json_text(obj)), command)
         if name is None:
             _json_problems.append(f"emit_json(command={command!r}): {why}")
+        elif command is None and name != ERROR_SCHEMA:
+            _json_problems.append(f"emit_json without command= printed a {name} object")
         else:
             VALIDATED[name] += 1
         original(obj, command=command)

@@ -209,12 +209,12 @@ def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
     assert {"imports", "symbols", "signature", "interpreter"}.isdisjoint(slice_spec["required"])
 
 
-def test_doctor_and_smoke_models_print_the_shape_they_print_today() -> None:
-    """DoctorOutput/SmokeOutput (what doctor.py/smoke.py print once wired) == their to_json."""
+def test_doctor_and_smoke_output_follows_their_schemas() -> None:
+    """What doctor and smoke print (their models) follows their schemas; smoke succeeds only
+    against a real llama-server, so this is the fast suite's check of its shape."""
     from llamabuild.doctor import DoctorReport, ToolStatus
     from llamabuild.findings import error
     from llamabuild.jsonout import to_jsonable
-    from llamabuild.outputs import DoctorOutput, SmokeOutput
     from llamabuild.smoke import HostInfo, SmokeResult
 
     tools = {
@@ -238,10 +238,8 @@ def test_doctor_and_smoke_models_print_the_shape_they_print_today() -> None:
         stopped_by="SIGTERM",
         server_exit_code=0,
     )
-    for model, result, command in (
-        (DoctorOutput.of(doctor), doctor, "doctor"),
-        (SmokeOutput.of(smoke), smoke, "smoke"),
-    ):
+    for model, command in ((doctor.output(), "doctor"), (smoke.output(), "smoke")):
         data = json.loads(json.dumps(to_jsonable(model)))
-        assert data == json.loads(json.dumps(result.to_json()))
-        assert command_json_errors(data, command) == (schema.command_schema_name(command), "")
+        assert assert_command_json(data, command) == schema.command_schema_name(command)
+    assert to_jsonable(doctor.output())["tools"][2]["role"] == "not needed"
+    assert to_jsonable(smoke.output())["timings"] == {"start_s": 0.1235}

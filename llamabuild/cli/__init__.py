@@ -18,7 +18,9 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     from llamabuild.report import emit_json, inert  # rich: only when there is an error to show
 
     if "--json" in argv:
-        emit_json({"ok": False, "error": message, "hint": hint, "exit_code": code})
+        from llamabuild.outputs import ErrorOutput
+
+        emit_json(ErrorOutput(ok=False, error=message, hint=hint, exit_code=code))
     # One line each, whatever a path or name in the message holds (ESC, CR, newlines).
     print(f"error: {inert(message)}", file=sys.stderr)
     if hint:

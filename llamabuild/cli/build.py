@@ -113,7 +113,9 @@ def build_cmd(
 
 def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
     if json_out:
-        report.emit_json({"ok": True, "dry_run": True, **plan.to_json()})
+        from llamabuild.outputs_build import DryRunOutput
+
+        report.emit_json(DryRunOutput.of(plan.report()), command="build")
         return
     out = report.console()
     r = plan.recipe
@@ -138,7 +140,7 @@ def _quote(arg: str) -> str:
 
 def _emit_result(result: BuildResult, json_out: bool) -> None:
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.report(), command="build")
         return
     out = report.console()
     name = result.plan.recipe.name

@@ -43,7 +43,7 @@ def doctor_cmd(
         extra={"host": result.host.label},
     )
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.output(), command="doctor")
     else:
         render(result)
     raise typer.Exit(exit_code(result.findings))

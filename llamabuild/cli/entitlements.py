@@ -73,10 +73,8 @@ def entitlements_cmd(
         write_atomic(output, result.xml)
     github.publish("llamabuild entitlements", findings, default_file=str(output or "") or None)
     if json_out:
-        payload = {"ok": code == 0, **result.to_json()}
-        payload["output"] = str(output) if output is not None and code == 0 else None
-        payload["plist"] = result.xml.decode("utf-8", "replace")
-        report.emit_json(payload)
+        written = output if code == 0 else None
+        report.emit_json(result.output(code == 0, written), command="entitlements")
     else:
         err = report.console(stderr=True)
         if findings:

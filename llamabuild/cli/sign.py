@@ -70,7 +70,7 @@ def sign_cmd(
         default_file=str(binary),
     )
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.output(), command="sign")
     else:
         render_sign(result)
     raise typer.Exit(exit_code(result.findings) if result.published else 1)

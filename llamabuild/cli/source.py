@@ -57,7 +57,9 @@ def source_cmd(
     )
     tree = resolve_source(req, default_runner())
     if json_out:
-        report.emit_json({"ok": True, **tree.to_json(), "lock": str(req.lock_path)})
+        from llamabuild.outputs_build import SourceOutput
+
+        report.emit_json(SourceOutput.of(tree, req.lock_path), command="source")
         return
     render_source(tree, req.lock_path)
 

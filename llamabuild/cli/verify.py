@@ -72,7 +72,7 @@ def verify_cmd(
             default_file=str(path),
         )
     if json_out:
-        report.emit_json(result.to_json(symbols=symbols))
+        report.emit_json(result.output(symbols), command="verify")
     else:
         render_verify(result, policy)
     raise typer.Exit(exit_code(result.findings))

@@ -44,7 +44,7 @@ def verify_app_cmd(
     result = verify_app(app_path, binary_path, xcarchive, policy)
     github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.output(), command="verify-app")
     else:
         render_app(result)
     raise typer.Exit(exit_code(result.findings))

@@ -65,7 +65,7 @@ def xcode_phase_cmd(
 
         write_atomic(stamp, f"{binary}\n".encode())
     if json_out:
-        report.emit_json(result.to_json())
+        report.emit_json(result.output(), command="xcode-phase")
     else:
         for line in report.xcode_lines(result.findings, default_file=binary):
             print(line)
