@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist, path_error
+from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
 from llamabuild.inspect import Binary, inspect_binary, structure
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.inspect.mapped import open_mapped, path_error
 from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.jsonout import to_jsonable

@@ -20,10 +20,10 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 from llamabuild.builder.interrupt import critical
-from llamabuild.errors import InputError, ToolError, UsageError
+from llamabuild.errors import LOOP_HINT, InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import structure
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.inspect.mapped import open_mapped, path_error
 from llamabuild.inspect.model import Binary
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs import DsymOutput, findings_output
@@ -42,7 +42,6 @@ Uuids = dict[str, str | None]
 
 # A dSYM's Info.plist is a few hundred bytes; anything this big is not one and is not read.
 MAX_PLIST = 1 << 20
-LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
 
 
 def file_kind(mode: int) -> str:
@@ -68,21 +67,6 @@ def require_file(path: Path, hint: str) -> None:
         raise path_error(path, exc) from None
     if not stat.S_ISREG(mode):
         raise InputError(f"{path}: {file_kind(mode)}, not a regular file", hint=hint)
-
-
-def path_error(path: Path, exc: OSError, noun: str = "file") -> InputError:
-    """A one-line InputError with a hint for a failed stat() of a user's file or folder."""
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return InputError(
-            f"{path}: no such {noun}", hint="check the path (quote it if it has spaces)"
-        )
-    if exc.errno == errno.ELOOP:
-        return InputError(f"{path}: cannot read (symlink loop)", hint=LOOP_HINT)
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return InputError(
-            f"{path}: cannot read (permission denied)", hint="check the file's permissions"
-        )
-    return InputError(f"{path}: cannot read ({exc.strerror})", hint="check the path")
 
 
 @dataclass(frozen=True)

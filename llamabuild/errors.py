@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
+"""The hint of every ELOOP, wherever a path is resolved or opened."""
+
 
 class LlamabuildError(Exception):
     """Base of every error a user can cause or meet. Never shown as a traceback."""

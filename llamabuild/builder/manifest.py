@@ -14,6 +14,7 @@ from llamabuild.domain import PinKind
 from llamabuild.errors import ConfigError
 from llamabuild.files import write_atomic
 from llamabuild.jsonout import OMIT_NONE, dumps
+from llamabuild.outputs import FindingOutput
 from llamabuild.settings import from_mapping
 
 MANIFEST = "manifest.json"
@@ -61,7 +62,7 @@ class ManifestOutput:
 @dataclass(frozen=True)
 class ManifestVerify:
     ok: bool
-    findings: tuple[dict[str, Any], ...] = ()
+    findings: tuple[FindingOutput, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, has_errors, warning
 from llamabuild.inspect.policy import Policy
 from llamabuild.jsonout import to_jsonable
+from llamabuild.outputs import FindingOutput, findings_output
 from llamabuild.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.lipo import Lipo
@@ -65,7 +66,7 @@ class BuildResult:
             dist=self.dist_dir,
             duration_s=round(self.duration, 3),
             manifest=self.manifest,
-            findings=tuple(f.to_json() for f in self.findings),
+            findings=findings_output(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -83,7 +84,7 @@ class BuildReport:
     dist: Path | None
     duration_s: float
     manifest: Manifest | None
-    findings: tuple[dict[str, Any], ...]
+    findings: tuple[FindingOutput, ...]
 
 
 def policy_for(recipe: Recipe) -> Policy:
@@ -300,8 +301,6 @@ def manifest(
         host=host_info(),
         outputs=tuple(outputs),
         inputs_key=plan.inputs_key,
-        verify=ManifestVerify(
-            ok=not has_errors(findings), findings=tuple(f.to_json() for f in findings)
-        ),
+        verify=ManifestVerify(ok=not has_errors(findings), findings=findings_output(findings)),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

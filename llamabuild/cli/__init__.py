@@ -28,7 +28,8 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     return code
 
 
-LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
+from llamabuild.errors import LOOP_HINT  # noqa: E402
+
 # A file-system error that reaches here unconverted still gets a hint, never a traceback.
 ERRNO_HINTS = {
     errno.ELOOP: LOOP_HINT,

@@ -17,18 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from llamabuild.errors import InputError
-
-_LOOP_HINT = "the path is a symlink loop (or too many nested links); name the real file"
+from llamabuild.errors import LOOP_HINT, InputError
 
 
-def _os_error(path: Path, exc: OSError) -> InputError:
-    if isinstance(exc, FileNotFoundError):
+def path_error(path: Path, exc: OSError, noun: str = "file") -> InputError:
+    """The one-line InputError, with a hint, for a failed stat() or open() of a user's path."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return InputError(
-            f"{path}: no such file", hint="check the path (quote it if it has spaces)"
+            f"{path}: no such {noun}", hint="check the path (quote it if it has spaces)"
         )
     if exc.errno == errno.ELOOP:
-        return InputError(f"{path}: cannot read (symlink loop)", hint=_LOOP_HINT)
+        return InputError(f"{path}: cannot read (symlink loop)", hint=LOOP_HINT)
     if exc.errno in (errno.EACCES, errno.EPERM):
         return InputError(
             f"{path}: cannot read (permission denied)", hint="check the file's permissions"
@@ -55,7 +54,7 @@ def require_regular(path: Path) -> None:
     try:
         mode = Path(path).stat().st_mode
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise path_error(path, exc) from None
     _refuse_mode(path, mode)
 
 
@@ -66,7 +65,7 @@ def open_mapped(path: Path) -> Iterator[mmap.mmap]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise path_error(path, exc) from None
     try:
         st = os.fstat(fd)
         _refuse_mode(path, st.st_mode)  # swapped for a FIFO after the stat() above
