@@ -14,7 +14,8 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from llamabuild.resources import data_text
 
 SEVERITIES = ("error", "warning")
 # The catalogue's sections, in pipeline order: area -> (title, what the section is about).
@@ -74,7 +75,7 @@ def parse(data: dict[str, object]) -> dict[str, Rule]:
 
 @cache
 def registry() -> dict[str, Rule]:
-    text = resources.files("llamabuild.data").joinpath("rules.toml").read_text(encoding="utf-8")
+    text = data_text("rules.toml")
     return parse(tomllib.loads(text))
 
 
