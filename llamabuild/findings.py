@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from llamabuild import rules
+from llamabuild.jsonout import OMIT_NONE
 
 
 class Severity(StrEnum):
@@ -56,3 +57,25 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 def exit_code(findings: Iterable[Finding]) -> int:
     """0 when nothing is an error, 1 otherwise (the policy/verification exit code)."""
     return 1 if has_errors(findings) else 0
+
+
+@dataclass(frozen=True)
+class FindingOutput:
+    """The `--json` shape of a Finding: rule id (docs/rules.md), severity, message; path and
+    hint when known. Here, not in outputs.py, so build's manifest gets it without loading every
+    command's output model."""
+
+    rule: str
+    severity: Severity
+    message: str
+    arch: str | None
+    path: str | None = field(default=None, metadata=OMIT_NONE)
+    hint: str | None = field(default=None, metadata=OMIT_NONE)
+
+    @classmethod
+    def of(cls, f: Finding) -> FindingOutput:
+        return cls(f.rule, f.severity, f.message, f.arch, f.path, f.hint)
+
+
+def findings_output(findings: Sequence[Finding]) -> tuple[FindingOutput, ...]:
+    return tuple(FindingOutput.of(f) for f in findings)

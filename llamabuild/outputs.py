@@ -10,13 +10,14 @@ are built from them (`FindingOutput.of`, `SliceOutput.of`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from llamabuild.findings import Finding, Severity
+from llamabuild.findings import FindingOutput as FindingOutput  # re-exported
+from llamabuild.findings import findings_output as findings_output  # re-exported
 from llamabuild.inspect.model import BinaryFormat, Signature, Slice
 from llamabuild.jsonout import OMIT_NONE
 
@@ -37,26 +38,6 @@ def plain(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- shared parts
-
-
-@dataclass(frozen=True)
-class FindingOutput:
-    """One finding: rule id (docs/rules.md), severity, message; path and hint when known."""
-
-    rule: str
-    severity: Severity
-    message: str
-    arch: str | None
-    path: str | None = field(default=None, metadata=OMIT_NONE)
-    hint: str | None = field(default=None, metadata=OMIT_NONE)
-
-    @classmethod
-    def of(cls, f: Finding) -> FindingOutput:
-        return cls(f.rule, f.severity, f.message, f.arch, f.path, f.hint)
-
-
-def findings_output(findings: Sequence[Finding]) -> tuple[FindingOutput, ...]:
-    return tuple(FindingOutput.of(f) for f in findings)
 
 
 @dataclass(frozen=True)

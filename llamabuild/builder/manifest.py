@@ -13,8 +13,8 @@ from typing import Any, Final, Literal
 from llamabuild.domain import PinKind
 from llamabuild.errors import ConfigError
 from llamabuild.files import write_atomic
+from llamabuild.findings import FindingOutput
 from llamabuild.jsonout import OMIT_NONE, dumps
-from llamabuild.outputs import FindingOutput
 from llamabuild.settings import from_mapping
 
 MANIFEST = "manifest.json"

@@ -10,17 +10,10 @@ import sys
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+if TYPE_CHECKING:  # rich's progress bar loads only when a build shows one
+    from rich.progress import Progress, TaskID
 
 from llamabuild.tools.cmake import parse_progress
 
@@ -45,6 +38,15 @@ class BuildLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("w", encoding="utf-8")
         if self.tty and not self.quiet:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 # Labels, phases and ninja steps carry paths: never read them as markup.
                 TextColumn("{task.description}", style="bold", markup=False),

@@ -30,10 +30,9 @@ from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_
 from llamabuild.builder.progress import BuildLog
 from llamabuild.errors import BuildError, ConfigError
 from llamabuild.files import sha256_file
-from llamabuild.findings import Finding, has_errors, warning
+from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
 from llamabuild.inspect.policy import Policy
 from llamabuild.jsonout import to_jsonable
-from llamabuild.outputs import FindingOutput, findings_output
 from llamabuild.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.lipo import Lipo
