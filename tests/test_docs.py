@@ -42,3 +42,13 @@ def test_docs_are_linked_from_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for doc in DOCS[1:]:
         assert str(doc.relative_to(ROOT)) in readme, doc
+
+
+def test_readme_build_types_match_the_recipes():
+    """The README once said every build is RelWithDebInfo while linux-x86_64-static is Release."""
+    from llamabuild.recipes import load_recipe
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "RelWithDebInfo + dSYM for macOS, Release for Linux" in text
+    assert load_recipe("macos-arm64-metal").cache_dict["CMAKE_BUILD_TYPE"] == "RelWithDebInfo"
+    assert load_recipe("linux-x86_64-static").cache_dict["CMAKE_BUILD_TYPE"] == "Release"
