@@ -77,6 +77,11 @@ def add(row: Row) -> None:
     print(f"  measured {row.measure}: {row.result}", file=sys.stderr, flush=True)
 
 
+def add_memory(measure: str, rss: float, goal: float = RSS_GOAL_MB) -> None:
+    """A peak-memory row: `rss` MB of a child against `goal` MB."""
+    add(Row(measure, f"{rss:.1f} MB", f"<= {goal:.0f} MB", rss / goal, 1.0, rss, "MB"))
+
+
 def print_table(rows: list[Row]) -> None:
     """measure / result / goal / ratio (the quantity the goal bounds) / met."""
     cells = [("measure", "result", "goal", "ratio", "")]
@@ -250,17 +255,7 @@ def measure_binary(label: str, binary: Path, runs: int) -> None:
         )
     )
     _, _, rss = child_verify(str(binary), "--json")
-    add(
-        Row(
-            f"{label}: peak memory `verify --json`",
-            f"{rss:.1f} MB",
-            f"<= {RSS_GOAL_MB:.0f} MB",
-            rss / RSS_GOAL_MB,
-            1.0,
-            rss,
-            "MB",
-        )
-    )
+    add_memory(f"{label}: peak memory `verify --json`", rss)
 
 
 def measure_sparse(work: Path, binary: Path, label: str) -> None:
@@ -270,17 +265,7 @@ def measure_sparse(work: Path, binary: Path, label: str) -> None:
     code, out, rss = child_verify(str(zeros), "--json")
     said = json.loads(out).get("error", "") if out.strip() else ""
     verdict = "exit 2" if code == 2 and "not an executable format" in said else f"exit {code}!"
-    add(
-        Row(
-            f"5 GB sparse zeros: peak memory ({verdict})",
-            f"{rss:.1f} MB",
-            f"<= {RSS_GOAL_MB:.0f} MB",
-            rss / RSS_GOAL_MB,
-            1.0,
-            rss,
-            "MB",
-        )
-    )
+    add_memory(f"5 GB sparse zeros: peak memory ({verdict})", rss)
     zeros.unlink()
 
     padded = work / "padded-5g"
@@ -289,16 +274,8 @@ def measure_sparse(work: Path, binary: Path, label: str) -> None:
     code, out, rss = child_verify(str(padded), "--json")
     ref_code, ref_out, _ = child_verify(str(binary), "--json")
     same = code == ref_code and json.loads(out)["slices"] == json.loads(ref_out)["slices"]
-    add(
-        Row(
-            f"{label} padded to 5 GB: peak memory ({'same slices' if same else 'DIFFERS!'})",
-            f"{rss:.1f} MB",
-            f"<= {RSS_GOAL_MB:.0f} MB",
-            rss / RSS_GOAL_MB,
-            1.0,
-            rss,
-            "MB",
-        )
+    add_memory(
+        f"{label} padded to 5 GB: peak memory ({'same slices' if same else 'DIFFERS!'})", rss
     )
     padded.unlink()
 
@@ -346,16 +323,8 @@ def measure_forty_thousand(work: Path, runs: int) -> None:
 def measure_dsym(binary: Path, dsym: Path) -> None:
     total = sum(p.stat().st_size for p in dsym.rglob("*") if p.is_file()) / 1e6
     code, _, rss = child_verify(str(binary), "--dsym", str(dsym), "--json")
-    add(
-        Row(
-            f"verify --dsym ({total:.0f} MB dSYM, exit {code}): peak memory",
-            f"{rss:.1f} MB",
-            f"<= {DSYM_RSS_GOAL_MB:.0f} MB",
-            rss / DSYM_RSS_GOAL_MB,
-            1.0,
-            rss,
-            "MB",
-        )
+    add_memory(
+        f"verify --dsym ({total:.0f} MB dSYM, exit {code}): peak memory", rss, DSYM_RSS_GOAL_MB
     )
 
 
