@@ -41,12 +41,6 @@ def _lc_str(cmd: st.LoadCommand, endian: str) -> str:
     return st.c_string(cmd.data, struct.unpack_from(endian + "I", cmd.data, 8)[0])
 
 
-def _reader(data: Buffer) -> st.Reader:
-    import io
-
-    return io.BytesIO(data) if isinstance(data, bytes) else data
-
-
 def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
     e = raw.endian
     dylibs: list[Dylib] = []
@@ -85,7 +79,7 @@ def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
 
 
 def inspect_macho(path: Path, data: Buffer) -> Binary:
-    raw_slices = st.read_slices(_reader(data), len(data), str(path))
+    raw_slices = st.read_slices(st.as_reader(data), len(data), str(path))
     fat = st.sniff(data[:8]) == "fat"
     return Binary(
         path, BinaryFormat.MACHO, tuple(read_slice(r, data, str(path)) for r in raw_slices), fat=fat

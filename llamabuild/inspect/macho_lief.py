@@ -44,10 +44,8 @@ def inspect_macho(path: Path, data: Buffer) -> Binary:
     LIEF gets each slice only up to its extent (the end of what its load commands point at),
     so padding or a multi-gigabyte hole between slices is never copied.
     """
-    from llamabuild.inspect.macho import _reader
-
     name = str(path)
-    raw_slices = structure.read_slices(_reader(data), len(data), name)
+    raw_slices = structure.read_slices(structure.as_reader(data), len(data), name)
     for raw in raw_slices:
         # The built-in reader's import checks: LIEF skips or half-reads what they refuse
         # (an ordinal beyond the dylibs, a name without NUL, a bind past its segment...), and

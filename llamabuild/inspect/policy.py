@@ -213,15 +213,7 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
                 hint="do not link with -no_uuid",
             )
         )
-    if policy.archs and a not in policy.archs:
-        out.append(
-            error(
-                "arch-not-allowed",
-                f"architecture {a} is not one of {', '.join(policy.archs)}",
-                arch=a,
-                hint="build for the architectures you ship (CMAKE_OSX_ARCHITECTURES)",
-            )
-        )
+    out += _check_arch(sl, policy, "build for the architectures you ship (CMAKE_OSX_ARCHITECTURES)")
     if policy.min_macos and sl.filetype in ("execute", "dylib", "bundle"):
         if sl.minos is None:
             out.append(warning("missing-minos", "no LC_BUILD_VERSION or LC_VERSION_MIN", arch=a))
@@ -313,17 +305,18 @@ def check_rpaths(sl: Slice) -> list[Finding]:
     return out
 
 
+def _check_arch(sl: Slice, policy: Policy, hint: str | None) -> list[Finding]:
+    """`arch-not-allowed` for a slice outside --arch (Mach-O and ELF alike)."""
+    if not policy.archs or sl.arch in policy.archs:
+        return []
+    msg = f"architecture {sl.arch} is not one of {', '.join(policy.archs)}"
+    return [error("arch-not-allowed", msg, arch=sl.arch, hint=hint)]
+
+
 def _check_elf(sl: Slice, policy: Policy) -> list[Finding]:
     out: list[Finding] = []
     a = sl.arch
-    if policy.archs and a not in policy.archs:
-        out.append(
-            error(
-                "arch-not-allowed",
-                f"architecture {a} is not one of {', '.join(policy.archs)}",
-                arch=a,
-            )
-        )
+    out += _check_arch(sl, policy, None)
     for d in sl.dylibs:
         why = classify_needed(d.name, policy)
         if why:

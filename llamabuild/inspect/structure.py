@@ -88,6 +88,13 @@ class Reader(Protocol):
     def read(self, n: int | None = ..., /) -> bytes: ...
 
 
+def as_reader(data: bytes | Reader) -> Reader:
+    """What read_slices takes: an mmap (or open file) as it is, bytes wrapped in a BytesIO."""
+    import io
+
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
 def arch_name(cputype: int, cpusubtype: int) -> str:
     sub = cpusubtype & 0x00FFFFFF
     if cputype == CPU_TYPE_X86 | CPU_ARCH_ABI64:
