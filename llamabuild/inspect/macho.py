@@ -9,11 +9,12 @@ costs ~0.4 s and ~65 MB; LIEF remains available as `--parser lief`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.imports import read_imports
-from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Slice
+from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 from llamabuild.inspect.signature import parse_signature
 
 DYLIB_KINDS = {
@@ -46,7 +47,7 @@ def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
     dylibs: list[Dylib] = []
     rpaths: list[str] = []
     minos = sdk = None
-    signature = None
+    signature_at: tuple[int, int] | None = None
     for c in raw.commands:
         if c.cmd in DYLIB_KINDS:
             dylibs.append(Dylib(_lc_str(c, e), DYLIB_KINDS[c.cmd]))
@@ -59,22 +60,40 @@ def read_slice(raw: st.RawSlice, data: Buffer, name: str = "Mach-O") -> Slice:
             mv, sv = struct.unpack_from(e + "II", c.data, 8)
             minos, sdk = format_version(mv), format_version(sv)
         elif c.cmd == st.LC_CODE_SIGNATURE and len(c.data) >= 16:
-            off, size = struct.unpack_from(e + "II", c.data, 8)
-            start = raw.offset + off
-            signature = parse_signature(data[start : start + size])
+            signature_at = struct.unpack_from(e + "II", c.data, 8)
+    imports = read_imports(data, raw, name, [d.name for d in dylibs])
+    return make_slice(raw, data, (minos, sdk), dylibs, rpaths, signature_at, imports)
+
+
+def make_slice(
+    raw: st.RawSlice,
+    data: Buffer,
+    versions: tuple[str | None, str | None],
+    dylibs: Iterable[Dylib],
+    rpaths: Iterable[str],
+    signature_at: tuple[int, int] | None,
+    imports: tuple[Import, ...],
+) -> Slice:
+    """The one way a Slice is made, whichever reader (this one or LIEF) found its parts.
+
+    `signature_at` is LC_CODE_SIGNATURE's (dataoff, datasize), relative to the slice."""
+    signature = None
+    if signature_at is not None:
+        start = raw.offset + signature_at[0]
+        signature = parse_signature(data[start : start + signature_at[1]])
     return Slice(
         arch=raw.arch,
         filetype=raw.filetype,
         offset=raw.offset,
         size=raw.size,
-        minos=minos,
-        sdk=sdk,
+        minos=versions[0],
+        sdk=versions[1],
         uuid=raw.uuid,
         dylibs=tuple(dylibs),
         rpaths=tuple(rpaths),
-        signed=signature is not None,
+        signed=signature_at is not None,
         signature=signature,
-        imports=read_imports(data, raw, name, [d.name for d in dylibs]),
+        imports=imports,
     )
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from llamabuild.errors import InputError
 from llamabuild.inspect import structure
 from llamabuild.inspect.imports import dylib_for_ordinal, read_imports
+from llamabuild.inspect.macho import make_slice
 from llamabuild.inspect.model import WEAK_LOOKUP, Binary, BinaryFormat, Buffer, Dylib, Import, Slice
-from llamabuild.inspect.signature import parse_signature
 
 _KINDS = {
     "LOAD_DYLIB": "load",
@@ -113,22 +113,9 @@ def _slice(raw: structure.RawSlice, b: Any, data: Buffer, name: str) -> Slice:
         minos, sdk = _version(b.build_version.minos), _version(b.build_version.sdk)
     elif b.has_version_min:
         minos, sdk = _version(b.version_min.version), _version(b.version_min.sdk)
-    signature = None
+    signature_at = None
     if b.has_code_signature:
-        cs = b.code_signature
-        start = raw.offset + cs.data_offset
-        signature = parse_signature(data[start : start + cs.data_size])
-    return Slice(
-        arch=raw.arch,
-        filetype=raw.filetype,
-        offset=raw.offset,
-        size=raw.size,
-        minos=minos,
-        sdk=sdk,
-        uuid=raw.uuid,
-        dylibs=dylibs,
-        rpaths=tuple(r.path for r in b.rpaths),
-        signed=b.has_code_signature,
-        signature=signature,
-        imports=_imports(_lief(), b, dylibs, name),
-    )
+        signature_at = (b.code_signature.data_offset, b.code_signature.data_size)
+    imports = _imports(_lief(), b, dylibs, name)
+    rpaths = [r.path for r in b.rpaths]
+    return make_slice(raw, data, (minos, sdk), dylibs, rpaths, signature_at, imports)
