@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llamabuild import __version__
 from llamabuild.builder.stale import Declarations, check_flags, scan_tree
@@ -93,9 +93,11 @@ class SliceReport:
 
 
 @dataclass(frozen=True)
-class PlanReport:
-    """`build --dry-run --json`: everything `build` would run, nothing run."""
+class DryRunOutput:
+    """`llamabuild build --dry-run --json`: everything `build` would run, nothing run."""
 
+    ok: Literal[True]
+    dry_run: Literal[True]
     recipe: Recipe
     source: SourceTree
     dist: Path
@@ -117,8 +119,10 @@ class BuildPlan:
     def dist_dir(self) -> Path:
         return self.options.dist_root / self.recipe.name
 
-    def report(self) -> PlanReport:
-        return PlanReport(
+    def report(self) -> DryRunOutput:
+        return DryRunOutput(
+            ok=True,
+            dry_run=True,
             recipe=self.recipe,
             source=self.source,
             dist=self.dist_dir,

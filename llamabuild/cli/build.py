@@ -113,9 +113,7 @@ def build_cmd(
 
 def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
     if json_out:
-        from llamabuild.outputs_build import DryRunOutput
-
-        report.emit_json(DryRunOutput.of(plan.report()), command="build")
+        report.emit_json(plan.report(), command="build")
         return
     out = report.console()
     r = plan.recipe
