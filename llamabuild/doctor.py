@@ -22,6 +22,7 @@ from llamabuild.errors import LlamabuildError, ToolError, UsageError
 from llamabuild.findings import Finding, Severity, error, exit_code, warning
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs import DoctorOutput, HostOutput, ToolOutput, ToolRole, findings_output
+from llamabuild.outputs import ToolStatus as ToolStatus  # re-exported
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.smoke import HostInfo
 from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
@@ -44,18 +45,6 @@ class ToolSpec:
     distribution: str | None = None
     env: str | None = None
     detail_only: bool = False
-
-
-@dataclass(frozen=True)
-class ToolStatus:
-    key: str
-    label: str
-    found: bool
-    path: str | None
-    version: str | None
-    detail: str | None
-    affects: str
-    hint: str
 
 
 @dataclass(frozen=True)
@@ -84,17 +73,7 @@ class DoctorReport:
         role = {k: ToolRole.OPTIONAL for k in self.optional}
         role.update({k: ToolRole.REQUIRED for k in self.required})
         tools = tuple(
-            ToolOutput(
-                tool=t.key,
-                label=t.label,
-                found=t.found,
-                path=t.path,
-                version=t.version,
-                detail=t.detail,
-                affects=t.affects,
-                hint=t.hint,
-                role=role.get(k, ToolRole.NOT_NEEDED),
-            )
+            ToolOutput(**vars(t), role=role.get(k, ToolRole.NOT_NEEDED))
             for k, t in self.tools.items()
         )
         return DoctorOutput(

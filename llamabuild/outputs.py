@@ -147,7 +147,7 @@ class ToolRole(StrEnum):
 
 
 @dataclass(frozen=True)
-class ToolOutput:
+class ToolStatus:
     """One tool `doctor` looked for: where and which version, what lacks without it."""
 
     tool: str
@@ -158,6 +158,12 @@ class ToolOutput:
     detail: str | None
     affects: str
     hint: str
+
+
+@dataclass(frozen=True)
+class ToolOutput(ToolStatus):
+    """One tool `doctor` looked for, and its role in the recipe: what lacks without it."""
+
     role: ToolRole
 
 
