@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from llamabuild import report
 from llamabuild.files import sha256_file
@@ -43,22 +43,28 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
-def summary_markdown(
-    title: str,
-    findings: Sequence[Finding],
-    *,
-    recipe: str | None = None,
-    commit: str | None = None,
-    outputs: Sequence[Output] = (),
-    extra: Mapping[str, str] | None = None,
-) -> str:
+class Facts(TypedDict, total=False):
+    """What a step summary states besides the findings (every key optional)."""
+
+    recipe: str | None
+    commit: str | None
+    outputs: Sequence[Output]
+    extra: Mapping[str, str] | None
+
+
+def summary_markdown(title: str, findings: Sequence[Finding], **facts: Unpack[Facts]) -> str:
     """The step-summary section: a heading, key facts, outputs table, findings table."""
+    outputs = facts.get("outputs", ())
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     verdict = "❌ FAIL" if errors else "✅ OK"
     lines = [f"### {title}: {verdict} ({errors} error(s), {warnings} warning(s))", ""]
-    facts = {"recipe": recipe, "llama.cpp commit": commit, **(extra or {})}
-    for key, value in facts.items():
+    shown_facts = {
+        "recipe": facts.get("recipe"),
+        "llama.cpp commit": facts.get("commit"),
+        **(facts.get("extra") or {}),
+    }
+    for key, value in shown_facts.items():
         if value:
             lines.append(f"- **{_cell(key)}**: `{_cell(value)}`")
     if outputs:
@@ -94,21 +100,14 @@ def publish(
     title: str,
     findings: Sequence[Finding],
     *,
-    recipe: str | None = None,
-    commit: str | None = None,
-    outputs: Sequence[Output] = (),
-    extra: Mapping[str, str] | None = None,
     default_file: str | None = None,
+    **facts: Unpack[Facts],
 ) -> None:
     """Annotations on stderr plus the step summary; does nothing outside GitHub Actions."""
     if not in_actions():
         return
     report.print_annotations(findings, default_file)
-    append_summary(
-        summary_markdown(
-            title, findings, recipe=recipe, commit=commit, outputs=outputs, extra=extra
-        )
-    )
+    append_summary(summary_markdown(title, findings, **facts))
 
 
 def outputs_from_manifest(manifest: Manifest, root: Path | None = None) -> list[Output]:
