@@ -157,7 +157,10 @@ def test_root_help_shows_whole_summaries(capfd):
 
 # --- fast start: a command imports what it uses ---------------------------------------------
 
-HEAVY = ("lief", "jinja2", "gguf", "apple_platform", "pydantic", "numpy", "rich", "psutil")
+HEAVY = (
+    "lief", "jinja2", "gguf", "apple_platform", "pydantic", "numpy", "rich", "psutil",
+    "asn1crypto", "cryptography", "cyclonedx", "diffoscope", "redis",
+)  # fmt: skip
 
 
 def _modules_after(argv: list[str]) -> set[str]:
