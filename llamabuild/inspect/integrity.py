@@ -1,0 +1,372 @@
+"""Signature integrity: recompute every CodeDirectory's hashes over the mapped file.
+
+`verify` used to read a signature's identifier, flags and entitlements without checking that
+its hashes still match the bytes: a helper stripped, lipo'd, patched or `cp`'d over after
+signing passed, then died at launch with `Killed: 9` ("code or signature have been
+modified"). This module recomputes, per slice and for every CodeDirectory (the primary one and
+the alternates at slots 0x1000..), the code-page hashes (the CD's hash type and page size, up
+to its code limit) and the special slots whose data is at hand: requirements (-2),
+entitlements (-5), DER entitlements (-7) from the SuperBlob; Info.plist (-1) and the bundle's
+CodeResources (-3) when the caller names them (a bundle's main executable).
+
+Structure the kernel would refuse (a CD outside its SuperBlob, overlapping blobs, absurd slot
+counts or hash offsets, a code limit past the slice) is an InputError (exit 2); hashes that do
+not match are `signature-invalid` findings (exit 1) naming the first bad page's file range and
+the likely cause. Pages are hashed from the mapping without copies; on an mmap the hashed pages
+are dropped from the process's resident set as it goes, so a 170 MB binary costs no 170 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import mmap
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llamabuild.errors import InputError
+from llamabuild.findings import Finding, error
+from llamabuild.inspect import structure as st
+from llamabuild.inspect.mapped import open_mapped
+from llamabuild.inspect.model import Buffer
+
+RULE = "signature-invalid"
+CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
+CSMAGIC_CODEDIRECTORY = 0xFADE0C02
+CSMAGIC_BLOBWRAPPER = 0xFADE0B01
+CSSLOT_CODEDIRECTORY = 0
+CSSLOT_ALTERNATE_CODEDIRECTORIES = range(0x1000, 0x1005)
+CSSLOT_SIGNATURESLOT = 0x10000
+MAX_BLOBS = 64  # a real SuperBlob has at most ~10 entries
+MAX_SPECIAL_SLOTS = 64  # Apple defines 7 (plus a few reserved); more is a corrupt CD
+MIN_PAGE_SHIFT, MAX_PAGE_SHIFT = 9, 24  # 0 = one page; codesign uses 12 (4 KiB) and 14 (16 KiB)
+RELEASE_EVERY = 8 << 20  # drop hashed pages of an mmap from the resident set every 8 MiB
+
+# hashType -> (name, hashlib constructor, stored size)
+HASH_TYPES: dict[int, tuple[str, Callable[..., Any], int]] = {
+    1: ("sha1", hashlib.sha1, 20),
+    2: ("sha256", hashlib.sha256, 32),
+    3: ("sha256-truncated", hashlib.sha256, 20),
+    4: ("sha384", hashlib.sha384, 48),
+}
+
+# special slot -> (what it seals, its SuperBlob slot or None for a file, cause of a mismatch)
+SPECIAL_SLOTS: dict[int, tuple[str, str]] = {
+    1: ("Info.plist", "Info.plist changed after signing (edit it first, then sign)"),
+    2: ("requirements", "the requirements blob was replaced after signing"),
+    3: (
+        "resources (CodeResources)",
+        "a bundle resource or _CodeSignature/CodeResources changed after signing",
+    ),
+    5: ("entitlements", "the entitlements blob was swapped after signing"),
+    7: ("DER entitlements", "the DER entitlements blob was swapped after signing"),
+}
+BLOB_SLOTS = frozenset({2, 5, 7})  # special slots whose data is a SuperBlob entry
+HINT = (
+    "sign again after the last step that changes the file (strip, lipo, install_name_tool, "
+    "cp, a patch): `llamabuild sign PATH`; never modify a signed binary"
+)
+
+
+@dataclass(frozen=True)
+class BundleSeal:
+    """Files a bundle's main executable seals in special slots -1 and -3 (None: not checked)."""
+
+    info_plist: Path | None = None
+    resources: Path | None = None
+
+
+@dataclass(frozen=True)
+class Blob:
+    slot: int
+    magic: int
+    start: int  # absolute file offset
+    length: int
+
+
+@dataclass(frozen=True)
+class CodeDirectory:
+    slot: int
+    start: int  # absolute file offset of the CD blob
+    length: int
+    version: int
+    hash_offset: int
+    n_special: int
+    n_code: int
+    code_limit: int
+    hash_type: int
+    page_shift: int
+
+    @property
+    def label(self) -> str:
+        name = HASH_TYPES[self.hash_type][0]
+        where = "" if self.slot == CSSLOT_CODEDIRECTORY else f", alternate slot {self.slot:#x}"
+        return f"{name} CodeDirectory{where}"
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_shift if self.page_shift else max(self.code_limit, 1)
+
+
+@dataclass(frozen=True)
+class SliceIntegrity:
+    """What was checked in one slice and what did not match."""
+
+    arch: str
+    directories: tuple[str, ...] = ()
+    pages: int = 0
+    findings: tuple[Finding, ...] = field(default=())
+
+
+def _corrupt(name: str, arch: str, what: str) -> InputError:
+    return InputError(
+        f"{name}: corrupt code signature in the {arch} slice ({what})",
+        hint="the signature was damaged or patched by hand; sign the binary again",
+    )
+
+
+def read_blobs(data: Buffer, start: int, size: int, name: str, arch: str) -> list[Blob]:
+    """The SuperBlob's index, every entry inside the SuperBlob and none overlapping another."""
+    if size < 12:
+        raise _corrupt(name, arch, f"LC_CODE_SIGNATURE is {size} bytes")
+    magic, length, count = struct.unpack(">III", data[start : start + 12])
+    if magic != CSMAGIC_EMBEDDED_SIGNATURE:
+        raise _corrupt(name, arch, f"SuperBlob magic {magic:#x}")
+    if not 12 <= length <= size or count > MAX_BLOBS or 12 + 8 * count > length:
+        raise _corrupt(name, arch, f"SuperBlob of {length} bytes with {count} entries")
+    index = data[start + 12 : start + 12 + 8 * count]
+    blobs: list[Blob] = []
+    for i in range(count):
+        slot, off = struct.unpack_from(">II", index, 8 * i)
+        if off < 12 + 8 * count or off + 8 > length:
+            raise _corrupt(name, arch, f"blob {slot:#x} at {off} outside the SuperBlob")
+        bmagic, blen = struct.unpack(">II", data[start + off : start + off + 8])
+        if blen < 8 or off + blen > length:
+            raise _corrupt(name, arch, f"blob {slot:#x} of {blen} bytes runs past the SuperBlob")
+        blobs.append(Blob(slot, bmagic, start + off, blen))
+    spans = sorted((b.start, b.start + b.length, b.slot) for b in blobs)
+    for (_a0, a_end, a_slot), (b0, _b_end, b_slot) in itertools.pairwise(spans):
+        if a_end > b0:
+            raise _corrupt(name, arch, f"blobs {a_slot:#x} and {b_slot:#x} overlap")
+    return blobs
+
+
+def read_code_directory(data: Buffer, blob: Blob, slice_size: int, where: str) -> CodeDirectory:
+    """One CodeDirectory's header, every count and offset bounded by its blob and the slice."""
+    if blob.length < 44:
+        raise InputError(f"{where}: CodeDirectory of {blob.length} bytes is truncated")
+    head = data[blob.start : blob.start + min(blob.length, 64)]
+    version, _flags, hash_offset, _ident = struct.unpack_from(">IIII", head, 8)
+    n_special, n_code, code_limit = struct.unpack_from(">III", head, 24)
+    hash_size, hash_type, _platform, page_shift = struct.unpack_from(">BBBB", head, 36)
+    if version >= 0x20300 and len(head) >= 64:
+        limit64 = struct.unpack_from(">Q", head, 56)[0]
+        code_limit = limit64 or code_limit
+    if hash_type not in HASH_TYPES or HASH_TYPES[hash_type][2] != hash_size:
+        raise InputError(f"{where}: unknown hash type {hash_type} (size {hash_size})")
+    if n_special > MAX_SPECIAL_SLOTS or not n_special * hash_size <= hash_offset <= blob.length:
+        raise InputError(f"{where}: hash offset {hash_offset} / {n_special} special slots")
+    if hash_offset + n_code * hash_size > blob.length:
+        raise InputError(f"{where}: {n_code} code slots run past the CodeDirectory")
+    if page_shift and not MIN_PAGE_SHIFT <= page_shift <= MAX_PAGE_SHIFT:
+        raise InputError(f"{where}: page size 2^{page_shift}")
+    if code_limit > slice_size:
+        raise InputError(f"{where}: code limit {code_limit} past the {slice_size}-byte slice")
+    cd = CodeDirectory(
+        blob.slot, blob.start, blob.length, version, hash_offset, n_special, n_code,
+        code_limit, hash_type, page_shift,
+    )  # fmt: skip
+    pages = -(-code_limit // cd.page_size)
+    if n_code != pages:
+        raise InputError(f"{where}: {n_code} code slots for {code_limit} bytes ({pages} pages)")
+    return cd
+
+
+def _page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -> Iterator[bytes]:
+    """Each page's hash, truncated to the CD's size; an mmap's hashed pages are released."""
+    _name, ctor, size = HASH_TYPES[cd.hash_type]
+    page, limit = cd.page_size, cd.code_limit
+    released = base - base % mmap.PAGESIZE
+    for pos in range(0, limit, page):
+        yield ctor(view[base + pos : base + min(pos + page, limit)]).digest()[:size]
+        done = base + pos + page
+        if isinstance(data, mmap.mmap) and done - released >= RELEASE_EVERY:
+            end = done - done % mmap.PAGESIZE
+            data.madvise(mmap.MADV_DONTNEED, released, end - released)
+            released = end
+
+
+def _segments(raw: st.RawSlice) -> list[tuple[str, int, int]]:
+    """(name, fileoff, filesize) of each segment, relative to the slice."""
+    out = []
+    e = raw.endian
+    for c in raw.commands:
+        if c.cmd == st.LC_SEGMENT_64 and len(c.data) >= 56:
+            fileoff, filesize = struct.unpack_from(e + "QQ", c.data, 40)
+        elif c.cmd == st.LC_SEGMENT and len(c.data) >= 40:
+            fileoff, filesize = struct.unpack_from(e + "II", c.data, 32)
+        else:
+            continue
+        out.append((st.c_string(c.data[8:24] + b"\0", 0), fileoff, filesize))
+    return out
+
+
+def page_cause(raw: st.RawSlice, cd: CodeDirectory, sig_offset: int, pos: int) -> str:
+    """The likely cause of a bad page at slice offset `pos`."""
+    if cd.code_limit != sig_offset:
+        return (
+            f"the file's layout changed after signing (strip or lipo rewrote it): the signature "
+            f"seals {cd.code_limit} bytes but now starts at {sig_offset}"
+        )
+    commands_end = (32 if raw.is64 else 28) + sum(len(c.data) for c in raw.commands)
+    if pos < commands_end:
+        return (
+            "the Mach-O header or load commands changed after signing (install_name_tool, "
+            "strip, lipo or a patch)"
+        )
+    for name, fileoff, filesize in _segments(raw):
+        if fileoff <= pos < fileoff + filesize:
+            if name == "__LINKEDIT":
+                return "link-edit data (symbols, fixups) changed after signing (strip, a patch)"
+            return (
+                f"{name} changed after signing (a byte patch, or another build copied over "
+                "the signed file)"
+            )
+    return "bytes changed after signing (a patch, or another build copied over the signed file)"
+
+
+def _special_data(
+    data: Buffer, slot: int, blobs: dict[int, Blob], seal: BundleSeal | None
+) -> bytes | None:
+    """The bytes special slot -`slot` seals, or None when they are not at hand."""
+    if slot in BLOB_SLOTS:
+        b = blobs.get(slot)
+        return bytes(data[b.start : b.start + b.length]) if b else b""
+    target = {1: seal.info_plist, 3: seal.resources}.get(slot) if seal else None
+    if target is None:
+        return None
+    if not target.exists():
+        return b""
+    with open_mapped(target) as mm:
+        return bytes(mm)
+
+
+def special_mismatch(
+    data: Buffer, cd: CodeDirectory, blobs: dict[int, Blob], seal: BundleSeal | None
+) -> str | None:
+    """The first special slot whose data does not match its hash: what and why."""
+    _name, ctor, size = HASH_TYPES[cd.hash_type]
+    zero = bytes(size)
+    for slot, (what, cause) in SPECIAL_SLOTS.items():
+        sealed = slot <= cd.n_special
+        at = cd.start + cd.hash_offset - slot * size
+        expected = bytes(data[at : at + size]) if sealed else zero
+        actual = _special_data(data, slot, blobs, seal)
+        if actual is None or (expected == zero and not actual):
+            continue
+        if expected == zero:
+            if slot in BLOB_SLOTS:  # a blob the CodeDirectory does not seal: added afterwards
+                return f"special slot -{slot} ({what}) is not sealed: {cause}"
+            continue
+        if not actual:
+            return f"special slot -{slot} ({what}): the sealed data is missing ({cause})"
+        if ctor(actual).digest()[:size] != expected:
+            return f"special slot -{slot} ({what}) does not match its hash: {cause}"
+    return None
+
+
+def first_bad_page(data: Buffer, base: int, cd: CodeDirectory) -> int | None:
+    """Index of the first code page whose hash differs from the CD's table, else None."""
+    size = HASH_TYPES[cd.hash_type][2]
+    table_at = cd.start + cd.hash_offset
+    expected = bytes(data[table_at : table_at + cd.n_code * size])
+    with memoryview(data) as view:
+        actual = b"".join(_page_hashes(data, base, cd, view))
+    if actual == expected:
+        return None
+    for i in range(0, len(expected), size):
+        if actual[i : i + size] != expected[i : i + size]:
+            return i // size
+    return 0
+
+
+def _sig_location(raw: st.RawSlice) -> tuple[int, int] | None:
+    for c in raw.find(st.LC_CODE_SIGNATURE):
+        if len(c.data) >= 16:
+            off, size = struct.unpack_from(raw.endian + "II", c.data, 8)
+            return int(off), int(size)
+    return None
+
+
+def check_slice(
+    data: Buffer, raw: st.RawSlice, name: str, seal: BundleSeal | None = None
+) -> SliceIntegrity:
+    """Every CodeDirectory of one slice: code pages, then special slots."""
+    located = _sig_location(raw)
+    if located is None:
+        return SliceIntegrity(raw.arch)
+    sig_off, sig_size = located
+    blobs = read_blobs(data, raw.offset + sig_off, sig_size, name, raw.arch)
+    by_slot = {b.slot: b for b in blobs}
+    cds = [
+        read_code_directory(data, b, raw.size, f"{name}: {raw.arch} slot {b.slot:#x}")
+        for b in blobs
+        if b.magic == CSMAGIC_CODEDIRECTORY
+        and (b.slot == CSSLOT_CODEDIRECTORY or b.slot in CSSLOT_ALTERNATE_CODEDIRECTORIES)
+    ]
+    if not cds:
+        raise _corrupt(name, raw.arch, "no CodeDirectory")
+    findings: list[Finding] = []
+    for cd in cds:
+        problem = _cd_problem(data, raw, cd, sig_off, by_slot, seal)
+        if problem:
+            findings.append(
+                error(RULE, f"{cd.label}: {problem}", arch=raw.arch, path=name, hint=HINT)
+            )
+    return SliceIntegrity(
+        raw.arch,
+        tuple(cd.label for cd in cds),
+        sum(cd.n_code for cd in cds),
+        tuple(findings),
+    )
+
+
+def _cd_problem(
+    data: Buffer,
+    raw: st.RawSlice,
+    cd: CodeDirectory,
+    sig_off: int,
+    blobs: dict[int, Blob],
+    seal: BundleSeal | None,
+) -> str | None:
+    bad = first_bad_page(data, raw.offset, cd)
+    if bad is not None:
+        pos = bad * cd.page_size
+        start = raw.offset + pos
+        end = raw.offset + min(pos + cd.page_size, cd.code_limit)
+        cause = page_cause(raw, cd, sig_off, pos)
+        return (
+            f"page {bad} of {cd.n_code} (file bytes {start:#x}-{end - 1:#x}) does not match "
+            f"its hash: {cause}"
+        )
+    return special_mismatch(data, cd, blobs, seal)
+
+
+def check_data(data: Buffer, name: str, seal: BundleSeal | None = None) -> list[SliceIntegrity]:
+    """Every slice of a mapped Mach-O (thin or fat)."""
+    raws = st.read_slices(st.as_reader(data), len(data), name)
+    return [check_slice(data, raw, name, seal) for raw in raws]
+
+
+def check_file(path: Path, seal: BundleSeal | None = None) -> list[SliceIntegrity]:
+    """Map `path` (regular files only) and check every slice's signature."""
+    with open_mapped(path) as data:
+        return check_data(data, str(path), seal)
+
+
+def integrity_findings(path: Path, seal: BundleSeal | None = None) -> list[Finding]:
+    """`signature-invalid` findings of every slice (empty: intact or unsigned)."""
+    return [f for s in check_file(path, seal) for f in s.findings]
