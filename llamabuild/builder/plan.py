@@ -224,6 +224,11 @@ def make_plan(
     versions = toolchain_versions(runner, recipe, cm)
     ccache = Ccache(runner).optional() if options.ccache else None
     slices = [_slice(r, source, options, cm, decl, ccache) for r in slice_recipes]
+    from llamabuild.builder import reproducible  # it types SlicePlan: imported when used
+
+    epoch = reproducible.source_date_epoch(source, runner)
+    for sl in slices:
+        reproducible.apply(sl, source, options.build_root, epoch)
     plan = BuildPlan(recipe, source, slices, options, versions)
     plan.inputs_key = inputs_key(plan)
     return plan

@@ -120,5 +120,16 @@ class Git(Tool):
         out = self.run("status", "--porcelain", "--untracked-files=normal", "--", ".", cwd=path)
         return parse_status_porcelain(out)
 
+    def commit_time(self, path: Path, commit: str = "HEAD") -> int | None:
+        """The committer time of `commit` (SOURCE_DATE_EPOCH), None when git cannot tell."""
+        result = self.runner.run(
+            [self.exe, "show", "-s", "--format=%ct", commit, "--"],
+            cwd=path,
+            env=QUIET_ENV,
+            check=False,
+        )
+        text = result.stdout.strip()
+        return int(text) if result.returncode == 0 and text.isdigit() else None
+
     def version(self) -> str:
         return self.run("--version").strip()

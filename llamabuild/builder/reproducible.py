@@ -1,0 +1,156 @@
+"""Deterministic builds by default: what makes a build's bytes independent of the checkout
+path, the build path, the clock and the user.
+
+Every slice gets (see docs/build.md, "Reproducible builds and recovering a lost dSYM"):
+- `-ffile-prefix-map=<src>=.` and `<build>=.` for every language (`__FILE__`, debug info);
+- `SOURCE_DATE_EPOCH` from the pin (the commit time; `ARCHIVE_EPOCH` for an archive or a plain
+  directory, recorded in the manifest) and `ZERO_AR_DATE=1`;
+- deterministic archives (`ar qcD`, `ranlib -D`) where the archiver is GNU or LLVM;
+- on Apple's linker `-Wl,-reproducible` and `-Wl,-oso_prefix,<build root>/` (dsymutil then
+  gets `--oso-prepend-path`);
+- for zig, whose Mach-O linker writes each object's absolute path and mtime into the N_OSO
+  debug map and takes neither `-oso_prefix` nor ZERO_AR_DATE: a linker launcher
+  (builder/ziglink.py) that links through a fixed path with the objects' mtimes set to
+  SOURCE_DATE_EPOCH.
+
+ccache: CCACHE_BASEDIR would hand the compiler relative paths (so `__FILE__` would depend on
+where the build dir sits relative to the source); with the prefix maps it is not needed, and
+CCACHE_NOHASHDIR stays (the maps remove the cwd from the output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from llamabuild.builder.plan import SlicePlan
+from llamabuild.domain import Toolchain
+from llamabuild.recipes import CacheValue, Recipe
+from llamabuild.source import SourceTree
+from llamabuild.tools.git import Git
+from llamabuild.tools.runner import Runner
+
+# 1980-01-01T00:00:00Z: the oldest time a zip can hold. Used when the pin has no commit time
+# (an archive, a plain directory); the manifest records the value used.
+ARCHIVE_EPOCH: Final = 315532800
+
+# zig links through this fixed directory (one sub-directory per recipe and pin), so the paths in
+# its N_OSO debug map are the same for every build of the same inputs, on every machine.
+ZIG_LINK_ROOT: Final = Path("/tmp/llamabuild-link")  # noqa: S108 - must be one fixed path
+
+PREFIX_MAP: Final = "-ffile-prefix-map="
+APPLE_LINK_FLAGS: Final = ("-Wl,-reproducible", "-Wl,-oso_prefix,")
+ENV_KEYS: Final = ("SOURCE_DATE_EPOCH", "ZERO_AR_DATE")
+LINKER_LAUNCHERS: Final = ("CMAKE_C_LINKER_LAUNCHER", "CMAKE_CXX_LINKER_LAUNCHER")
+ARCHIVE_RULES: Final = {
+    "ARCHIVE_CREATE": "<CMAKE_AR> qcD <TARGET> <LINK_FLAGS> <OBJECTS>",
+    "ARCHIVE_APPEND": "<CMAKE_AR> qD <TARGET> <LINK_FLAGS> <OBJECTS>",
+    "ARCHIVE_FINISH": "<CMAKE_RANLIB> -D <TARGET>",
+}
+
+
+def languages(recipe: Recipe) -> tuple[str, ...]:
+    """The languages whose flags get the prefix maps (Objective-C only on macOS: Metal)."""
+    base = ("C", "CXX", "ASM")
+    return (*base, "OBJC", "OBJCXX") if recipe.is_macos else base
+
+
+def source_date_epoch(source: SourceTree, runner: Runner) -> int:
+    """The pin's commit time; ARCHIVE_EPOCH when the pin has no commit git can date."""
+    if source.pin.commit is None or source.pin.sha256 is not None:
+        return ARCHIVE_EPOCH
+    found = Git(runner).commit_time(source.root, source.pin.commit)
+    return found if found is not None else ARCHIVE_EPOCH
+
+
+def _arg(text: str) -> str:
+    """One argument inside a CMake flags string (run by a shell): quoted when it must be."""
+    return shlex.quote(text)
+
+
+def prefix_flags(source_root: Path, build_dir: Path) -> list[str]:
+    """Both trees map to `.`: `__FILE__` and DWARF paths are the same wherever they are."""
+    return [_arg(f"{PREFIX_MAP}{source_root}=."), _arg(f"{PREFIX_MAP}{build_dir}=.")]
+
+
+def zig_link_dir(recipe: Recipe, source: SourceTree) -> Path:
+    """Where zig links from: fixed for a recipe and a pin, the same on every machine."""
+    pin = source.pin
+    key = hashlib.sha256(f"{pin.kind}:{pin.commit}:{pin.sha256}".encode()).hexdigest()[:12]
+    return ZIG_LINK_ROOT / f"{recipe.name}-{key}"
+
+
+def entries_for(
+    sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int
+) -> dict[str, CacheValue]:
+    """The cache entries one slice gets on top of its recipe's (merged into its flags)."""
+    recipe, have = sl.recipe, sl.entries
+    out: dict[str, CacheValue] = {}
+    flags = prefix_flags(source.root, sl.build_dir)
+    for lang in languages(recipe):
+        out[f"CMAKE_{lang}_FLAGS"] = _join(have.get(f"CMAKE_{lang}_FLAGS"), flags)
+    if recipe.toolchain is Toolchain.ZIG or not recipe.is_macos:
+        for lang in ("C", "CXX"):
+            out.update({f"CMAKE_{lang}_{k}": v for k, v in ARCHIVE_RULES.items()})
+    if recipe.is_macos and recipe.toolchain is not Toolchain.ZIG:
+        link = ["-Wl,-reproducible", _arg(f"-Wl,-oso_prefix,{build_root}/")]
+        out["CMAKE_EXE_LINKER_FLAGS"] = _join(have.get("CMAKE_EXE_LINKER_FLAGS"), link)
+    if recipe.toolchain is Toolchain.ZIG:
+        from llamabuild.builder import ziglink  # stdlib only: runs as a script, installed or not
+
+        launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
+        launcher += [str(zig_link_dir(recipe, source)), str(epoch)]
+        out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
+    return out
+
+
+def _join(base: CacheValue | None, flags: list[str]) -> str:
+    have = base if isinstance(base, str) else ""
+    return " ".join([*flags, have] if have else flags)
+
+
+def environment(epoch: int) -> dict[str, str]:
+    return {"SOURCE_DATE_EPOCH": str(epoch), "ZERO_AR_DATE": "1"}
+
+
+def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int) -> None:
+    """Make one planned slice deterministic (entries and environment, in place)."""
+    sl.entries.update(entries_for(sl, source, build_root, epoch))
+    sl.env.update(environment(epoch))
+    sl.env.pop("CCACHE_BASEDIR", None)
+
+
+def epoch_of(env: Mapping[str, str]) -> int | None:
+    """SOURCE_DATE_EPOCH a slice was planned with (for the manifest)."""
+    value = env.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else None
+
+
+def strip_managed(entries: Mapping[str, str]) -> dict[str, str]:
+    """A manifest's cache entries without what `apply` adds (paths of that build): what a
+    rebuild passes on, so `apply` can add them again for the new paths."""
+    out: dict[str, str] = {}
+    for key, value in entries.items():
+        if key in LINKER_LAUNCHERS or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES):
+            continue
+        if key.endswith("_FLAGS"):
+            value = shlex.join(a for a in shlex.split(value) if not _managed_flag(a))
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
+def _managed_flag(arg: str) -> bool:
+    return arg.startswith(PREFIX_MAP) or arg.startswith(APPLE_LINK_FLAGS)
+
+
+def oso_prepend(recipe: Recipe, build_root: Path) -> Path | None:
+    """The dir dsymutil puts before the relative N_OSO paths `-oso_prefix` left (Apple only)."""
+    if recipe.is_macos and recipe.toolchain is not Toolchain.ZIG:
+        return build_root
+    return None
