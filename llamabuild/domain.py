@@ -39,6 +39,13 @@ class ElfPolicy(StrEnum):
     GLIBC = "glibc"
 
 
+class RemoteScheme(StrEnum):
+    """ccache's remote storage backends llamabuild passes on (its http one has no TLS)."""
+
+    REDIS = "redis"
+    HTTP = "http"
+
+
 class PinKind(StrEnum):
     GIT = "git"
     DIR = "dir"
@@ -169,6 +176,65 @@ Entitlements = Annotated[
 ]
 
 
+def check_remote_url(key: str, value: str, where: str) -> None:
+    """A ccache remote URL (or "-" for off); the message never shows its credentials."""
+    from llamabuild.redact import redact_url
+
+    scheme, sep, rest = value.partition("://")
+    if value == "-" or (sep and scheme in set(RemoteScheme) and rest and not _URL_BAD.search(rest)):
+        return
+    raise ConfigError(
+        f"{where}: `{key}` must be a redis:// or http:// URL (or - for off), "
+        f"not {redact_url(value)!r}",
+        hint='e.g. remote = "redis://cache.example:6379" (no spaces, no |)',
+    )
+
+
+_URL_BAD = re.compile(r"[\s|]")
+RemoteUrl = Annotated[
+    str, Check(check_remote_url), Doc("a ccache remote storage URL: redis://… or http://…")
+]
+
+
+@dataclass(frozen=True)
+class CcacheSection:
+    """[ccache] of llamabuild.toml: the shared compiler cache (LLAMABUILD_CCACHE_REMOTE and
+    `build --ccache-remote` win over it)."""
+
+    remote: RemoteUrl | None = None
+
+
+ModelPins = Annotated[
+    dict[
+        str,
+        Annotated[
+            str, Pattern(r"[0-9a-fA-F]{64}", "a sha256 (64 hex digits)", 'quote it: "ab12…"')
+        ],
+    ],
+    Doc("model file name (e.g. Qwen3-0.6B-Q4_0.gguf) -> its sha256, checked by verify-model"),
+]
+
+
+def _privacy_reasons(key: str, value: Any, where: str) -> None:
+    from llamabuild.appstore.privacy import check_reasons
+
+    check_reasons(value, where)
+
+
+PrivacyReasons = Annotated[
+    dict[str, tuple[str, ...]],
+    Check(_privacy_reasons),
+    Doc("NSPrivacyAccessedAPIType -> its approved reason codes, e.g. C617.1"),
+]
+
+
+@dataclass(frozen=True)
+class PrivacySection:
+    """[privacy] of llamabuild.toml: the reasons `privacy-manifest` declares per category."""
+
+    reasons: PrivacyReasons = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ProjectFile:
     """llamabuild.toml: defaults for the command line, recipe overrides, [entitlements], [sign]."""
@@ -182,3 +248,6 @@ class ProjectFile:
     recipes: dict[str, RecipeOverride] = field(default_factory=dict)
     entitlements: Entitlements = field(default_factory=dict)
     sign: SignSection = field(default_factory=SignSection)
+    ccache: CcacheSection = field(default_factory=CcacheSection)
+    models: ModelPins = field(default_factory=dict)
+    privacy: PrivacySection = field(default_factory=PrivacySection)

@@ -23,6 +23,7 @@ AREAS = {
     "verify": ("`llamabuild verify`", "linkage, architectures, deployment target, signature"),
     "dsym": ("`llamabuild dsym` and `verify --dsym`", "the dSYM against its binary"),
     "verify-app": ("`llamabuild verify-app`", "the helper inside an .app or .xcarchive"),
+    "verify-model": ("`llamabuild verify-model`", "a GGUF model against the pinned llama.cpp"),
     "build": ("`llamabuild build`", "flags and cache values (the build also runs verify)"),
     "entitlements": ("`llamabuild entitlements`", "the entitlements lint (sign runs it too)"),
     "sign": ("`llamabuild sign`", "the signature read back after signing"),

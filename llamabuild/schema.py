@@ -23,6 +23,7 @@ from llamabuild.builder.run import BuildReport
 from llamabuild.domain import ProjectFile, RecipeFile
 from llamabuild.files import write_atomic
 from llamabuild.jsonout import to_jsonable
+from llamabuild.model.outputs import ModelOutput
 from llamabuild.outputs import (
     AppOutput,
     DoctorOutput,
@@ -35,6 +36,7 @@ from llamabuild.outputs import (
     VerifyOutput,
 )
 from llamabuild.outputs_build import DryRunOutput, SourceOutput
+from llamabuild.outputs_privacy import PrivacyManifestOutput
 from llamabuild.resources import schema_dir
 from llamabuild.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.source.lock import LockFile
@@ -48,11 +50,13 @@ COMMAND_MODELS: dict[str, Any] = {
     "doctor": DoctorOutput,
     "dsym": DsymOutput,
     "entitlements": EntitlementsOutput,
+    "privacy-manifest": PrivacyManifestOutput,
     "sign": SignOutput,
     "smoke": SmokeOutput,
     "source": SourceOutput,
     "verify": VerifyOutput,
     "verify-app": AppOutput,
+    "verify-model": ModelOutput,
     "xcode-phase": PhaseOutput,
 }
 

@@ -15,6 +15,7 @@ from llamabuild.errors import ConfigError
 from llamabuild.files import write_atomic
 from llamabuild.findings import FindingOutput
 from llamabuild.jsonout import OMIT_NONE, dumps
+from llamabuild.model.capabilities import PinCapabilities
 from llamabuild.settings import from_mapping
 
 MANIFEST = "manifest.json"
@@ -25,6 +26,9 @@ class OutputRole(StrEnum):
     BINARY = "binary"
     DSYM = "dsym"
     DSYM_DWARF = "dsym-dwarf"
+    SBOM = "sbom"  # llama-server.cdx.json (llamabuild/provenance/sbom.py)
+    NOTICES = "notices"  # THIRD_PARTY_NOTICES.txt
+    CREDITS = "credits"  # Credits.html
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,27 @@ class ManifestVerify:
 
 
 @dataclass(frozen=True)
+class ManifestCcache:
+    """This build's compiler-cache counters (ccache's own, zeroed when the build began);
+    `remote` is the shared cache's URL with its credentials redacted, None when none was used."""
+
+    local_hits: int
+    local_misses: int
+    compiled: int
+    remote: str | None = None
+    remote_hits: int = 0
+    remote_misses: int = 0
+    remote_errors: int = 0
+
+    def describe(self) -> str:
+        text = f"local {self.local_hits} hit(s) / {self.local_misses} miss(es)"
+        if self.remote is not None:
+            text += f"; remote {self.remote_hits} hit(s) / {self.remote_misses} miss(es)"
+            text += f", {self.remote_errors} error(s) ({self.remote})"
+        return text + f"; {self.compiled} compiled"
+
+
+@dataclass(frozen=True)
 class Manifest:
     """dist/<recipe>/manifest.json."""
 
@@ -81,6 +106,9 @@ class Manifest:
     verify: ManifestVerify
     built_at: str
     duration_s: float = 0.0
+    ccache: ManifestCcache | None = field(default=None, metadata=OMIT_NONE)
+    # What the pinned tree can load (llamabuild/model/capabilities.py), for verify-model.
+    capabilities: PinCapabilities | None = field(default=None, metadata=OMIT_NONE)
 
     def output(self, role: OutputRole) -> ManifestOutput | None:
         return next((o for o in self.outputs if o.role is role), None)

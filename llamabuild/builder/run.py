@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import publish as pub
+from llamabuild.builder import remote_cache as rc
 from llamabuild.builder.interrupt import guarded
 from llamabuild.builder.manifest import (
     MANIFEST,
@@ -33,12 +34,16 @@ from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
 from llamabuild.inspect.policy import Policy
 from llamabuild.jsonout import to_jsonable
+from llamabuild.model.capabilities import read_capabilities
 from llamabuild.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.lipo import Lipo
 from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import Zig
 from llamabuild.versions import DEFAULT_MIN_MACOS
+
+if TYPE_CHECKING:
+    from llamabuild.provenance import Provenance
 
 __all__ = ["MANIFEST", "BuildResult", "check_noop", "execute"]
 
@@ -107,9 +112,11 @@ def check_noop(plan: BuildPlan) -> Manifest | None:
         return None  # missing, or written by another llamabuild: rebuild
     if manifest.inputs_key != plan.inputs_key:
         return None
+    if manifest.capabilities is None and read_capabilities(plan.source.root) is not None:
+        return None  # written before manifests recorded what the pin loads (verify-model)
     binary = manifest.output(OutputRole.BINARY)
-    if binary is None:
-        return None
+    if binary is None or manifest.output(OutputRole.SBOM) is None:
+        return None  # no SBOM: published before builds wrote one
     if not all(_unchanged(dist / out.path, out) for out in manifest.outputs):
         return None
     dsym = manifest.output(OutputRole.DSYM)
@@ -161,11 +168,15 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
     result = BuildResult(plan)
     artifacts: list[Path] = []
     compilers: dict[str, Any] = {}
-    for sl in plan.slices:
+    remote = plan.options.ccache_remote or rc.RemoteSetting(None, "default")
+    ccache = rc.begin(plan.slices, remote, runner, use_ccache=plan.options.ccache)
+    for sl in ccache.slices(plan.slices):
         artifact, reply = build_slice(sl, runner, quiet)
         artifacts.append(artifact)
         compilers[sl.recipe.name] = reply.compilers
         result.findings += cache_drift(sl, reply)
+    ccache_stats, ccache_findings = ccache.end()
+    result.findings += ccache_findings
     binary = staging / plan.recipe.target
     if len(artifacts) > 1:
         Lipo(runner).create(artifacts, binary)
@@ -179,8 +190,32 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
         result.findings += dsym.findings
         dsym_path = dsym.path
     result.findings += _verify(binary, plan.recipe, dsym_path)
+    provenance = _provenance(plan, binary, staging)
+    result.findings += provenance.findings
     result.manifest = manifest(plan, staging, binary, dsym_path, compilers, result.findings)
+    result.manifest = replace(
+        result.manifest, outputs=result.manifest.outputs + _provenance_outputs(provenance, staging)
+    )
+    result.manifest = replace(result.manifest, ccache=ccache_stats)
     return result
+
+
+def _provenance(plan: BuildPlan, binary: Path, staging: Path) -> Provenance:
+    """The SBOM and notices (llamabuild/provenance/), from each slice's code model."""
+    from llamabuild import provenance
+
+    build_dirs = [sl.build_dir for sl in plan.slices]
+    src, recipe = plan.source, plan.recipe
+    return provenance.write(
+        src.root, src.pin, build_dirs, recipe.target, binary, recipe.name, staging
+    )
+
+
+def _provenance_outputs(prov: Provenance, staging: Path) -> tuple[ManifestOutput, ...]:
+    """The manifest records the SBOM's and notices' sha256 beside the binary's."""
+    roles = {OutputRole.SBOM: prov.sbom, OutputRole.NOTICES: prov.notices}
+    roles[OutputRole.CREDITS] = prov.credits
+    return tuple(_output(path, staging, role) for role, path in roles.items())
 
 
 def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake_tool.FileApiReply]:
@@ -302,4 +337,5 @@ def manifest(
         inputs_key=plan.inputs_key,
         verify=ManifestVerify(ok=not has_errors(findings), findings=findings_output(findings)),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        capabilities=read_capabilities(plan.source.root),
     )

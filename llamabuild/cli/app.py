@@ -29,6 +29,8 @@ COMMANDS = {
     "smoke": "smoke",
     "verify": "verify",
     "verify-app": "verify_app",
+    "privacy-manifest": "privacy",
+    "verify-model": "verify_model",
     "xcode-phase": "xcode",
 }
 
