@@ -131,6 +131,8 @@ def publish_manifest(
     extra = {"source": source.url} if source.url else {}
     if source.sha256:
         extra["archive sha256"] = source.sha256
+    if manifest.ccache is not None:  # its remote URL is already redacted
+        extra["ccache"] = manifest.ccache.describe()
     publish(
         title,
         findings,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llamabuild import __version__
+from llamabuild.builder.remote_cache import RemoteSetting
 from llamabuild.builder.stale import Declarations, check_flags, scan_tree
 from llamabuild.errors import ConfigError
 from llamabuild.findings import Finding, error, has_errors
@@ -37,6 +38,7 @@ class Options:
     cache_root: Path
     jobs: int | None = None
     ccache: bool = True
+    ccache_remote: RemoteSetting | None = None  # builder/remote_cache.resolve
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from llamabuild.builder.manifest import (
 )
 from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
 from llamabuild.builder.progress import BuildLog
+from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.errors import BuildError, ConfigError
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
@@ -141,10 +143,15 @@ def _unchanged(path: Path, out: ManifestOutput) -> bool:
 
 
 def execute(
-    plan: BuildPlan, runner: Runner, quiet: bool = False, started: float | None = None
+    plan: BuildPlan,
+    runner: Runner,
+    quiet: bool = False,
+    started: float | None = None,
+    after_build: Callable[[BuildResult, Path], None] | None = None,
 ) -> BuildResult:
     """Build, verify, write the manifest, publish. `started` (time.monotonic() when the
-    command began) makes manifest.json's duration_s the one the CLI reports."""
+    command began) makes manifest.json's duration_s the one the CLI reports; `after_build`
+    sees the staged outputs before that (the reproducibility check, rebuild's comparison)."""
     start = time.monotonic() if started is None else started
     name = plan.recipe.name
     with guarded(f"build of {name}"):
@@ -152,6 +159,8 @@ def execute(
         try:
             pub.mark_owner(staging)
             result = _build_into(plan, runner, staging, quiet)
+            if after_build is not None:
+                after_build(result, staging)
             result.duration = time.monotonic() - start
             assert result.manifest is not None
             result.manifest = replace(result.manifest, duration_s=round(result.duration, 3))
@@ -186,7 +195,12 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
     if plan.recipe.is_macos:
         from llamabuild.dsym import make_dsym
 
-        dsym = make_dsym(binary, staging / f"{binary.name}.dSYM", runner=runner)
+        dsym = make_dsym(
+            binary,
+            staging / f"{binary.name}.dSYM",
+            runner=runner,
+            oso_prepend=oso_prepend(plan.recipe, plan.options.build_root),
+        )
         result.findings += dsym.findings
         dsym_path = dsym.path
     result.findings += _verify(binary, plan.recipe, dsym_path)
@@ -319,6 +333,7 @@ def manifest(
             sha256=pin.sha256,
             subdir=pin.subdir,
             dirty=plan.source.dirty,
+            date_epoch=epoch_of(plan.slices[0].env),
         ),
         slices=tuple(
             ManifestSlice(

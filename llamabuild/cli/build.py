@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 
 from llamabuild import github, recipes, report
+from llamabuild.builder import remote_cache
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, check_noop, execute
@@ -48,7 +50,30 @@ def build_cmd(
     ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel jobs.")] = None,
     no_ccache: Annotated[bool, typer.Option("--no-ccache", help="Do not use ccache.")] = False,
+    ccache_remote: Annotated[
+        str | None,
+        typer.Option(
+            "--ccache-remote",
+            metavar="URL",
+            help="Shared compiler cache (redis://… or http://…) for this build; - for none. "
+            "Default: $LLAMABUILD_CCACHE_REMOTE, then [ccache] remote of llamabuild.toml.",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    check_reproducible: Annotated[
+        bool,
+        typer.Option(
+            "--check-reproducible",
+            help="Build a second time (source copy elsewhere, other build dir, no ccache) "
+            "and require the same bytes.",
+        ),
+    ] = False,
+    allow_unreproducible: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unreproducible", help="Publish even when --check-reproducible differs."
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show recipe, cache entries and argv; build nothing.")
     ] = False,
@@ -57,6 +82,7 @@ def build_cmd(
     """Build a self-contained llama-server from a pinned llama.cpp and a recipe, then verify it."""
     start = time.monotonic()
     project = recipes.load_project(config)
+    remote = remote_cache.resolve(ccache_remote, os.environ, project.ccache)
     defines = recipes.parse_defines(define or [])
     resolved = recipes.resolve(recipe, project, defines)
     if not dry_run:  # doctor's reasons now, not a CMake failure 40 log lines later
@@ -81,6 +107,7 @@ def build_cmd(
         cache_root=cache,
         jobs=jobs,
         ccache=not no_ccache,
+        ccache_remote=remote,
     )
 
     def load_slice(name: str) -> recipes.Recipe:
@@ -93,7 +120,7 @@ def build_cmd(
     title = f"llamabuild build ({plan.recipe.name})"
     if not force:
         manifest = check_noop(plan)
-        if manifest is not None:
+        if manifest is not None and (not check_reproducible or manifest.reproducible):
             # This run's time; manifest.json keeps the duration of the build it describes.
             result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start
@@ -102,7 +129,14 @@ def build_cmd(
             _emit_result(result, json_out)
             return
     # One clock from the command's start: --json's duration_s == manifest.json's duration_s.
-    result = execute(plan, runner, quiet=False, started=start)
+    hook = None
+    if check_reproducible:
+        from functools import partial
+
+        from llamabuild.builder.check_reproducible import check
+
+        hook = partial(check, plan, runner, allow=allow_unreproducible, quiet=False)
+    result = execute(plan, runner, quiet=False, started=start, after_build=hook)
     if result.manifest:
         github.publish_manifest(result.manifest, result.findings, title, root=result.dist_dir)
     else:
@@ -157,7 +191,9 @@ def _emit_result(result: BuildResult, json_out: bool) -> None:
         for o in outputs:
             if o.role in (OutputRole.BINARY, OutputRole.DSYM):
                 out.print(escape(f"  {o.path}  {(o.sha256 or '')[:16]}"))
-    else:
+    if result.manifest and result.manifest.ccache:
+        out.print(escape(f"ccache: {result.manifest.ccache.describe()}"), soft_wrap=True)
+    if not result.published:
         out.print(
             f"[red]not published[/]: {escape(name)} failed verification; dist/ left as it was"
         )

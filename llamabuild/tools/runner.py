@@ -23,11 +23,14 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped,unused-ignore]  # types-psutil: test extra
 
 from llamabuild.errors import ToolError, ToolNotFoundError
+from llamabuild.redact import redact_url
 
 log = logging.getLogger("llamabuild.tools")
 
-# Environment variables whose values are never echoed (signing secrets).
+# Environment variables whose values are never echoed (signing secrets), and those echoed
+# with the credentials of their URLs redacted (the shared compiler cache).
 SECRET_ENV = frozenset({"LLAMABUILD_P12_PASSWORD"})
+URL_ENV = frozenset({"CCACHE_REMOTE_STORAGE", "LLAMABUILD_CCACHE_REMOTE"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ def find_tool(names: Sequence[str], hint: str, extra_dirs: Sequence[Path] = ()) 
 
 
 def _redact(env: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("***" if k in SECRET_ENV else v) for k, v in env.items()}
+    return {
+        k: ("***" if k in SECRET_ENV else redact_url(v) if k in URL_ENV else v)
+        for k, v in env.items()
+    }
 
 
 class Runner:

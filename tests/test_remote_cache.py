@@ -1,0 +1,275 @@
+"""The shared compiler cache against a real redis-server (Debian package, ci/install.sh): one
+runner fills it, another with an empty local cache hits it; a server stopped, killed mid-build,
+absent or full of garbage never fails or corrupts a build; its password is never shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llamabuild.builder import remote_cache as rc
+from llamabuild.cli import run
+from llamabuild.domain import CcacheSection
+from llamabuild.errors import ConfigError
+from llamabuild.redact import redact_url
+from llamabuild.tools.ccache import Ccache, parse_stats
+from llamabuild.tools.runner import Runner
+from tests.test_build import PROJECT, RECIPE
+from tests.test_schemas import assert_valid
+
+REDIS = shutil.which("redis-server")
+needs_redis = pytest.mark.skipif(
+    REDIS is None or shutil.which("cc") is None or Ccache(Runner()).optional() is None,
+    reason="needs redis-server (ci/install.sh installs Debian's), a C compiler and ccache",
+)
+PASSWORD = "pw-s3cret-77"
+WARNING = "remote-cache-unavailable"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of this test on a free port, in a temp dir, with a password."""
+
+    def __init__(self, where: Path) -> None:
+        assert REDIS is not None
+        self.port = free_port()
+        where.mkdir(parents=True, exist_ok=True)
+        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(where)]
+        argv += ["--save", "", "--appendonly", "no", "--requirepass", PASSWORD]
+        self.log = (where / "redis.log").open("wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while self.cli("PING") != "PONG":
+            assert self.proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"redis://default:{PASSWORD}@127.0.0.1:{self.port}"
+
+    def cli(self, *args: str) -> str:
+        argv = ["redis-cli", "-p", str(self.port), "--user", "default", "--pass", PASSWORD]
+        res = subprocess.run(
+            [*argv, "--no-auth-warning", *args], capture_output=True, text=True, check=False
+        )
+        return res.stdout.strip()
+
+    def keys(self) -> list[str]:
+        return [k for k in self.cli("KEYS", "ccache:*").splitlines() if k]
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.log.close()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cwd = a project with one recipe; the test CMake project as its local source."""
+    proj = tmp_path / "My App"
+    (proj / "recipes").mkdir(parents=True)
+    (proj / "recipes" / "test-native.toml").write_text(RECIPE.format(policy="glibc"))
+    shutil.copytree(PROJECT, proj / "llama src")
+    monkeypatch.chdir(proj)
+    monkeypatch.delenv(rc.ENV_VAR, raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return proj
+
+
+def build(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runner: str,
+    *extra: str,
+) -> dict[str, Any]:
+    """One build as `runner` (its own LLAMABUILD_CACHE: ccache dir and sources) in an empty
+    build dir at one path, as on CI runners (so outputs compare byte for byte); returns --json,
+    asserting it published."""
+    work = Path.cwd()
+    shutil.rmtree(work.parent / "build", ignore_errors=True)
+    monkeypatch.setenv("LLAMABUILD_CACHE", str(work.parent / f"cache-{runner}"))
+    argv = ["build", "-r", "test-native", "--source", "llama src", "--json", "--force"]
+    argv += ["--build-dir", str(work.parent / "build"), *extra]
+    code = run(argv)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["published"], out
+    return out
+
+
+def sha(out: dict[str, Any]) -> str:
+    (binary,) = [o for o in out["manifest"]["outputs"] if o["role"] == "binary"]
+    return str(binary["sha256"])
+
+
+def warnings(out: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in out["findings"] if f["rule"] == WARNING]
+
+
+@needs_redis
+def test_runner_b_builds_from_runner_a_remote_cache(
+    work: Path, redis: RedisServer, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    a = build(capsys, monkeypatch, "a", "--ccache-remote", redis.url)
+    stats_a = a["manifest"]["ccache"]
+    assert stats_a["remote"] == f"redis://***@127.0.0.1:{redis.port}"
+    assert stats_a["compiled"] >= 2 and stats_a["remote_hits"] == 0
+    assert stats_a["remote_errors"] == 0 and not warnings(a)
+    assert redis.keys(), "runner A stored nothing in Redis"
+    monkeypatch.setenv(rc.ENV_VAR, redis.url)  # runner B takes it from the environment
+    b = build(capsys, monkeypatch, "b")
+    stats_b = b["manifest"]["ccache"]
+    looked_up = stats_b["remote_hits"] + stats_b["remote_misses"]
+    assert looked_up >= 2 and stats_b["remote_hits"] / looked_up >= 0.95, stats_b
+    assert stats_b["compiled"] == 0 and stats_b["local_hits"] == 0
+    assert sha(b) == sha(a)
+    assert_valid("manifest", b["manifest"])
+
+
+@needs_redis
+@pytest.mark.parametrize("fault", ["stopped", "nothing-listens", "killed-mid-build"])
+def test_remote_fault_never_fails_the_build(
+    work: Path,
+    redis: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+    fault: str,
+) -> None:
+    slow = ("-D", "FAKE_SLEEP_SECONDS=2")  # the kill lands while ninja sleeps; later compiles
+    reference = build(capsys, monkeypatch, "ref", "--ccache-remote", "-", *slow)
+    assert reference["manifest"]["ccache"]["remote"] is None
+    url = redis.url
+    killer: threading.Thread | None = None
+    if fault == "stopped":
+        redis.stop()
+    elif fault == "nothing-listens":
+        url = f"redis://default:{PASSWORD}@127.0.0.1:{free_port()}"
+    else:
+        killer = threading.Thread(target=_kill_on_first_key, args=(redis,), daemon=True)
+        killer.start()
+    out = build(capsys, monkeypatch, "faulty", "--ccache-remote", url, *slow)
+    if killer is not None:
+        killer.join(timeout=30)
+        assert redis.proc.returncode == -signal.SIGKILL, "redis was not killed mid-build"
+        assert out["manifest"]["ccache"]["remote_errors"] > 0
+    (warned,) = warnings(out)
+    assert warned["severity"] == "warning" and PASSWORD not in json.dumps(out)
+    assert out["manifest"]["verify"]["ok"] and sha(out) == sha(reference)
+
+
+def _kill_on_first_key(redis: RedisServer) -> None:
+    """SIGKILL the server as soon as the build has stored its first object in it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and int(redis.cli("DBSIZE") or 0) == 0:
+        time.sleep(0.02)
+    redis.stop(signal.SIGKILL)
+
+
+@needs_redis
+def test_garbage_in_redis_does_not_poison_the_output(
+    work: Path, redis: RedisServer, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    a = build(capsys, monkeypatch, "a", "--ccache-remote", redis.url)
+    keys = redis.keys()
+    assert keys
+    for i, key in enumerate(keys):  # half: bytes flipped mid-entry; half: not an entry at all
+        if i % 2:
+            redis.cli("SET", key, "garbage " * 64)
+        else:
+            middle = int(redis.cli("STRLEN", key)) // 2
+            redis.cli("SETRANGE", key, str(middle), "\x7fGARBAGE\xff" * 4)
+    b = build(capsys, monkeypatch, "b", "--ccache-remote", redis.url)
+    stats = b["manifest"]["ccache"]
+    assert stats["compiled"] >= 2 and stats["remote_hits"] < len(keys), stats
+    assert sha(b) == sha(a) and b["manifest"]["verify"]["ok"]
+
+
+@needs_redis
+def test_password_never_shown_at_verbose(work: Path, redis: RedisServer, tmp_path: Path) -> None:
+    """-v, the build log, manifest, --json and the step summary: the URL only as redis://***@."""
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "LLAMABUILD_CACHE": str(tmp_path / "cache-v"), "GITHUB_ACTIONS": "true"}
+    env |= {"GITHUB_STEP_SUMMARY": str(summary), rc.ENV_VAR: redis.url}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # this tree, installed or not
+    argv = [sys.executable, "-m", "llamabuild", "-v", "build", "-r", "test-native"]
+    argv += ["--source", "llama src"]
+    texts = []
+    for extra in ([], ["--json", "--force"]):
+        res = subprocess.run([*argv, *extra], env=env, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr
+        texts += [res.stdout, res.stderr]
+    assert "CCACHE_REMOTE_STORAGE" in texts[1] and "redis://***@127.0.0.1" in texts[1]
+    assert "ccache: local" in texts[0] and "(redis://***@127.0.0.1:" in texts[0]
+    out = json.loads(texts[2])
+    assert out["manifest"]["ccache"]["remote_errors"] == 0 and redis.keys()
+    assert "redis://***@" in summary.read_text()
+    for text in texts:
+        assert PASSWORD not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_relative_to(tmp_path / "redis"):
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_precedence_cli_then_env_then_project_file() -> None:
+    project = CcacheSection(remote="redis://toml:6379")
+    env = {rc.ENV_VAR: "http://env:8080/cache"}
+    assert rc.resolve("redis://cli:1", env, project) == rc.RemoteSetting("redis://cli:1", "--ccache-remote")
+    assert rc.resolve(None, env, project).url == "http://env:8080/cache"
+    assert rc.resolve(None, {rc.ENV_VAR: ""}, project).url == "redis://toml:6379"
+    assert rc.resolve("-", env, project).url is None
+    assert rc.resolve(None, {rc.ENV_VAR: "-"}, project).url is None
+    assert rc.resolve(None, {}, CcacheSection()) == rc.RemoteSetting(None, "default")
+
+
+@pytest.mark.parametrize(
+    "bad", ["https://u:pw-s3cret-77@h", "ftp://h", "redis://", "redis://:pw-s3cret-77@h|x=1"]
+)
+def test_bad_url_refused_without_its_password(bad: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        rc.resolve(bad, {}, CcacheSection())
+    assert PASSWORD not in exc.value.message and "--ccache-remote" in exc.value.message
+
+
+def test_bad_url_in_llamabuild_toml_is_exit_2_without_its_password(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "llamabuild.toml").write_text(f'[ccache]\nremote = "rsync://u:{PASSWORD}@h"\n')
+    code = run(["build", "-r", "test-native", "--source", "llama src", "--dry-run", "--json"])
+    cap = capsys.readouterr()
+    assert code == 2 and "ccache.remote" in cap.err and "rsync://***@h" in cap.err
+    assert PASSWORD not in cap.out + cap.err
+
+
+def test_redaction_and_storage_value() -> None:
+    assert redact_url("redis://u:p@ss@h:1/0") == "redis://***@h:1/0"
+    assert redact_url("http://h:8080/c") == "http://h:8080/c"
+    value = rc.storage_value("redis://h:1")
+    assert value == "redis://h:1|connect-timeout=500|operation-timeout=3000"
+    assert rc.probe(f"redis://127.0.0.1:{free_port()}") is not None
+    assert parse_stats("remote_storage_hit\t3\nodd line\nx\t-1\n") == {"remote_storage_hit": 3}
