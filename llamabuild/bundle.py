@@ -23,6 +23,7 @@ from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
 from llamabuild.inspect import Binary, inspect_binary, structure
+from llamabuild.inspect.integrity import bundle_findings
 from llamabuild.inspect.mapped import open_mapped, path_error
 from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
@@ -96,6 +97,7 @@ def verify_app(
     report.helper_report, found = check_helper(report.helper, policy or Policy())
     report.findings += found
     report.findings += scan_bundle(app, skip=report.helper)
+    report.findings += bundle_findings(app, report.helper, app_executable(app))  # hashes
     if xcarchive is not None:
         report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
         report.findings += check_xcarchive(report, rel)

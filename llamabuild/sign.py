@@ -19,6 +19,7 @@ from llamabuild.entitlements import Entitlements
 from llamabuild.errors import InputError
 from llamabuild.findings import Finding, error, has_errors
 from llamabuild.inspect import Binary, inspect_binary
+from llamabuild.inspect.integrity import integrity_findings
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs import SignOutput, SliceOutput, findings_output, plain
 from llamabuild.signer import DisplayInfo, Signer, SignRequest
@@ -125,6 +126,7 @@ def sign_binary(
         shown = signer.display(work)
         report.binary = inspect_binary(work)
         report.findings += prove(report.binary, request, entitlements.data, shown, signer.name)
+        report.findings += integrity_findings(work, label=str(path))  # hashes match the file
         if not has_errors(report.findings):
             work.replace(path)  # atomic: same folder, same filesystem
             report.published = True

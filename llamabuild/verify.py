@@ -54,6 +54,10 @@ def verify(
     """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs."""
     binary = inspect_binary(path, parser)
     findings = check(binary, policy)
+    if binary.format is BinaryFormat.MACHO:  # every CodeDirectory's hashes against the file
+        from llamabuild.inspect.integrity import integrity_findings
+
+        findings += integrity_findings(path)
     if dsym is not None:
         from llamabuild.dsym import check_dsym
 

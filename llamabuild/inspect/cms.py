@@ -84,6 +84,7 @@ class Signer:
     certificate: Certificate | None
     signing_time: datetime | None
     timestamp: Timestamp | None
+    message_digest: bytes | None = None  # signed attribute: digest of the signed content
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def _timestamp(token: Any) -> Timestamp | None:
 
 def _signer(info: Any, certs: list[tuple[Any, Certificate]]) -> Signer:
     signing_time = _attr(info["signed_attrs"], "1.2.840.113549.1.9.5")
+    digest = _attr(info["signed_attrs"], "1.2.840.113549.1.9.4")
     token = _attr(info["unsigned_attrs"], TIMESTAMP_TOKEN_OID)
     return Signer(
         digest_algorithm=info["digest_algorithm"]["algorithm"].native,
@@ -184,6 +186,7 @@ def _signer(info: Any, certs: list[tuple[Any, Certificate]]) -> Signer:
         certificate=_match(info["sid"], certs),
         signing_time=signing_time.native if signing_time is not None else None,
         timestamp=_timestamp(token) if token is not None else None,
+        message_digest=bytes(digest.native) if digest is not None else None,
     )
 
 

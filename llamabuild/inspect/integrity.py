@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import mmap
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ MAX_BLOBS = 64  # a real SuperBlob has at most ~10 entries
 MAX_SPECIAL_SLOTS = 64  # Apple defines 7 (plus a few reserved); more is a corrupt CD
 MIN_PAGE_SHIFT, MAX_PAGE_SHIFT = 9, 24  # 0 = one page; codesign uses 12 (4 KiB) and 14 (16 KiB)
 RELEASE_EVERY = 8 << 20  # drop hashed pages of an mmap from the resident set every 8 MiB
+DONTNEED: int | None = getattr(mmap, "MADV_DONTNEED", None)
 
 # hashType -> (name, hashlib constructor, stored size)
 HASH_TYPES: dict[int, tuple[str, Callable[..., Any], int]] = {
@@ -64,6 +66,7 @@ SPECIAL_SLOTS: dict[int, tuple[str, str]] = {
     5: ("entitlements", "the entitlements blob was swapped after signing"),
     7: ("DER entitlements", "the DER entitlements blob was swapped after signing"),
 }
+CMS_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 BLOB_SLOTS = frozenset({2, 5, 7})  # special slots whose data is a SuperBlob entry
 HINT = (
     "sign again after the last step that changes the file (strip, lipo, install_name_tool, "
@@ -193,9 +196,13 @@ def _page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -
     for pos in range(0, limit, page):
         yield ctor(view[base + pos : base + min(pos + page, limit)]).digest()[:size]
         done = base + pos + page
-        if isinstance(data, mmap.mmap) and done - released >= RELEASE_EVERY:
+        if (
+            DONTNEED is not None
+            and isinstance(data, mmap.mmap)
+            and done - released >= RELEASE_EVERY
+        ):
             end = done - done % mmap.PAGESIZE
-            data.madvise(mmap.MADV_DONTNEED, released, end - released)
+            data.madvise(DONTNEED, released, end - released)
             released = end
 
 
@@ -238,20 +245,30 @@ def page_cause(raw: st.RawSlice, cd: CodeDirectory, sig_offset: int, pos: int) -
     return "bytes changed after signing (a patch, or another build copied over the signed file)"
 
 
-def _special_data(
-    data: Buffer, slot: int, blobs: dict[int, Blob], seal: BundleSeal | None
+def _special_digest(
+    data: Buffer,
+    slot: int,
+    blobs: dict[int, Blob],
+    seal: BundleSeal | None,
+    ctor: Callable[..., Any],
 ) -> bytes | None:
-    """The bytes special slot -`slot` seals, or None when they are not at hand."""
+    """Hash of what special slot -`slot` seals: b"" when that is absent, None when it is not at
+    hand (Info.plist and CodeResources outside a bundle). Files are hashed from a mapping."""
     if slot in BLOB_SLOTS:
         b = blobs.get(slot)
-        return bytes(data[b.start : b.start + b.length]) if b else b""
+        if b is None:
+            return b""
+        with memoryview(data) as view:
+            digest: bytes = ctor(view[b.start : b.start + b.length]).digest()
+        return digest
     target = {1: seal.info_plist, 3: seal.resources}.get(slot) if seal else None
     if target is None:
         return None
     if not target.exists():
         return b""
     with open_mapped(target) as mm:
-        return bytes(mm)
+        digest = ctor(mm).digest()
+    return digest
 
 
 def special_mismatch(
@@ -264,7 +281,7 @@ def special_mismatch(
         sealed = slot <= cd.n_special
         at = cd.start + cd.hash_offset - slot * size
         expected = bytes(data[at : at + size]) if sealed else zero
-        actual = _special_data(data, slot, blobs, seal)
+        actual = _special_digest(data, slot, blobs, seal, ctor)
         if actual is None or (expected == zero and not actual):
             continue
         if expected == zero:
@@ -273,7 +290,7 @@ def special_mismatch(
             continue
         if not actual:
             return f"special slot -{slot} ({what}): the sealed data is missing ({cause})"
-        if ctor(actual).digest()[:size] != expected:
+        if actual[:size] != expected:
             return f"special slot -{slot} ({what}) does not match its hash: {cause}"
     return None
 
@@ -320,12 +337,15 @@ def check_slice(
     if not cds:
         raise _corrupt(name, raw.arch, "no CodeDirectory")
     findings: list[Finding] = []
-    for cd in cds:
-        problem = _cd_problem(data, raw, cd, sig_off, by_slot, seal)
+    problems = [(cd.label, _cd_problem(data, raw, cd, sig_off, by_slot, seal)) for cd in cds]
+    primary = next((cd for cd in cds if cd.slot == CSSLOT_CODEDIRECTORY), None)
+    if CSSLOT_SIGNATURESLOT in by_slot and primary is not None:
+        problems.append(
+            ("CMS signature", cms_problem(data, by_slot[CSSLOT_SIGNATURESLOT], primary))
+        )
+    for label, problem in problems:
         if problem:
-            findings.append(
-                error(RULE, f"{cd.label}: {problem}", arch=raw.arch, path=name, hint=HINT)
-            )
+            findings.append(error(RULE, f"{label}: {problem}", arch=raw.arch, path=name, hint=HINT))
     return SliceIntegrity(
         raw.arch,
         tuple(cd.label for cd in cds),
@@ -355,18 +375,75 @@ def _cd_problem(
     return special_mismatch(data, cd, blobs, seal)
 
 
+def cms_problem(data: Buffer, wrapper: Blob, primary: CodeDirectory) -> str | None:
+    """The CMS signer's messageDigest must be the hash of the primary CodeDirectory: else the
+    CodeDirectory was replaced after signing (an ad-hoc signature's empty wrapper is skipped)."""
+    if wrapper.magic != CSMAGIC_BLOBWRAPPER or wrapper.length <= 8:
+        return None
+    from llamabuild.inspect.cms import parse_signed_data
+
+    signed = parse_signed_data(bytes(data[wrapper.start + 8 : wrapper.start + wrapper.length]))
+    for signer in signed.signers:
+        if signer.message_digest is None or signer.digest_algorithm not in CMS_DIGESTS:
+            continue
+        cd = bytes(data[primary.start : primary.start + primary.length])
+        if hashlib.new(signer.digest_algorithm, cd).digest() != signer.message_digest:
+            return (
+                "its signed digest is not the primary CodeDirectory's: the CodeDirectory was "
+                "replaced after signing"
+            )
+    return None
+
+
 def check_data(data: Buffer, name: str, seal: BundleSeal | None = None) -> list[SliceIntegrity]:
     """Every slice of a mapped Mach-O (thin or fat)."""
     raws = st.read_slices(st.as_reader(data), len(data), name)
     return [check_slice(data, raw, name, seal) for raw in raws]
 
 
-def check_file(path: Path, seal: BundleSeal | None = None) -> list[SliceIntegrity]:
-    """Map `path` (regular files only) and check every slice's signature."""
+def check_file(
+    path: Path, seal: BundleSeal | None = None, label: str | None = None
+) -> list[SliceIntegrity]:
+    """Map `path` (regular files only) and check every slice's signature; findings name
+    `label` (default: the path), e.g. the file a temporary signed copy will replace."""
     with open_mapped(path) as data:
-        return check_data(data, str(path), seal)
+        return check_data(data, label or str(path), seal)
 
 
-def integrity_findings(path: Path, seal: BundleSeal | None = None) -> list[Finding]:
+def integrity_findings(
+    path: Path, seal: BundleSeal | None = None, label: str | None = None
+) -> list[Finding]:
     """`signature-invalid` findings of every slice (empty: intact or unsigned)."""
-    return [f for s in check_file(path, seal) for f in s.findings]
+    return [f for s in check_file(path, seal, label) for f in s.findings]
+
+
+def _is_macho_file(path: Path) -> bool:
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return False
+    if not stat.S_ISREG(mode):
+        return False  # never opened: a FIFO would block; other checks report the file
+    with path.open("rb") as fh:
+        return st.sniff(fh.read(8)) in ("macho", "fat")
+
+
+def checked_findings(path: Path, seal: BundleSeal | None = None) -> list[Finding]:
+    """integrity_findings(), with a signature too corrupt to read as a finding, not exit 2."""
+    try:
+        return integrity_findings(path, seal)
+    except InputError as exc:
+        return [error(RULE, exc.message, path=str(path), hint=exc.hint)]
+
+
+def bundle_findings(app: Path, helper: Path, main_executable: Path) -> list[Finding]:
+    """verify-app's pass: the helper, and the app's main executable with the Info.plist (-1) and
+    _CodeSignature/CodeResources (-3) it seals. Missing or non-Mach-O files are skipped here
+    (their own checks report them)."""
+    contents = app / "Contents"
+    seal = BundleSeal(contents / "Info.plist", contents / "_CodeSignature" / "CodeResources")
+    out: list[Finding] = []
+    for path, sealed in ((helper, None), (main_executable, seal)):
+        if _is_macho_file(path) and not (sealed and path == helper):
+            out += checked_findings(path, sealed)
+    return out
