@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from llamabuild.appstore.checks import check_app
 from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
@@ -28,7 +29,10 @@ from llamabuild.inspect.mapped import open_mapped, path_error
 from llamabuild.inspect.model import Slice
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.jsonout import to_jsonable
+from llamabuild.model.bundle_models import BundleModels, check_bundle_models
+from llamabuild.model.outputs import ModelOutput
 from llamabuild.outputs import AppOutput, ArchivedDsym, DsymRole, findings_output
+from llamabuild.provenance.bundle_check import check_notices
 from llamabuild.verify import VerifyReport
 
 DEFAULT_HELPER = "Contents/Resources/llama-server"
@@ -53,6 +57,8 @@ class AppReport:
     helper_report: VerifyReport | None = None
     dsyms: dict[str, dict[str, Any]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    required_reason_apis: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    models: tuple[ModelOutput, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -76,6 +82,8 @@ class AppReport:
             ok=self.ok,
             helper_binary=self.helper_report.output() if self.helper_report else None,
             dsyms=dsyms,
+            required_reason_apis=self.required_reason_apis,
+            models=self.models,
             findings=findings_output(self.findings),
         )
 
@@ -89,6 +97,8 @@ def verify_app(
     binary_path: str = DEFAULT_HELPER,
     xcarchive: Path | None = None,
     policy: Policy | None = None,
+    strict: bool = False,
+    models: BundleModels | None = None,
 ) -> AppReport:
     """Every checklist item as findings; a missing or non-bundle path raises InputError."""
     app = _require_dir(app, ".app", "an app bundle")
@@ -98,6 +108,18 @@ def verify_app(
     report.findings += found
     report.findings += scan_bundle(app, skip=report.helper)
     report.findings += bundle_findings(app, report.helper, app_executable(app))  # hashes
+    # Every bundled .gguf, as verify-model checks it (llamabuild/model/).
+    ggufs = (path for path, kind in _walk(app) if kind == "file")
+    report.models, found = check_bundle_models(ggufs, models)
+    report.findings += found
+    report.findings += check_notices(app, report.helper)  # Credits.html names llama.cpp
+    # Info.plist, provisioning profile, privacy manifests (llamabuild/appstore/)
+    helper = report.helper_report.binary if report.helper_report else None
+    known = {report.helper: helper} if helper and helper.format == "macho" else {}
+    files = [path for path, kind in _walk(app) if kind == "file"]
+    store = check_app(app, files, known, strict=strict)
+    report.findings += store.findings
+    report.required_reason_apis = store.required_reason_apis
     if xcarchive is not None:
         report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
         report.findings += check_xcarchive(report, rel)

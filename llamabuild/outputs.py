@@ -18,6 +18,7 @@ from typing import Literal
 from llamabuild.findings import FindingOutput as FindingOutput  # re-exported
 from llamabuild.findings import findings_output as findings_output  # re-exported
 from llamabuild.jsonout import OMIT_NONE
+from llamabuild.model.outputs import ModelOutput as ModelOutput  # re-exported
 from llamabuild.outputs_verify import (  # re-exported: every output model is importable here
     DylibOutput as DylibOutput,
 )
@@ -54,6 +55,11 @@ class AppOutput:
     ok: bool
     helper_binary: VerifyOutput | None
     dsyms: dict[DsymRole, ArchivedDsym]
+    required_reason_apis: dict[str, dict[str, tuple[str, ...]]]
+    """Each Mach-O (bundle-relative) -> the required-reason API categories it imports ->
+    the imported symbols that put it there (llamabuild/data/required_reason_apis.toml)."""
+    models: tuple[ModelOutput, ...]
+    """Every .gguf in the bundle, as `verify-model` reads it."""
     findings: tuple[FindingOutput, ...]
 
 

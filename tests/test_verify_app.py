@@ -92,10 +92,16 @@ def make_app(where: Path, parts: Parts, helper: Path | None = None, name: str = 
     app = where / f"{name}.app"
     (app / "Contents" / "MacOS").mkdir(parents=True)
     (app / "Contents" / "Resources").mkdir()
-    info = {"CFBundleExecutable": name, "CFBundleIdentifier": "com.example.myapp"}
+    info = {
+        "CFBundleExecutable": name,
+        "CFBundleIdentifier": "com.example.myapp",
+        "LSMinimumSystemVersion": "14.0",  # plist-minos-missing otherwise
+    }
     (app / "Contents" / "Info.plist").write_bytes(plistlib.dumps(info))
     shutil.copy2(parts.main, app / "Contents" / "MacOS" / name)
     shutil.copy2(helper or parts.helper, app / "Contents" / "Resources" / "llama-server")
+    credits = "<p>llama-server, built from llama.cpp</p>"  # notices-missing otherwise
+    (app / "Contents" / "Resources" / "Credits.html").write_text(credits)
     return app
 
 

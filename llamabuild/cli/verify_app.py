@@ -32,6 +32,14 @@ def verify_app_cmd(
         str,
         typer.Option("--min-macos", help="Deployment target; a newer helper minos is an error."),
     ] = DEFAULT_MIN_MACOS,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Undeclared required-reason APIs are errors, not warnings."),
+    ] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="dist/<recipe>/manifest.json: bundled models must load."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
@@ -39,9 +47,11 @@ def verify_app_cmd(
     from llamabuild.bundle import verify_app
     from llamabuild.findings import exit_code
     from llamabuild.inspect.policy import Policy, parse_min_macos
+    from llamabuild.model.pins import bundle_models
 
     policy = Policy(min_macos=parse_min_macos(min_macos))
-    result = verify_app(app_path, binary_path, xcarchive, policy)
+    models = bundle_models(manifest)
+    result = verify_app(app_path, binary_path, xcarchive, policy, strict=strict, models=models)
     github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
     if json_out:
         report.emit_json(result.output(), command="verify-app")
@@ -71,4 +81,8 @@ def render_app(result: AppReport) -> None:
         for role, entry in result.dsyms.items():
             uuids = ", ".join(f"{a} {u}" for a, u in entry.get("uuids", {}).items())
             out.print(escape(f"  {role} dSYM: {entry['path']}  {uuids or '-'}"))
+    for rel, categories in result.required_reason_apis.items():
+        out.print(escape(f"required-reason APIs in {rel}: {', '.join(categories)}"))
+    for m in result.models:
+        out.print(escape(f"model: {m.path}  {m.architecture or '-'}  {m.tensors} tensors"))
     report.print_findings(result.findings)
