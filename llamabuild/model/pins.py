@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llamabuild.errors import ConfigError
+from llamabuild.model.bundle_models import BundleModels
 from llamabuild.model.capabilities import PinCapabilities
 
 
@@ -31,3 +32,11 @@ def expected_sha256(model: Path, explicit: str | None, config: Path | None = Non
         return check_sha256_text(explicit)
     pinned = load_project(config).models.get(model.name)
     return pinned.lower() if pinned is not None else None
+
+
+def bundle_models(manifest: Path | None, config: Path | None = None) -> BundleModels:
+    """verify-app's model expectations: --manifest's capabilities, llamabuild.toml's pins."""
+    from llamabuild.config import load_project
+
+    caps = load_capabilities(manifest) if manifest is not None else None
+    return BundleModels(caps=caps, sha256=load_project(config).models)

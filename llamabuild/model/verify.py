@@ -1,10 +1,10 @@
 """`verify-model`: will this GGUF load in the llama-server that was built?
 
 The header is walked by gguf_read (bounded; tensor data is never read); the ggml type tables
-(block sizes, names) and the file-type names come from the `gguf` package. With the pinned
-tree's capabilities (manifest.json), the architecture, every tensor type and the GGUF
-version must be ones the pinned llama.cpp knows. Memory is estimated from the model's own
-metadata; the sha256 pin is checked by streaming the mapped file through hashlib.
+(block sizes, names) and the file-type names come from the `gguf` package (gguf_tables).
+With the pinned tree's capabilities (manifest.json), the architecture, every tensor type and
+the GGUF version must be ones the pinned llama.cpp knows. Memory is estimated from the
+model's own metadata; the sha256 pin is checked by streaming the mapped file through hashlib.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, findings_output, has_errors, warning
 from llamabuild.inspect.mapped import open_mapped
+from llamabuild.model import gguf_tables
 from llamabuild.model.capabilities import PinCapabilities
 from llamabuild.model.gguf_read import (
     GGUF_DEFAULT_ALIGNMENT,
@@ -108,15 +109,7 @@ class ModelOptions:
 
 
 def file_type_name(value: int | None) -> str | None:
-    """general.file_type as llama.cpp names it (MOSTLY_Q4_0), or the number when unknown."""
-    if value is None:
-        return None
-    from gguf import LlamaFileType
-
-    try:
-        return LlamaFileType(value).name
-    except ValueError:
-        return str(value)
+    return None if value is None else gguf_tables.file_type_name(value)
 
 
 def _elements(t: TensorInfo) -> int:
@@ -225,21 +218,12 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
-def _type_sizes() -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
-    """ggml type id -> (block size, bytes per block), and -> name, from the gguf package."""
-    from gguf import GGML_QUANT_SIZES
-
-    sizes = {int(t): (int(b), int(s)) for t, (b, s) in GGML_QUANT_SIZES.items()}
-    names = {int(t): t.name.lower() for t in GGML_QUANT_SIZES}
-    return sizes, names
-
-
 def check_tensors(report: ModelReport, caps: PinCapabilities | None) -> list[Finding]:
     """Types known, shapes sane, data inside the file, aligned, no overlaps or duplicates."""
     where, head = str(report.path), report.head
     align = alignment(report)
     data_start = -(-head.header_end // align) * align
-    sizes, names = _type_sizes()
+    sizes, names = gguf_tables.type_sizes()
     problems: dict[str, list[str]] = {}
     unknown: dict[int, list[str]] = {}
     spans: list[tuple[int, int, str]] = []
