@@ -325,11 +325,13 @@ def make_dsym(
     *,
     strip: bool = False,
     runner: Runner | None = None,
+    oso_prepend: Path | None = None,
 ) -> DsymResult:
     """Run dsymutil into a temp dir beside `output`, check the result, then publish it.
 
     A dSYM that fails the checks is not published (the previous one stays) and the result
-    carries the error findings; `strip` runs only after a published, good dSYM.
+    carries the error findings; `strip` runs only after a published, good dSYM. `oso_prepend`
+    is the build root that `-oso_prefix` took off the debug map's object paths.
     """
     runner = runner or default_runner()
     binary = Path(binary)
@@ -348,7 +350,7 @@ def make_dsym(
     stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         staged = stage / output.name
-        result = tool.run(binary, staged)
+        result = tool.run(binary, staged, oso_prepend)
         notes = tuple(parse_warnings(result.stdout + "\n" + result.stderr))
         if result.returncode != 0:
             raise ToolError(

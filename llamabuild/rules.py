@@ -25,6 +25,7 @@ AREAS = {
     "verify-app": ("`llamabuild verify-app`", "the helper inside an .app or .xcarchive"),
     "verify-model": ("`llamabuild verify-model`", "a GGUF model against the pinned llama.cpp"),
     "build": ("`llamabuild build`", "flags and cache values (the build also runs verify)"),
+    "rebuild": ("`llamabuild rebuild`", "a build recreated from its manifest"),
     "entitlements": ("`llamabuild entitlements`", "the entitlements lint (sign runs it too)"),
     "sign": ("`llamabuild sign`", "the signature read back after signing"),
     "smoke": ("`llamabuild smoke`", "the built server serves"),

@@ -37,6 +37,7 @@ from llamabuild.outputs import (
 )
 from llamabuild.outputs_build import DryRunOutput, SourceOutput
 from llamabuild.outputs_privacy import PrivacyManifestOutput
+from llamabuild.outputs_rebuild import RebuildOutput
 from llamabuild.resources import schema_dir
 from llamabuild.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.source.lock import LockFile
@@ -51,6 +52,7 @@ COMMAND_MODELS: dict[str, Any] = {
     "dsym": DsymOutput,
     "entitlements": EntitlementsOutput,
     "privacy-manifest": PrivacyManifestOutput,
+    "rebuild": RebuildOutput,
     "sign": SignOutput,
     "smoke": SmokeOutput,
     "source": SourceOutput,

@@ -40,6 +40,8 @@ class ManifestSource:
     sha256: str | None = None
     subdir: str = ""
     dirty: tuple[str, ...] = ()
+    # SOURCE_DATE_EPOCH the build used (the commit time, or a fixed value for an archive).
+    date_epoch: int | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class Manifest:
     ccache: ManifestCcache | None = field(default=None, metadata=OMIT_NONE)
     # What the pinned tree can load (llamabuild/model/capabilities.py), for verify-model.
     capabilities: PinCapabilities | None = field(default=None, metadata=OMIT_NONE)
+    # `build --check-reproducible`: a second independent build gave the same bytes (or not).
+    reproducible: bool | None = field(default=None, metadata=OMIT_NONE)
 
     def output(self, role: OutputRole) -> ManifestOutput | None:
         return next((o for o in self.outputs if o.role is role), None)

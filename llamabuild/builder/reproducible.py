@@ -109,8 +109,19 @@ def entries_for(
 
 
 def _join(base: CacheValue | None, flags: list[str]) -> str:
-    have = base if isinstance(base, str) else ""
+    """`flags` before the recipe's own; flags an earlier `apply` added are dropped first."""
+    have = _unmanaged(base) if isinstance(base, str) else ""
     return " ".join([*flags, have] if have else flags)
+
+
+def _unmanaged(value: str) -> str:
+    try:
+        args = shlex.split(value)
+    except ValueError:
+        return value  # unbalanced quotes: the recipe's value as given
+    if not any(_managed_flag(a) for a in args):
+        return value
+    return shlex.join(a for a in args if not _managed_flag(a))
 
 
 def environment(epoch: int) -> dict[str, str]:
@@ -138,7 +149,7 @@ def strip_managed(entries: Mapping[str, str]) -> dict[str, str]:
         if key in LINKER_LAUNCHERS or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES):
             continue
         if key.endswith("_FLAGS"):
-            value = shlex.join(a for a in shlex.split(value) if not _managed_flag(a))
+            value = _unmanaged(value)
             if not value:
                 continue
         out[key] = value

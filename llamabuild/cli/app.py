@@ -31,6 +31,7 @@ COMMANDS = {
     "verify-app": "verify_app",
     "privacy-manifest": "privacy",
     "verify-model": "verify_model",
+    "rebuild": "rebuild",
     "xcode-phase": "xcode",
 }
 

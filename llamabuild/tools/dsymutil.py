@@ -18,8 +18,12 @@ from llamabuild.tools.runner import Result, which
 LIPO_NAMES = ("llvm-lipo-19", "llvm-lipo")
 
 
-def dsymutil_argv(prefix: Sequence[str], binary: Path, output: Path) -> list[str]:
-    return [*prefix, str(binary), "-o", str(output)]
+def dsymutil_argv(
+    prefix: Sequence[str], binary: Path, output: Path, oso_prepend: Path | None = None
+) -> list[str]:
+    """`--oso-prepend-path` when the link used `-oso_prefix` (relative N_OSO paths)."""
+    extra = [f"--oso-prepend-path={oso_prepend}"] if oso_prepend is not None else []
+    return [*prefix, *extra, str(binary), "-o", str(output)]
 
 
 def parse_warnings(text: str) -> list[str]:
@@ -37,9 +41,9 @@ class Dsymutil(XcrunTool):
     names = ("dsymutil", "dsymutil-19", "llvm-dsymutil")
     hint = XCODE_HINT + "on Debian/Ubuntu: apt-get install llvm-19 (provides dsymutil-19)"
 
-    def run(self, binary: Path, output: Path) -> Result:
+    def run(self, binary: Path, output: Path, oso_prepend: Path | None = None) -> Result:
         """Run it; a non-zero exit is the caller's to judge (check=False)."""
-        argv = dsymutil_argv(self.prefix, binary, output)
+        argv = dsymutil_argv(self.prefix, binary, output, oso_prepend)
         with self._lipo_env() as env:
             return self.runner.run(argv, env=env, check=False)
 

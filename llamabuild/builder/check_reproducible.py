@@ -1,0 +1,122 @@
+"""`build --check-reproducible`: build the same pin and recipe a second time, independently (a
+copy of the source at another path, another build dir, no ccache), and compare every output's
+sha256 and per-arch UUIDs. Different bytes are a `not-reproducible` finding naming the Mach-O /
+ELF sections that differ (inspect/sectiondiff.py), with diffoscope's report when installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from llamabuild.builder.manifest import OutputRole
+from llamabuild.builder.plan import BuildPlan, make_plan
+from llamabuild.builder.run import BuildResult, build_slice
+from llamabuild.files import sha256_file
+from llamabuild.findings import Finding, error, warning
+from llamabuild.inspect import sectiondiff, structure
+from llamabuild.tools.lipo import Lipo
+from llamabuild.tools.runner import Runner
+
+# What the second build makes again (the SBOM and notices are written from the same tree).
+COMPARED = (OutputRole.BINARY, OutputRole.DSYM_DWARF)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One output of the first build against the same output of the second."""
+
+    path: str
+    same: bool
+    sections: tuple[str, ...] = ()
+    report: Path | None = None
+
+
+def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Path:
+    """The outputs of an independent build of `plan` under `work` (its dist-like dir)."""
+    source = work / "source copy"
+    shutil.copytree(plan.source.root, source, symlinks=True)
+    options = replace(
+        plan.options, build_root=work / "build", dist_root=work / "dist", ccache=False
+    )
+    slices = {s.recipe.name: s.recipe for s in plan.slices}
+    tree = replace(plan.source, root=source)
+    again = make_plan(plan.recipe, tree, options, runner, slices.__getitem__)
+    artifacts = [build_slice(sl, runner, quiet)[0] for sl in again.slices]
+    out = work / "out"
+    out.mkdir()
+    binary = out / plan.recipe.target
+    if len(artifacts) > 1:
+        Lipo(runner).create(artifacts, binary)
+    else:
+        shutil.copy2(artifacts[0], binary)
+    if plan.recipe.is_macos:
+        from llamabuild.builder.reproducible import oso_prepend
+        from llamabuild.dsym import make_dsym
+
+        prepend = oso_prepend(plan.recipe, options.build_root)
+        make_dsym(binary, out / f"{binary.name}.dSYM", runner=runner, oso_prepend=prepend)
+    return out
+
+
+def compare(first: Path, second: Path, rel: str, runner: Runner, reports: Path) -> Compared:
+    """sha256, then (when they differ) the differing sections and diffoscope's detail."""
+    a, b = first / rel, second / rel
+    if not b.is_file():
+        return Compared(rel, False, ("(missing from the second build)",))
+    if sha256_file(a) == sha256_file(b) and _uuids(a) == _uuids(b):
+        return Compared(rel, True)
+    sections = tuple(sectiondiff.differing(a, b))
+    from llamabuild.tools.diffoscope import Diffoscope
+
+    report = Diffoscope(runner).report(a, b, reports / f"{Path(rel).name}.diffoscope.txt")
+    return Compared(rel, False, sections, report)
+
+
+def _uuids(path: Path) -> dict[str, str | None]:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return structure.read_uuids(path) if structure.sniff(head) in ("macho", "fat") else {}
+
+
+def findings_for(results: list[Compared], allow: bool) -> list[Finding]:
+    out: list[Finding] = []
+    for r in results:
+        if r.same:
+            continue
+        shown = ", ".join(r.sections[:12]) + (" …" if len(r.sections) > 12 else "")
+        message = f"{r.path}: a second build differs in {shown or 'bytes outside any section'}"
+        detail = f"diffoscope's report: {r.report}" if r.report else "install diffoscope for detail"
+        if allow:
+            out.append(warning("not-reproducible-allowed", message, path=r.path, hint=detail))
+        else:
+            hint = f"see docs/build.md (Reproducible builds); {detail}"
+            out.append(error("not-reproducible", message, path=r.path, hint=hint))
+    return out
+
+
+def check(
+    plan: BuildPlan, runner: Runner, result: BuildResult, staging: Path, allow: bool, quiet: bool
+) -> None:
+    """The after_build hook of builder/run.execute: compare, add findings, mark the manifest."""
+    if not result.ok or result.manifest is None:
+        return  # nothing will be published anyway
+    work = Path(tempfile.mkdtemp(prefix="repro-", dir=_work_root(plan)))
+    try:
+        second = second_build(plan, runner, work, quiet)
+        files = [o.path for o in result.manifest.outputs if o.role in COMPARED and o.sha256]
+        reports = plan.slices[0].build_dir  # kept beside the first build's log
+        compared = [compare(staging, second, rel, runner, reports) for rel in files]
+        result.findings += findings_for(compared, allow)
+        same = all(c.same for c in compared)
+        result.manifest = replace(result.manifest, reproducible=same)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_root(plan: BuildPlan) -> Path:
+    root = plan.options.cache_root / "reproducible"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

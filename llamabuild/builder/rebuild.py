@@ -1,0 +1,192 @@
+"""`llamabuild rebuild MANIFEST`: recreate a published build from its manifest alone.
+
+The pin (URL, commit or archive sha256), the recipe and every cache entry it was built with
+come from manifest.json, never from llamabuild.toml or the recipe file as it is today; the
+tools must have the manifest's versions (else an error naming them, or warnings with
+`--allow-tool-drift`). The result must have the manifest's sha256 and UUIDs and comes with a
+fresh dSYM whose UUIDs match: the way to recover the dSYM of a shipped build (docs/build.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llamabuild import recipes
+from llamabuild.builder import manifest as mf
+from llamabuild.builder import reproducible
+from llamabuild.builder.manifest import Manifest, ManifestOutput, OutputRole
+from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
+from llamabuild.builder.run import BuildResult, execute
+from llamabuild.config import ProjectConfig
+from llamabuild.domain import PinKind
+from llamabuild.errors import ConfigError, ToolError
+from llamabuild.findings import Finding, error, findings_output, has_errors, warning
+from llamabuild.outputs_rebuild import RebuildOutput, ToolDrift
+from llamabuild.recipes import CacheValue, Recipe, to_bool
+from llamabuild.source import SourceRequest, SourceTree, resolve_source
+from llamabuild.tools.git import is_full_sha
+from llamabuild.tools.runner import Runner
+
+DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-tool-drift"
+
+
+@dataclass
+class Rebuild:
+    """One rebuild: the manifest it follows and what came out."""
+
+    manifest_path: Path
+    manifest: Manifest
+    drift: tuple[ToolDrift, ...] = ()
+    result: BuildResult | None = None
+    findings: list[Finding] = field(default_factory=list)
+    duration: float = 0.0
+
+    def output(self) -> RebuildOutput:
+        expected = self.manifest.output(OutputRole.BINARY)
+        built = self.result.manifest if self.result else None
+        dist = self.result.dist_dir if self.result else None
+        binary = built.output(OutputRole.BINARY) if built else None
+        dwarf = built.output(OutputRole.DSYM_DWARF) if built else None
+        dsym = built.output(OutputRole.DSYM) if built else None
+        return RebuildOutput(
+            ok=not has_errors(self.findings),
+            manifest=self.manifest_path,
+            recipe=self.manifest.recipe,
+            published=bool(self.result and self.result.published),
+            dist=dist,
+            binary=dist / binary.path if dist and binary else None,
+            dsym=dist / dsym.path if dist and dsym else None,
+            sha256=binary.sha256 if binary else None,
+            expected_sha256=expected.sha256 if expected else None,
+            uuids=(binary.uuids or {}) if binary else {},
+            expected_uuids=(expected.uuids or {}) if expected else {},
+            dsym_uuids=(dwarf.uuids or {}) if dwarf else {},
+            tool_drift=self.drift,
+            duration_s=round(self.duration, 3),
+            findings=findings_output(self.findings),
+        )
+
+
+def source_request(m: Manifest, lock_dir: Path) -> SourceRequest:
+    """The manifest's pin as a request: the exact commit (or archive hash), no lock file."""
+    src = m.source
+    ref = src.commit if src.kind is not PinKind.ARCHIVE and src.commit else src.ref
+    if src.kind is PinKind.GIT and src.commit and not is_full_sha(src.commit):
+        ref = src.ref
+    return SourceRequest(
+        location=src.url,
+        ref=ref,
+        sha256=src.sha256,
+        allow_dirty=bool(src.dirty),
+        lock_path=lock_dir / "llamabuild.lock",
+        write_lock=False,
+    )
+
+
+def _defines(entries: Mapping[str, str]) -> dict[str, CacheValue]:
+    """A manifest slice's entries as -D overrides, minus what the planner derives per build."""
+    kept = reproducible.strip_managed(entries)
+    return {k: to_bool(v) for k, v in kept.items() if k not in LAUNCHERS}
+
+
+def recipe_of(m: Manifest) -> tuple[Recipe, dict[str, Recipe]]:
+    """The recipe by name with each slice's recorded cache entries laid over it."""
+    empty = ProjectConfig()
+    by_slice = {s.recipe: s for s in m.slices}
+    slices = {
+        name: recipes.resolve(name, empty, _defines(s.cache_entries))
+        for name, s in by_slice.items()
+    }
+    top = slices.get(m.recipe) or recipes.resolve(m.recipe, empty, {})
+    for name, s in by_slice.items():
+        if slices[name].archs != s.archs:
+            raise ConfigError(
+                f"recipe {name} builds {', '.join(slices[name].archs)} today, the manifest "
+                f"{', '.join(s.archs)}",
+                hint="rebuild with the llamabuild (and recipes) that made the manifest",
+            )
+    return top, slices
+
+
+def tool_drift(recorded: Mapping[str, str], here: Mapping[str, str]) -> tuple[ToolDrift, ...]:
+    keys = sorted(set(recorded) | set(here))
+    return tuple(
+        ToolDrift(k, recorded.get(k), here.get(k)) for k in keys if recorded.get(k) != here.get(k)
+    )
+
+
+def refuse_drift(drift: tuple[ToolDrift, ...]) -> None:
+    if drift:
+        shown = "; ".join(f"{d.tool}: manifest {d.manifest}, here {d.here}" for d in drift)
+        raise ToolError(f"tool versions differ from the manifest: {shown}", hint=DRIFT_HINT)
+
+
+def plan_rebuild(m: Manifest, tree: SourceTree, options: Options, runner: Runner) -> BuildPlan:
+    """The build plan, with the manifest's SOURCE_DATE_EPOCH when it recorded one."""
+    top, slices = recipe_of(m)
+    plan = make_plan(top, tree, options, runner, slices.__getitem__)
+    epoch = m.source.date_epoch
+    if epoch is not None and reproducible.epoch_of(plan.slices[0].env) != epoch:
+        for sl in plan.slices:
+            reproducible.apply(sl, tree, options.build_root, epoch)
+    return plan
+
+
+def compare(expected: Manifest, result: BuildResult) -> list[Finding]:
+    """rebuild-mismatch findings: sha256 and UUIDs of the binary, the dSYM's UUIDs."""
+    want = expected.output(OutputRole.BINARY)
+    built = result.manifest
+    got = built.output(OutputRole.BINARY) if built else None
+    if want is None or got is None:
+        return [error("rebuild-mismatch", "no binary to compare (the manifest or the build)")]
+    out: list[Finding] = []
+    if got.sha256 != want.sha256:
+        out.append(_mismatch(f"sha256 {got.sha256}, the manifest has {want.sha256}", want))
+    if got.uuids != want.uuids:
+        out.append(_mismatch(f"UUIDs {got.uuids}, the manifest has {want.uuids}", want))
+    dwarf = built.output(OutputRole.DSYM_DWARF) if built else None
+    if dwarf is not None and dwarf.uuids != want.uuids:
+        out.append(_mismatch(f"the new dSYM has UUIDs {dwarf.uuids}, not {want.uuids}", want))
+    return out
+
+
+def _mismatch(what: str, want: ManifestOutput) -> Finding:
+    return error(
+        "rebuild-mismatch",
+        f"{want.path}: the rebuild has {what}",
+        path=want.path,
+        hint="the build is not reproducible with these inputs: see docs/build.md "
+        "(Reproducible builds); `build --check-reproducible` names the sections",
+    )
+
+
+def rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
+    """Resolve the pin, plan, check tool versions, build into options.dist_root, compare;
+    the build dir (options.build_root, a fresh one) is removed afterwards."""
+    start = time.monotonic()
+    job = Rebuild(manifest_path, mf.read(manifest_path))
+    with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
+        tree = resolve_source(source_request(job.manifest, Path(lock_dir)), runner)
+    plan = plan_rebuild(job.manifest, tree, options, runner)
+    job.drift = tool_drift(job.manifest.versions, plan.versions)
+    if not allow_drift:
+        refuse_drift(job.drift)
+    drift = [
+        warning("tool-drift", f"{d.tool}: manifest {d.manifest}, here {d.here}") for d in job.drift
+    ]
+
+    def after_build(result: BuildResult, _staging: Path) -> None:
+        result.findings += drift + compare(job.manifest, result)
+
+    try:
+        job.result = execute(plan, runner, after_build=after_build)
+    finally:
+        shutil.rmtree(options.build_root, ignore_errors=True)
+    job.findings = job.result.findings
+    job.duration = time.monotonic() - start
+    return job

@@ -1,0 +1,38 @@
+"""`llamabuild rebuild --json`: the rebuilt outputs against what the manifest recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llamabuild.findings import FindingOutput
+
+
+@dataclass(frozen=True)
+class ToolDrift:
+    """A tool whose version here differs from the manifest's."""
+
+    tool: str
+    manifest: str | None
+    here: str | None
+
+
+@dataclass(frozen=True)
+class RebuildOutput:
+    """`llamabuild rebuild --json`: ok when the bytes, the UUIDs and the dSYM all match."""
+
+    ok: bool
+    manifest: Path
+    recipe: str
+    published: bool
+    dist: Path | None
+    binary: Path | None
+    dsym: Path | None
+    sha256: str | None
+    expected_sha256: str | None
+    uuids: dict[str, str | None]
+    expected_uuids: dict[str, str | None]
+    dsym_uuids: dict[str, str | None]
+    tool_drift: tuple[ToolDrift, ...]
+    duration_s: float
+    findings: tuple[FindingOutput, ...]
