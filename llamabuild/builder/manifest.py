@@ -16,6 +16,7 @@ from llamabuild.files import write_atomic
 from llamabuild.findings import FindingOutput
 from llamabuild.jsonout import OMIT_NONE, dumps
 from llamabuild.model.capabilities import PinCapabilities
+from llamabuild.recipes import Recipe
 from llamabuild.settings import from_mapping
 
 MANIFEST = "manifest.json"
@@ -51,6 +52,8 @@ class ManifestSlice:
     cache_entries: dict[str, str]
     configure_argv: tuple[str, ...]
     build_argv: tuple[str, ...]
+    # The resolved recipe this slice was planned from (`rebuild` needs no recipe file).
+    spec: Recipe | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class Manifest:
     capabilities: PinCapabilities | None = field(default=None, metadata=OMIT_NONE)
     # `build --check-reproducible`: a second independent build gave the same bytes (or not).
     reproducible: bool | None = field(default=None, metadata=OMIT_NONE)
+    # The resolved recipe (with llamabuild.toml and -D overrides): what `rebuild` builds.
+    recipe_spec: Recipe | None = field(default=None, metadata=OMIT_NONE)
 
     def output(self, role: OutputRole) -> ManifestOutput | None:
         return next((o for o in self.outputs if o.role is role), None)

@@ -220,8 +220,9 @@ def _provenance(plan: BuildPlan, binary: Path, staging: Path) -> Provenance:
 
     build_dirs = [sl.build_dir for sl in plan.slices]
     src, recipe = plan.source, plan.recipe
+    epoch = plan.slices[0].env.get("SOURCE_DATE_EPOCH")
     return provenance.write(
-        src.root, src.pin, build_dirs, recipe.target, binary, recipe.name, staging
+        src.root, src.pin, build_dirs, recipe.target, binary, recipe.name, staging, epoch
     )
 
 
@@ -342,6 +343,7 @@ def manifest(
                 cache_entries={k: cmake_literal(v) for k, v in sorted(s.entries.items())},
                 configure_argv=tuple(s.configure_argv),
                 build_argv=tuple(s.build_argv),
+                spec=s.recipe,
             )
             for s in plan.slices
         ),
@@ -350,6 +352,7 @@ def manifest(
         host=host_info(),
         outputs=tuple(outputs),
         inputs_key=plan.inputs_key,
+        recipe_spec=plan.recipe,
         verify=ManifestVerify(ok=not has_errors(findings), findings=findings_output(findings)),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         capabilities=read_capabilities(plan.source.root),

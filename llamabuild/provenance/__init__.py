@@ -1,0 +1,65 @@
+"""Release provenance of a build: the SBOM and the third-party notices, published beside the
+binary (dist/<recipe>/llama-server.cdx.json, THIRD_PARTY_NOTICES.txt, Credits.html).
+
+`write` is the one entry point builder/run.py calls after a build; everything it reads comes
+from the CMake code model of each slice and from the pinned source tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llamabuild.files import sha256_file, write_atomic
+from llamabuild.findings import Finding
+
+if TYPE_CHECKING:
+    from llamabuild.source.lock import Pin
+
+__all__ = ["Provenance", "write"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What `write` published into the staging dir."""
+
+    sbom: Path
+    notices: Path
+    credits: Path
+    findings: tuple[Finding, ...]
+
+
+def write(
+    source_root: Path,
+    pin: Pin,
+    build_dirs: Sequence[Path],
+    target: str,
+    binary: Path,
+    recipe: str,
+    out_dir: Path,
+    epoch: str | None = None,
+) -> Provenance:
+    """The SBOM and notices of `binary` (the `target` built in `build_dirs`) into `out_dir`."""
+    from llamabuild.inspect import inspect_binary
+    from llamabuild.provenance import notices, sbom
+    from llamabuild.provenance.components import find_components
+    from llamabuild.provenance.fileapi import linked_tree
+    from llamabuild.provenance.linkcheck import LinkEvidence
+
+    linked = [linked_tree(d, target) for d in build_dirs]
+    evidence = LinkEvidence(binary)
+    found = find_components(source_root, linked, sbom.pin_version(pin), evidence.linked)
+    archs = tuple(s.arch for s in inspect_binary(binary).slices)
+    info = sbom.BinaryInfo(binary.name, sha256_file(binary), archs, recipe)
+    paths = Provenance(
+        sbom=out_dir / sbom.SBOM_NAME,
+        notices=out_dir / notices.NOTICES_NAME,
+        credits=out_dir / notices.CREDITS_NAME,
+        findings=found.findings,
+    )
+    write_atomic(paths.sbom, sbom.to_json(sbom.make_bom(info, pin, found, epoch)).encode("utf-8"))
+    write_atomic(paths.notices, notices.notices_text(found.all).encode("utf-8"))
+    write_atomic(paths.credits, notices.credits_html(found.all).encode("utf-8"))
+    return paths

@@ -1,0 +1,87 @@
+"""Did the linker take a static library's member? Its object's symbols in the final binary.
+
+A static library is an archive: the linker copies a member (one source's object file) only
+when the program references a symbol it defines. llama.cpp's vendor-hash library compiles
+xxhash.c, sha1.c and sha256.c, yet llama-server only calls SHA-256, so xxHash and SHA-1 are
+compiled but not linked. An object counts as linked when one of its defined external symbols
+is defined in the binary (any arch slice). When that cannot be told (no object file, no symbol
+table, a parse failure) the object counts as linked: the notices may list too much, never too
+little. LIEF reads both ELF and Mach-O (thin or fat).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+MAX_OBJECT = 512 * 1024 * 1024  # LIEF maps the file; bound what we hand it anyway
+
+
+def _lief() -> Any:
+    import lief  # deferred: ~0.3 s to import
+
+    lief.logging.disable()
+    return lief
+
+
+def _slices(lief: Any, path: Path) -> list[Any]:
+    if not path.is_file() or path.stat().st_size > MAX_OBJECT:
+        return []
+    if lief.is_macho(str(path)):
+        fat = lief.MachO.parse(str(path))
+        return list(fat) if fat is not None else []
+    parsed = lief.parse(str(path))
+    return [parsed] if parsed is not None else []
+
+
+def _defined(lief: Any, binary: Any, external_only: bool) -> set[str]:
+    """Names of the symbols `binary` defines (not undefined imports)."""
+    names: set[str] = set()
+    if isinstance(binary, lief.ELF.Binary):
+        global_ = {lief.ELF.Symbol.BINDING.GLOBAL, lief.ELF.Symbol.BINDING.WEAK}
+        for s in binary.symbols:
+            if s.name and s.shndx != 0 and (not external_only or s.binding in global_):
+                names.add(s.name)
+    elif isinstance(binary, lief.MachO.Binary):
+        section = lief.MachO.Symbol.TYPE.SECTION
+        for s in binary.symbols:
+            if s.name and s.type == section and (not external_only or s.is_external):
+                names.add(s.name)
+    return names
+
+
+def defined_symbols(path: Path, external_only: bool = False) -> frozenset[str]:
+    """Every symbol `path` defines, over all its slices (empty when it has none or is unread)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return frozenset()
+    return _symbols(path, st.st_size, st.st_mtime_ns, external_only)
+
+
+@cache
+def _symbols(path: Path, size: int, mtime_ns: int, external_only: bool) -> frozenset[str]:
+    """Cached per file version: a rebuilt object at the same path is read again."""
+    lief = _lief()
+    try:
+        found: set[str] = set()
+        for binary in _slices(lief, path):
+            found |= _defined(lief, binary, external_only)
+        return frozenset(found)
+    except (OSError, ValueError, RuntimeError):
+        return frozenset()
+
+
+class LinkEvidence:
+    """`linked(object)`: did the linker take this object into `binary`?"""
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def linked(self, obj: str | None) -> bool:
+        in_binary = defined_symbols(self.binary)
+        if obj is None or not in_binary:
+            return True  # cannot tell: count it
+        defines = defined_symbols(Path(obj), external_only=True)
+        return not defines or not defines.isdisjoint(in_binary)
