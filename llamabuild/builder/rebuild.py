@@ -95,7 +95,11 @@ def _defines(entries: Mapping[str, str]) -> dict[str, CacheValue]:
 
 
 def recipe_of(m: Manifest) -> tuple[Recipe, dict[str, Recipe]]:
-    """The recipe by name with each slice's recorded cache entries laid over it."""
+    """The recipe the manifest recorded; for an older manifest, the recipe by name with each
+    slice's recorded cache entries laid over it."""
+    specs = {s.recipe: s.spec for s in m.slices if s.spec is not None}
+    if m.recipe_spec is not None and len(specs) == len(m.slices):
+        return m.recipe_spec, specs
     empty = ProjectConfig()
     by_slice = {s.recipe: s for s in m.slices}
     slices = {
@@ -168,6 +172,13 @@ def _mismatch(what: str, want: ManifestOutput) -> Finding:
 def rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
     """Resolve the pin, plan, check tool versions, build into options.dist_root, compare;
     the build dir (options.build_root, a fresh one) is removed afterwards."""
+    try:
+        return _rebuild(manifest_path, options, runner, allow_drift)
+    finally:
+        shutil.rmtree(options.build_root, ignore_errors=True)
+
+
+def _rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
     start = time.monotonic()
     job = Rebuild(manifest_path, mf.read(manifest_path))
     with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
@@ -183,10 +194,7 @@ def rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: 
     def after_build(result: BuildResult, _staging: Path) -> None:
         result.findings += drift + compare(job.manifest, result)
 
-    try:
-        job.result = execute(plan, runner, after_build=after_build)
-    finally:
-        shutil.rmtree(options.build_root, ignore_errors=True)
+    job.result = execute(plan, runner, after_build=after_build)
     job.findings = job.result.findings
     job.duration = time.monotonic() - start
     return job
