@@ -206,43 +206,48 @@ def _page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -
             released = end
 
 
-def _segments(raw: st.RawSlice) -> list[tuple[str, int, int]]:
-    """(name, fileoff, filesize) of each segment, relative to the slice."""
-    out = []
+def _regions(raw: st.RawSlice) -> Iterator[tuple[str, int, int]]:
+    """(name, fileoff, size) of the header + load commands, each section and __LINKEDIT,
+    relative to the slice (from load commands structure.py already bounded)."""
     e = raw.endian
+    yield (
+        "the Mach-O header and load commands",
+        0,
+        (32 if raw.is64 else 28) + sum(len(c.data) for c in raw.commands),
+    )
     for c in raw.commands:
-        if c.cmd == st.LC_SEGMENT_64 and len(c.data) >= 56:
-            fileoff, filesize = struct.unpack_from(e + "QQ", c.data, 40)
-        elif c.cmd == st.LC_SEGMENT and len(c.data) >= 40:
-            fileoff, filesize = struct.unpack_from(e + "II", c.data, 32)
-        else:
-            continue
-        out.append((st.c_string(c.data[8:24] + b"\0", 0), fileoff, filesize))
-    return out
+        if c.cmd != st.LC_SEGMENT_64 or len(c.data) < 72:
+            continue  # 32-bit slices: named by the header or not at all
+        segname = st.c_string(c.data[8:24] + b"\0", 0)
+        fileoff, filesize = struct.unpack_from(e + "QQ", c.data, 40)
+        if segname == "__LINKEDIT":
+            yield "__LINKEDIT", fileoff, filesize
+        nsects = struct.unpack_from(e + "I", c.data, 64)[0]
+        for i in range(min(nsects, (len(c.data) - 72) // 80)):
+            sect = c.data[72 + 80 * i : 152 + 80 * i]
+            size, offset = struct.unpack_from(e + "QI", sect, 40)
+            sectname = st.c_string(sect[:16] + b"\0", 0)
+            if offset and size:
+                yield f"{segname},{sectname}", offset, size
 
 
 def page_cause(raw: st.RawSlice, cd: CodeDirectory, sig_offset: int, pos: int) -> str:
-    """The likely cause of a bad page at slice offset `pos`."""
+    """The likely cause of a bad page at slice offset `pos`: what the page holds."""
     if cd.code_limit != sig_offset:
         return (
             f"the file's layout changed after signing (strip or lipo rewrote it): the signature "
             f"seals {cd.code_limit} bytes but now starts at {sig_offset}"
         )
-    commands_end = (32 if raw.is64 else 28) + sum(len(c.data) for c in raw.commands)
-    if pos < commands_end:
-        return (
-            "the Mach-O header or load commands changed after signing (install_name_tool, "
-            "strip, lipo or a patch)"
-        )
-    for name, fileoff, filesize in _segments(raw):
-        if fileoff <= pos < fileoff + filesize:
-            if name == "__LINKEDIT":
-                return "link-edit data (symbols, fixups) changed after signing (strip, a patch)"
-            return (
-                f"{name} changed after signing (a byte patch, or another build copied over "
-                "the signed file)"
-            )
-    return "bytes changed after signing (a patch, or another build copied over the signed file)"
+    end = pos + cd.page_size
+    held = [name for name, off, size in _regions(raw) if off < end and pos < off + size]
+    what = ", ".join(held[:4]) + (" …" if len(held) > 4 else "") or "padding"
+    if held == ["__LINKEDIT"]:
+        why = "strip or install_name_tool after signing, or a patch"
+    elif held and held[0].startswith("the Mach-O header"):
+        why = "install_name_tool, strip or lipo after signing, or a byte patch"
+    else:
+        why = "a byte patch, or another build copied over the signed file"
+    return f"the page holds {what}, changed after signing ({why})"
 
 
 def _special_digest(
