@@ -23,7 +23,11 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = sorted((ROOT / "ci").glob("*.yml"))
+# The ready-to-copy workflows in ci/, then this repository's own CI (.github/workflows/).
+WORKFLOWS = [
+    *sorted((ROOT / "ci").glob("*.yml")),
+    *sorted((ROOT / ".github/workflows").glob("*.yml")),
+]
 SCHEMA_CHECK = [
     sys.executable,
     "-m",
@@ -91,7 +95,20 @@ def parse_with_cli(argv: list[str]) -> Any:
 
 
 def test_there_are_workflows():
-    assert [w.name for w in WORKFLOWS] == ["llamabuild.yml"]
+    assert [w.name for w in WORKFLOWS] == ["llamabuild.yml", "tests.yml"]
+
+
+def test_own_ci_runs_the_suite_on_linux_and_an_apple_silicon_mac():
+    """.github/workflows/tests.yml: ubuntu as .ci/run does, macos-14 (arm64) with the Mac-only
+    tests (tests/test_mac_only.py, marker `mac`) and without Linux's real llama.cpp build."""
+    job = load(ROOT / ".github/workflows/tests.yml")["jobs"]["suite"]
+    rows = {row["os"]: row["select"] for row in job["strategy"]["matrix"]["include"]}
+    assert rows["macos-14"] == "not real_llama or mac" and rows["ubuntu-24.04"] == ""
+    steps = {s.get("name", ""): s for s in job["steps"]}
+    assert steps["Install (Linux)"]["run"] == "bash ci/install.sh"
+    assert "brew install redis" in steps["Install (macOS)"]["run"]
+    assert "python -m pytest" in steps["Run the suite"]["run"]
+    assert (ROOT / "tests" / "test_mac_only.py").is_file()
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
