@@ -1,0 +1,62 @@
+"""The real llama.cpp (llama-cpp-python 0.3.36 sdist, llama.cpp 0c1e570) builds deterministically:
+`build --check-reproducible` passes for the static Linux server and the zig cross build to
+macOS, and `rebuild` of a published manifest gives the same bytes, UUID and a matching dSYM.
+
+Slow (two cold builds per recipe); run under `flock /tmp/real-llama.lock`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llamabuild.dsym import dsym_uuids
+from llamabuild.inspect.structure import read_uuids
+from tests.plugin_real_llama import BUILD_TIMEOUT, RealBuild, build_real, work_dir
+
+pytestmark = [pytest.mark.real_llama, pytest.mark.slow, pytest.mark.timeout(7200)]
+
+
+def _checked(recipe: str) -> RealBuild:
+    build = build_real(recipe, "--check-reproducible")
+    assert build.returncode == 0, (build.result, build.stderr[-3000:])
+    assert build.manifest["reproducible"] is True
+    rules = [f["rule"] for f in build.result["findings"]]
+    assert "not-reproducible" not in rules
+    return build
+
+
+def test_linux_static_is_reproducible() -> None:
+    build = _checked("linux-x86_64-static")
+    assert build.manifest["source"]["date_epoch"] == 315532800  # an archive pin
+
+
+def test_zig_cross_is_reproducible() -> None:
+    build = _checked("macos-arm64-cpu-cross")
+    binary = next(o for o in build.manifest["outputs"] if o["role"] == "binary")
+    assert binary["uuids"] == read_uuids(build.binary)
+
+
+def test_rebuild_of_the_published_zig_manifest(tmp_path: Path) -> None:
+    dist = work_dir() / "dist" / "macos-arm64-cpu-cross"
+    manifest = json.loads((dist / "manifest.json").read_text())
+    out = tmp_path / "rebuilt"
+    argv = [sys.executable, "-m", "llamabuild", "rebuild", str(dist / "manifest.json")]
+    proc = subprocess.run(
+        [*argv, "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        cwd=work_dir(),
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    result = json.loads(proc.stdout)
+    binary = next(o for o in manifest["outputs"] if o["role"] == "binary")
+    assert result["ok"] is True and result["sha256"] == binary["sha256"]
+    rebuilt = Path(result["binary"])
+    assert read_uuids(rebuilt) == binary["uuids"]
+    assert dsym_uuids(Path(result["dsym"])) == binary["uuids"]
