@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from llamabuild.developer_id import STANDALONE_PRESET, check_developer_id
 from llamabuild.entitlements import Entitlements
 from llamabuild.errors import InputError
 from llamabuild.findings import Finding, error, has_errors
@@ -133,7 +134,16 @@ def sign_binary(
             report.binary = replace(report.binary, path=path)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if report.published and developer_id_intended(request, entitlements):
+        # Signed as asked; whether notarization will take it is a verdict (exit 1), not a
+        # reason to withhold the signature.
+        report.findings += check_developer_id(path)
     return report
+
+
+def developer_id_intended(request: SignRequest, entitlements: Entitlements) -> bool:
+    """The standalone-server preset signed with an identity: a Developer ID distribution."""
+    return not request.adhoc and entitlements.source == f"preset {STANDALONE_PRESET}"
 
 
 def entitlement_diff(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamabuild.domain import VerifyProfile
 from llamabuild.findings import Finding, findings_output, has_errors
 from llamabuild.inspect import Binary, Slice, inspect_binary
 from llamabuild.inspect.model import BinaryFormat
@@ -49,15 +50,24 @@ def import_counts(s: Slice) -> dict[str, int]:
 
 
 def verify(
-    path: Path, policy: Policy, dsym: Path | None = None, parser: str = "auto"
+    path: Path,
+    policy: Policy,
+    dsym: Path | None = None,
+    parser: str = "auto",
+    profile: VerifyProfile = VerifyProfile.APP_STORE,
 ) -> VerifyReport:
-    """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs."""
+    """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs; the
+    developer-id profile adds notarization readiness (llamabuild/developer_id.py)."""
     binary = inspect_binary(path, parser)
     findings = check(binary, policy)
     if binary.format is BinaryFormat.MACHO:  # every CodeDirectory's hashes against the file
         from llamabuild.inspect.integrity import integrity_findings
 
         findings += integrity_findings(path)
+        if profile is VerifyProfile.DEVELOPER_ID:
+            from llamabuild.developer_id import check_developer_id
+
+            findings += check_developer_id(path)
     if dsym is not None:
         from llamabuild.dsym import check_dsym
 

@@ -42,10 +42,19 @@ def verify_cmd(
         bool,
         typer.Option("--symbols", help="JSON: list every imported symbol {name, dylib, weak}."),
     ] = False,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="'app-store' (default) or 'developer-id': also hardened runtime, secure "
+            "timestamp, Developer ID certificate, no get-task-allow (notarization).",
+        ),
+    ] = "app-store",
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
     from llamabuild import github, report
+    from llamabuild.domain import VerifyProfile
     from llamabuild.errors import UsageError
     from llamabuild.findings import exit_code
     from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
@@ -56,13 +65,16 @@ def verify_cmd(
         raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
     if parser not in PARSERS:
         raise UsageError(f"unknown --parser {parser!r}", hint=f"use one of {', '.join(PARSERS)}")
+    if profile not in tuple(VerifyProfile):
+        names = ", ".join(VerifyProfile)
+        raise UsageError(f"unknown --profile {profile!r}", hint=f"use one of {names}")
     policy = Policy(
         archs=parse_archs(arch),
         min_macos=parse_min_macos(min_macos),
         elf=elf_policy,
         require_sandbox=require_sandbox,
     )
-    result = verify(path, policy, dsym=dsym, parser=parser)
+    result = verify(path, policy, dsym=dsym, parser=parser, profile=VerifyProfile(profile))
     if github.in_actions():  # Output.of_file hashes the whole binary: only when it is shown
         uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
         github.publish(

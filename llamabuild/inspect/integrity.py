@@ -315,7 +315,7 @@ def first_bad_page(data: Buffer, base: int, cd: CodeDirectory) -> int | None:
     return 0
 
 
-def _sig_location(raw: st.RawSlice) -> tuple[int, int] | None:
+def signature_location(raw: st.RawSlice) -> tuple[int, int] | None:
     for c in raw.find(st.LC_CODE_SIGNATURE):
         if len(c.data) >= 16:
             off, size = struct.unpack_from(raw.endian + "II", c.data, 8)
@@ -327,7 +327,7 @@ def check_slice(
     data: Buffer, raw: st.RawSlice, name: str, seal: BundleSeal | None = None
 ) -> SliceIntegrity:
     """Every CodeDirectory of one slice: code pages, then special slots."""
-    located = _sig_location(raw)
+    located = signature_location(raw)
     if located is None:
         return SliceIntegrity(raw.arch)
     sig_off, sig_size = located
