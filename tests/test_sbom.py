@@ -306,3 +306,34 @@ def test_cyclonedx_is_not_imported_by_verify_app() -> None:
     argv = [sys.executable, "-c", code]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+# --- CI: attest and upload the SBOM and notices -------------------------------------------------
+
+PUBLISHED = ("llama-server.cdx.json", "THIRD_PARTY_NOTICES.txt", "Credits.html")
+
+
+def test_ci_attests_and_uploads_sbom_and_notices() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((Path(__file__).parent.parent / "ci" / "llamabuild.yml").read_text())
+    jobs = [
+        j
+        for j in workflow["jobs"].values()
+        if any(str(s.get("uses", "")).startswith("actions/upload-artifact@") for s in j["steps"])
+    ]
+    assert len(jobs) >= 2
+    for job in jobs:
+        assert job["permissions"]["id-token"] == "write"
+        assert job["permissions"]["attestations"] == "write"
+        uses = [str(s.get("uses", "")).split("@")[0] for s in job["steps"]]
+        attest = job["steps"][uses.index("actions/attest-build-provenance")]
+        upload = job["steps"][uses.index("actions/upload-artifact")]
+        assert uses.index("actions/attest-build-provenance") < uses.index("actions/upload-artifact")
+        assert attest["if"] == "github.event_name != 'pull_request'"  # no id-token there
+        subjects = attest["with"]["subject-path"].split()
+        uploaded = upload["with"]["path"].split()
+        for name in (*PUBLISHED, "llama-server", "manifest.json"):
+            assert any(p.endswith("/" + name) for p in subjects), name
+        for name in PUBLISHED:
+            assert any(p.endswith("/" + name) for p in uploaded), name
