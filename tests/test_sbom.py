@@ -274,6 +274,18 @@ def test_notices_found_in_credits_or_a_localized_rtf(tmp_path: Path) -> None:
     assert rules(app) == []
 
 
+def test_notices_found_in_a_licenses_folder(tmp_path: Path) -> None:
+    app = fake_app(tmp_path)
+    folder = app / "Contents" / "Resources" / "Licenses"
+    folder.mkdir()
+    (folder / "server.txt").write_text("llama.cpp: MIT License")
+    assert rules(app) == []
+    (folder / "server.txt").write_text("ggml")
+    (app / "Contents" / "Resources" / "Credits.rtfd").mkdir()
+    (app / "Contents" / "Resources" / "Credits.rtfd" / "TXT.rtf").write_text("llama.cpp")
+    assert rules(app) == []
+
+
 def test_notices_check_never_opens_a_fifo(tmp_path: Path) -> None:
     app = fake_app(tmp_path)
     os.mkfifo(app / "Contents" / "Resources" / "Credits.html")

@@ -2,7 +2,8 @@
 
 llama.cpp and the code it vendors are MIT-style licensed: their notices must ship with the app.
 macOS shows Contents/Resources/Credits.html (or Credits.rtf / Credits.rtfd) in the standard
-About window, so that, or any notices/licenses file in Resources, must mention llama.cpp.
+About window, so that, or any notices/licenses file (or folder) in Resources, must mention
+llama.cpp.
 Files are opened only when regular (mapped, never a FIFO) and read up to MAX_NOTICE bytes.
 """
 
@@ -24,25 +25,25 @@ MENTION = re.compile(rb"llama[.\-_ ]?cpp", re.I)
 
 
 def candidates(resources: Path) -> list[Path]:
-    """Files in Resources (and Resources/*.lproj, Credits.rtfd) whose name says notices."""
+    """Notices-named files in Resources, and every file of a notices-named folder, a .rtfd or a
+    .lproj's notices (two levels at most; entries bounded)."""
     found: list[Path] = []
-    folders = [resources]
+    queue: list[tuple[Path, bool, int]] = [(resources, False, 0)]
     seen = 0
-    while folders and seen < MAX_ENTRIES:
-        folder = folders.pop(0)
+    while queue and seen < MAX_ENTRIES:
+        folder, every_file, depth = queue.pop(0)
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=lambda e: e.name)[:MAX_ENTRIES]
         except OSError:
             continue
-        for entry in entries[:MAX_ENTRIES]:
+        for entry in entries:
             seen += 1
-            name = entry.name
+            named = bool(NOTICE_NAME.search(entry.name)) or entry.name.endswith(".rtfd")
             if entry.is_dir(follow_symlinks=False):
-                nested = folder == resources and name.endswith((".lproj", ".rtfd"))
-                if nested or (name.endswith(".rtfd") and NOTICE_NAME.search(name)):
-                    folders.append(Path(entry.path))
-            elif NOTICE_NAME.search(name) or folder.name.endswith(".rtfd"):
+                if depth < 2 and (named or entry.name.endswith(".lproj")):
+                    queue.append((Path(entry.path), named or every_file, depth + 1))
+            elif named or every_file:
                 found.append(Path(entry.path))
     return found
 
