@@ -36,8 +36,10 @@ from llamabuild.outputs import (
     VerifyOutput,
 )
 from llamabuild.outputs_build import DryRunOutput, SourceOutput
+from llamabuild.outputs_notarize import NotarizeOutput
 from llamabuild.outputs_privacy import PrivacyManifestOutput
 from llamabuild.outputs_rebuild import RebuildOutput
+from llamabuild.release import ReleaseSummaryOutput
 from llamabuild.resources import schema_dir
 from llamabuild.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.source.lock import LockFile
@@ -51,8 +53,10 @@ COMMAND_MODELS: dict[str, Any] = {
     "doctor": DoctorOutput,
     "dsym": DsymOutput,
     "entitlements": EntitlementsOutput,
+    "notarize": NotarizeOutput,
     "privacy-manifest": PrivacyManifestOutput,
     "rebuild": RebuildOutput,
+    "release-summary": ReleaseSummaryOutput,
     "sign": SignOutput,
     "smoke": SmokeOutput,
     "source": SourceOutput,

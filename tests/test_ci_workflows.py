@@ -176,7 +176,7 @@ def test_macos_job(workflow):
     assert uses(job, "actions/setup-python")
     cmds = commands_of(job)
     names = [c[0] for c in cmds]
-    assert ["build", "--recipe", "macos-arm64-metal"] in cmds
+    assert ["build", "--recipe", "$RECIPE"] in cmds and job["env"]["RECIPE"] == MATRIX_RECIPE
     assert names.index("build") < names.index("verify") < names.index("smoke")
     assert names.index("smoke") < names.index("sign")  # an inherit-signed helper cannot run alone
     assert "--require-sandbox" in cmds[len(names) - 1 - names[::-1].index("verify")]
@@ -202,8 +202,41 @@ def test_signing_identity_from_secrets_in_a_temporary_keychain(workflow):
         assert not re.search(r"echo[^\n]*P12_PASSWORD", run)  # never printed
 
 
+MATRIX_RECIPE = "${{ matrix.recipe }}"
+
+
+def test_release_matrix_every_macos_recipe_then_one_summary(workflow):
+    """The macOS recipes fan out on macOS runners (smoke where the runner runs the binary),
+    the cross recipe on ubuntu; the last job summarizes every artifact with release-summary."""
+    job = workflow["jobs"]["macos"]
+    rows = {r["recipe"]: r for r in job["strategy"]["matrix"]["include"]}
+    macos = {p.stem for p in (ROOT / "recipes").glob("macos-*.toml") if "cross" not in p.stem}
+    assert set(rows) == macos and not job["strategy"]["fail-fast"]
+    assert {r for r, row in rows.items() if not row["smoke"]} == {"macos-x86_64-metal"}
+    assert rows["macos-universal"]["arch_a"] != rows["macos-universal"]["arch_b"]
+    smoke = next(s for s in job["steps"] if "smoke" in s.get("run", ""))
+    assert smoke["if"] == "matrix.smoke"
+    assert workflow["jobs"]["cross"]["runs-on"].startswith("ubuntu-")
+    release = workflow["jobs"]["release"]
+    assert release["needs"] == ["macos", "cross"] and "cancelled()" in release["if"]
+    [download] = uses(release, "actions/download-artifact")
+    assert download["with"]["pattern"] == "llama-server-*"
+    assert ["release-summary", download["with"]["path"], "--json"] in commands_of(release)
+
+
+def test_shared_remote_cache_from_a_secret_else_the_actions_cache(workflow):
+    assert workflow["env"]["LLAMABUILD_CCACHE_REMOTE"] == "${{ secrets.LLAMABUILD_CCACHE_REMOTE }}"
+    for job_id in ("macos", "cross"):
+        [ccache] = [
+            c
+            for c in uses(workflow["jobs"][job_id], "actions/cache")
+            if "ccache" in c["with"]["path"]
+        ]
+        assert ccache["if"] == "env.LLAMABUILD_CCACHE_REMOTE == ''"
+
+
 def test_caches_keyed_by_lock_and_recipe(workflow):
-    for job_id, recipe in (("macos", "macos-arm64-metal"), ("cross", "macos-arm64-cpu-cross")):
+    for job_id, recipe in (("macos", MATRIX_RECIPE), ("cross", "macos-arm64-cpu-cross")):
         job = workflow["jobs"][job_id]
         caches = uses(job, "actions/cache")
         paths = {p for c in caches for p in c["with"]["path"].split()}
@@ -218,9 +251,10 @@ def test_caches_keyed_by_lock_and_recipe(workflow):
 
 
 def test_artifacts(workflow):
-    for job_id, recipe in (("macos", "macos-arm64-metal"), ("cross", "macos-arm64-cpu-cross")):
+    for job_id, recipe in (("macos", MATRIX_RECIPE), ("cross", "macos-arm64-cpu-cross")):
         [upload] = uses(workflow["jobs"][job_id], "actions/upload-artifact")
-        paths = upload["with"]["path"].split()
+        assert upload["with"]["name"] == f"llama-server-{recipe}"
+        paths = upload["with"]["path"].splitlines()
         for name in ("llama-server", "llama-server.dSYM", "manifest.json"):
             assert f"dist/{recipe}/{name}" in paths
         assert upload["with"]["if-no-files-found"] == "error"

@@ -11,11 +11,12 @@ miss, never an object file. The URL is shown and recorded only with its credenti
 
 from __future__ import annotations
 
+import copy
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from llamabuild.builder.manifest import ManifestCcache
@@ -26,9 +27,14 @@ from llamabuild.redact import redact_url
 from llamabuild.tools.ccache import Ccache
 from llamabuild.tools.runner import Runner
 
-if TYPE_CHECKING:
-    from llamabuild.builder.plan import SlicePlan
 
+class SlicePlan(Protocol):
+    """What this module needs of builder.plan.SlicePlan (which imports this module)."""
+
+    env: dict[str, str]
+
+
+S = TypeVar("S", bound=SlicePlan)
 ENV_VAR = "LLAMABUILD_CCACHE_REMOTE"
 OFF = "-"
 STORAGE_ENV = "CCACHE_REMOTE_STORAGE"
@@ -102,9 +108,10 @@ class CcacheSession:
     env: dict[str, str] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
-    def slices(self, slices: Sequence[SlicePlan]) -> list[SlicePlan]:
-        """The slices whose compiler launcher is llamabuild's ccache get this build's env."""
-        return [replace(s, env={**s.env, **self.env}) if _managed(s) else s for s in slices]
+    def slices(self, slices: Sequence[S]) -> list[S]:
+        """The slices whose compiler launcher is llamabuild's ccache get this build's env
+        (copies: the plan itself, and so --dry-run, never holds the URL)."""
+        return [_with_env(s, self.env) if _managed(s) else s for s in slices]
 
     def end(self) -> tuple[ManifestCcache | None, list[Finding]]:
         """This build's counters, and the one warning if the remote failed mid-build."""
@@ -138,6 +145,12 @@ class CcacheSession:
 
 def _managed(sl: SlicePlan) -> bool:
     return "CCACHE_DIR" in sl.env
+
+
+def _with_env(sl: S, env: Mapping[str, str]) -> S:
+    out = copy.copy(sl)
+    out.env = {**sl.env, **env}
+    return out
 
 
 def begin(

@@ -26,12 +26,14 @@ COMMANDS = {
     "dsym": "dsym",
     "entitlements": "entitlements",
     "sign": "sign",
+    "notarize": "notarize",
     "smoke": "smoke",
     "verify": "verify",
     "verify-app": "verify_app",
     "privacy-manifest": "privacy",
     "verify-model": "verify_model",
     "rebuild": "rebuild",
+    "release-summary": "release_summary",
     "xcode-phase": "xcode",
 }
 
