@@ -13,14 +13,17 @@ Every slice gets (see docs/build.md, "Reproducible builds and recovering a lost 
   (builder/ziglink.py) that links through a fixed path with the objects' mtimes set to
   SOURCE_DATE_EPOCH.
 
-ccache: CCACHE_BASEDIR would hand the compiler relative paths (so `__FILE__` would depend on
-where the build dir sits relative to the source); with the prefix maps it is not needed, and
-CCACHE_NOHASHDIR stays (the maps remove the cwd from the output).
+ccache (CCACHE_BASEDIR over both trees, for hits from any build dir or machine) hands the
+compiler paths relative to the build dir: `../../src/x.c` for a source, `gen/x.c` for a
+generated file. So the maps are four, the last matching one winning (gcc and clang):
+`<src>=.`, `<src relative to the build dir>=.`, `<build>=.` (the compile dir) and `<build>/=`
+(a generated file is `gen/x.c` with or without ccache). CCACHE_NOHASHDIR stays.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -73,8 +76,11 @@ def _arg(text: str) -> str:
 
 
 def prefix_flags(source_root: Path, build_dir: Path) -> list[str]:
-    """Both trees map to `.`: `__FILE__` and DWARF paths are the same wherever they are."""
-    return [_arg(f"{PREFIX_MAP}{source_root}=."), _arg(f"{PREFIX_MAP}{build_dir}=.")]
+    """Both trees map to `.`: `__FILE__` and DWARF paths are the same wherever they are, also
+    through ccache, which passes the source's paths relative to the build dir."""
+    rel = relative_source(source_root, build_dir)
+    maps = [f"{source_root}=.", f"{rel}=.", f"{build_dir}=.", f"{build_dir}/="]
+    return [_arg(PREFIX_MAP + m) for m in maps]
 
 
 def zig_link_dir(recipe: Recipe, source: SourceTree) -> Path:
@@ -132,7 +138,12 @@ def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int) -> No
     """Make one planned slice deterministic (entries and environment, in place)."""
     sl.entries.update(entries_for(sl, source, build_root, epoch))
     sl.env.update(environment(epoch))
-    sl.env.pop("CCACHE_BASEDIR", None)
+
+
+def relative_source(source_root: Path, build_dir: Path) -> str:
+    """The source root as ccache hands it to the compiler: relative to the build dir, where
+    ninja runs every compile."""
+    return os.path.relpath(source_root, build_dir)
 
 
 def epoch_of(env: Mapping[str, str]) -> int | None:
