@@ -7,6 +7,7 @@ the notices always carry the text of the exact copy that was compiled.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from llamabuild.settings import from_mapping
 TABLE = "vendored_components.toml"
 MAX_TEXT = 256 * 1024  # one license text; the longest vendored one is ~2 KB
 MAX_VERSION = 64
+MAX_WALK = 10_000  # files looked at under one vendored folder
+SOURCE_SUFFIXES = frozenset({".c", ".cc", ".cpp", ".cxx", ".m", ".mm"})
 Linked = Callable[[str | None], bool]  # an object file (or None: unknown) -> taken by the linker
 
 
@@ -132,7 +135,9 @@ class Found:
         return (self.project, *self.vendored)
 
 
-def _linked(spec: ComponentSpec, trees: Sequence[LinkedTree], linked: Linked) -> bool | None:
+def _linked(
+    root: Path, spec: ComponentSpec, trees: Sequence[LinkedTree], linked: Linked
+) -> bool | None:
     """True: in the binary; False: only in archive members the linker left; None: absent."""
     compiled = False
     for tree in trees:
@@ -142,7 +147,22 @@ def _linked(spec: ComponentSpec, trees: Sequence[LinkedTree], linked: Linked) ->
         compiled = compiled or bool(members)
         if any(linked(tree.objects.get(p)) for p in members):
             return True
+        included = any(_under(q, d) for q in spec.paths for d in tree.include_dirs)
+        if not members and included and _header_only(root, spec):
+            return True  # older CMake: a header-only library under an include directory
     return False if compiled else None
+
+
+def _header_only(root: Path, spec: ComponentSpec) -> bool:
+    """Its paths exist in the tree and hold no C/C++ source (only then can an include
+    directory alone say it is compiled in)."""
+    paths = [root / p for p in spec.paths]
+    if not any(p.exists() for p in paths):
+        return False
+    files = [p for p in paths if p.is_file()]
+    for d in (p for p in paths if p.is_dir()):
+        files += list(itertools.islice(d.rglob("*"), MAX_WALK))
+    return not any(f.suffix in SOURCE_SUFFIXES for f in files)
 
 
 def find_components(
@@ -157,7 +177,7 @@ def find_components(
     llama.cpp itself (the table's project) has the pin's version."""
     tab = load_table() if table is None else table
     findings: list[Finding] = []
-    verdicts = {s.name: _linked(s, trees, linked) for s in tab.component}
+    verdicts = {s.name: _linked(root, s, trees, linked) for s in tab.component}
     picked = [s for s in tab.component if verdicts[s.name]]
     project = Component(tab.project, project_version, read_texts(root, tab.project, findings))
     vendored = [

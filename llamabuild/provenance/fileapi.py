@@ -35,6 +35,9 @@ class LinkedTree:
     archived: tuple[str, ...]  # static library sources: linked when referenced
     dirs: tuple[str, ...]  # header-only (INTERFACE) libraries' source directories
     objects: dict[str, str] = field(default_factory=dict)  # source -> object file
+    # Before codemodel 2.9 (no linkLibraries, no INTERFACE targets): the in-tree include
+    # directories, which hold any header-only library that is compiled in (and maybe more).
+    include_dirs: tuple[str, ...] = ()
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -80,7 +83,7 @@ def _walk(
     seen: set[str] = set()
     todo = [start]
     names: list[str] = []
-    found: dict[str, set[str]] = {"files": set(), "archived": set(), "dirs": set()}
+    found: dict[str, set[str]] = {"files": set(), "archived": set(), "dirs": set(), "inc": set()}
     while todo:
         tid = todo.pop()
         if tid in seen or tid not in by_id:
@@ -96,8 +99,18 @@ def _walk(
         if kind == "INTERFACE_LIBRARY" and detail.get("paths", {}).get("source"):
             found["dirs"].add(detail["paths"]["source"])
         todo += [lib["id"] for lib in _links(detail) if "id" in lib]
-    files, archived, dirs = (tuple(sorted(found[k])) for k in ("files", "archived", "dirs"))
-    return LinkedTree(target, tuple(sorted(names)), files, archived, dirs)
+        if "linkLibraries" not in detail and "interfaceLinkLibraries" not in detail:
+            found["inc"].update(_includes(detail, root))
+    files, archived, dirs, inc = (
+        tuple(sorted(found[k])) for k in ("files", "archived", "dirs", "inc")
+    )
+    return LinkedTree(target, tuple(sorted(names)), files, archived, dirs, include_dirs=inc)
+
+
+def _includes(detail: dict[str, Any], root: PurePosixPath) -> set[str]:
+    groups = detail.get("compileGroups", [])
+    paths = (inc.get("path", "") for g in groups for inc in g.get("includes", []))
+    return {p for path in paths if (p := _in_tree(path, root)) is not None}
 
 
 def _objects(build_dir: Path, root: PurePosixPath) -> dict[str, str]:
