@@ -6,9 +6,11 @@ One run prints ratios measured in that run (goals from issue 4):
   no-op `llamabuild build` (inputs unchanged, artifact verifies)             <= 1 s
   --guide: llamabuild build (cold) / the integration guide's manual procedure <= 0.6
   --remote-cache: runner B (empty local cache, shared Redis) / runner A (cold) <= 0.1
+  --reproducible: the extra time of `build --check-reproducible` (a second, cold, ccache-less
+                  build from a source copy), in seconds and in cold builds
 
     python3 bench/build.py [--recipe linux-x86_64-static] [--source URL --sha256 H --ref R]
-                           [--guide] [--remote-cache]
+                           [--guide] [--remote-cache] [--reproducible]
 
 Everything (extracted source, build trees, ccache) lives in a temp cache dir, so both sides
 start cold; the source extraction is done first and not timed. Takes two cold builds
@@ -61,6 +63,9 @@ def main() -> int:
     ap.add_argument("--guide", action="store_true", help="also time the guide's procedure")
     ap.add_argument(
         "--remote-cache", action="store_true", help="cold build fills a redis; runner B reads it"
+    )
+    ap.add_argument(
+        "--reproducible", action="store_true", help="also time build --check-reproducible"
     )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llamabuild bench "))  # a space on purpose
@@ -126,6 +131,14 @@ def run_bench(args: argparse.Namespace, tmp: Path, remote: str | None) -> int:
     shutil.rmtree(sl["build_dir"])
     print("llamabuild build --force (warm ccache, fresh build dir) ...", flush=True)
     t_warm = timed([*lb, "build", "-r", args.recipe, *src, "--force"], work, env)
+
+    if args.reproducible:  # warm ccache for the build, then a cold one without ccache
+        print("llamabuild build --force --check-reproducible ...", flush=True)
+        check = [*lb, "build", "-r", args.recipe, *src, "--force", "--check-reproducible"]
+        t_check = timed(check, work, env)
+        more = t_check - t_warm
+        extra = f"extra over the warm build: {more:.1f} s, {more / t_cold:.2f} x cold"
+        extra_rows.append(("build --check-reproducible", t_check, extra))
 
     # 4. No-op: inputs unchanged and the artifact verifies.
     noops = [timed([*lb, "build", "-r", args.recipe, *src], work, env) for _ in range(3)]
