@@ -28,6 +28,7 @@ AREAS = {
     "rebuild": ("`llamabuild rebuild`", "a build recreated from its manifest"),
     "entitlements": ("`llamabuild entitlements`", "the entitlements lint (sign runs it too)"),
     "sign": ("`llamabuild sign`", "the signature read back after signing"),
+    "notarize": ("`llamabuild notarize`", "Apple's notary service verdict and log"),
     "smoke": ("`llamabuild smoke`", "the built server serves"),
     "doctor": ("`llamabuild doctor`", "the tools a recipe needs"),
 }
