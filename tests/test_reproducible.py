@@ -298,3 +298,13 @@ def test_rebuild_refuses_what_is_no_manifest(
     code, res, err = cli(capsys, "rebuild", str(junk), "--json")
     assert code == 2 and "dist/<recipe>/manifest.json" in res["hint"]
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_diffoscope_is_optional(tmp_path: Path) -> None:
+    from llamabuild.tools.diffoscope import Diffoscope, report_argv
+    from llamabuild.tools.runner import Runner
+
+    argv = report_argv(Path("/d/diffoscope"), Path("/a b/x"), Path("/c/x"), Path("/r.txt"))
+    assert argv == ["/d/diffoscope", "--text", "/r.txt", "--no-progress", "/a b/x", "/c/x"]
+    missing = Diffoscope(Runner(), exe=tmp_path / "no-diffoscope-here")
+    assert missing.report(tmp_path / "a", tmp_path / "b", tmp_path / "r.txt") is None
