@@ -153,7 +153,9 @@ def test_runner_b_builds_from_runner_a_remote_cache(
 
 
 @needs_redis
-@pytest.mark.parametrize("fault", ["stopped", "nothing-listens", "killed-mid-build"])
+@pytest.mark.parametrize(
+    "fault", ["stopped", "nothing-listens", "killed-mid-build", "wrong-password"]
+)
 def test_remote_fault_never_fails_the_build(
     work: Path,
     redis: RedisServer,
@@ -170,6 +172,8 @@ def test_remote_fault_never_fails_the_build(
         redis.stop()
     elif fault == "nothing-listens":
         url = f"redis://default:{PASSWORD}@127.0.0.1:{free_port()}"
+    elif fault == "wrong-password":  # the server answers, every command fails: mid-build errors
+        url = url.replace(PASSWORD, "not-the-password")
     else:
         killer = threading.Thread(target=_kill_on_first_key, args=(redis,), daemon=True)
         killer.start()
@@ -239,7 +243,9 @@ def test_password_never_shown_at_verbose(work: Path, redis: RedisServer, tmp_pat
 def test_precedence_cli_then_env_then_project_file() -> None:
     project = CcacheSection(remote="redis://toml:6379")
     env = {rc.ENV_VAR: "http://env:8080/cache"}
-    assert rc.resolve("redis://cli:1", env, project) == rc.RemoteSetting("redis://cli:1", "--ccache-remote")
+    assert rc.resolve("redis://cli:1", env, project) == rc.RemoteSetting(
+        "redis://cli:1", "--ccache-remote"
+    )
     assert rc.resolve(None, env, project).url == "http://env:8080/cache"
     assert rc.resolve(None, {rc.ENV_VAR: ""}, project).url == "redis://toml:6379"
     assert rc.resolve("-", env, project).url is None
