@@ -308,3 +308,27 @@ def test_diffoscope_is_optional(tmp_path: Path) -> None:
     assert argv == ["/d/diffoscope", "--text", "/r.txt", "--no-progress", "/a b/x", "/c/x"]
     missing = Diffoscope(Runner(), exe=tmp_path / "no-diffoscope-here")
     assert missing.report(tmp_path / "a", tmp_path / "b", tmp_path / "r.txt") is None
+
+
+def test_git_pin_dates_the_build_and_rebuild_keeps_its_build_number(
+    work: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+
+    tree = work / "llama src"
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2024-01-02T03:04:05Z")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2024-01-02T03:04:05Z")
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "pin"], ["tag", "b42"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv], cwd=tree, check=True
+        )
+    code, out, err = build(capsys, "test-native", "--ref", "b42")
+    assert code == 0, err
+    assert out["manifest"]["source"]["date_epoch"] == 1704164645  # the commit time
+    manifest = work / "dist" / "test-native" / "manifest.json"
+    code, res, err = cli(capsys, "rebuild", str(manifest), "--out", "rg", "--json")
+    assert code == 0, (res, err)
+    version = subprocess.run([res["binary"]], capture_output=True, text=True, check=True).stdout
+    assert "version: 42 (" in version and res["sha256"] == res["expected_sha256"]

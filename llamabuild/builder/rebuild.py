@@ -19,19 +19,23 @@ from pathlib import Path
 from llamabuild import recipes
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import reproducible
-from llamabuild.builder.manifest import Manifest, ManifestOutput, OutputRole
+from llamabuild.builder.manifest import Manifest, ManifestOutput, ManifestSlice, OutputRole
 from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, execute
 from llamabuild.config import ProjectConfig
 from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError, ToolError
+from llamabuild.errors import ConfigError, InputError, ToolError
 from llamabuild.findings import Finding, error, findings_output, has_errors, warning
+from llamabuild.inspect.mapped import require_regular
 from llamabuild.outputs_rebuild import RebuildOutput, ToolDrift
 from llamabuild.recipes import CacheValue, Recipe, to_bool
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.git import is_full_sha
 from llamabuild.tools.runner import Runner
 
+READ_HINT = "pass the manifest.json `llamabuild build` published (dist/<recipe>/manifest.json)"
+MAX_MANIFEST = 16 << 20
+BUILD_INFO = ("LLAMA_BUILD_NUMBER", "LLAMA_BUILD_COMMIT")  # a real one is a few KB
 DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-tool-drift"
 
 
@@ -72,6 +76,17 @@ class Rebuild:
         )
 
 
+def read_manifest(path: Path) -> Manifest:
+    """A published manifest.json: a regular file (never a FIFO), of a sane size, our shape."""
+    require_regular(path)
+    if path.stat().st_size > MAX_MANIFEST:
+        raise InputError(f"{path}: over {MAX_MANIFEST >> 20} MiB, not a manifest", hint=READ_HINT)
+    try:
+        return mf.read(path)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint=READ_HINT) from None
+
+
 def source_request(m: Manifest, lock_dir: Path) -> SourceRequest:
     """The manifest's pin as a request: the exact commit (or archive hash), no lock file."""
     src = m.source
@@ -97,9 +112,9 @@ def _defines(entries: Mapping[str, str]) -> dict[str, CacheValue]:
 def recipe_of(m: Manifest) -> tuple[Recipe, dict[str, Recipe]]:
     """The recipe the manifest recorded; for an older manifest, the recipe by name with each
     slice's recorded cache entries laid over it."""
-    specs = {s.recipe: s.spec for s in m.slices if s.spec is not None}
+    specs = {s.recipe: _with_build_info(s.spec, s) for s in m.slices if s.spec is not None}
     if m.recipe_spec is not None and len(specs) == len(m.slices):
-        return m.recipe_spec, specs
+        return specs.get(m.recipe, m.recipe_spec), specs
     empty = ProjectConfig()
     by_slice = {s.recipe: s for s in m.slices}
     slices = {
@@ -115,6 +130,13 @@ def recipe_of(m: Manifest) -> tuple[Recipe, dict[str, Recipe]]:
                 hint="rebuild with the llamabuild (and recipes) that made the manifest",
             )
     return top, slices
+
+
+def _with_build_info(spec: Recipe, sl: ManifestSlice) -> Recipe:
+    """The build number and commit llama-server reports, as the build had them (a rebuild
+    pins the commit, whose ref no longer says `b<N>`)."""
+    keep = {k: sl.cache_entries[k] for k in BUILD_INFO if k in sl.cache_entries}
+    return spec.with_cache(keep)
 
 
 def tool_drift(recorded: Mapping[str, str], here: Mapping[str, str]) -> tuple[ToolDrift, ...]:
@@ -180,7 +202,7 @@ def rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: 
 
 def _rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
     start = time.monotonic()
-    job = Rebuild(manifest_path, mf.read(manifest_path))
+    job = Rebuild(manifest_path, read_manifest(manifest_path))
     with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
         tree = resolve_source(source_request(job.manifest, Path(lock_dir)), runner)
     plan = plan_rebuild(job.manifest, tree, options, runner)
