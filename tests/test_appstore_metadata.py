@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def _huge(path: Path) -> None:
         fh.truncate(2 << 30)
 
 
-HOSTILE_PLISTS = {
+HOSTILE_PLISTS: dict[str, Callable[[Path], object]] = {
     "garbage": lambda p: p.write_bytes(b"\x00\x01not a plist at all"),
     "truncated binary": lambda p: p.write_bytes(
         plistlib.dumps({"a": 1}, fmt=plistlib.FMT_BINARY)[:-9]

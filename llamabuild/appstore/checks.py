@@ -39,7 +39,7 @@ def check_app(
     uses = {rel: cats for rel, cats in uses.items() if cats}
     manifests = [p for p in files if p.name == privacy.MANIFEST_NAME]
     declared, found = privacy.read_manifests(manifests)
-    out += found + privacy.undeclared(uses, declared)
+    out += found + privacy.undeclared(app, uses, declared)
     if strict:
         out = [
             dataclasses.replace(f, severity=Severity.ERROR) if f.rule in STRICT_RULES else f

@@ -149,9 +149,10 @@ def read_manifests(paths: Iterable[Path]) -> tuple[set[str], list[Finding]]:
 
 
 def undeclared(
-    uses: Mapping[str, Mapping[str, Sequence[str]]], declared_types: set[str]
+    app: Path, uses: Mapping[str, Mapping[str, Sequence[str]]], declared_types: set[str]
 ) -> list[Finding]:
-    """`privacy-api-undeclared` for each binary (relative path) and category nobody declares."""
+    """`privacy-api-undeclared` for each binary (path relative to `app`) and category nobody
+    declares."""
     out: list[Finding] = []
     for rel, categories in uses.items():
         for kind, symbols in categories.items():
@@ -163,7 +164,7 @@ def undeclared(
                     "privacy-api-undeclared",
                     f"{rel} imports {shown} ({table()[kind].name}) but no {MANIFEST_NAME} "
                     f"declares {kind} (App Store: ITMS-91053 Missing API declaration)",
-                    path=rel,
+                    path=str(app / rel),
                     hint=f"add {MANIFEST_DIR}/{MANIFEST_NAME}: `llamabuild privacy-manifest "
                     f"BINARY` writes one from the reasons in llamabuild.toml [privacy]",
                 )

@@ -55,7 +55,10 @@ def parse_profile(der: bytes) -> Profile:
     signed = parse_signed_data(der, what="embedded.provisionprofile")
     if signed.content is None:
         raise ValueError("the CMS signature carries no content (detached), not a profile")
-    data = plist.parse(signed.content)
+    try:
+        data = plist.parse(signed.content)
+    except ValueError as exc:
+        raise ValueError(f"its content is not a property list ({exc})") from None
     expires = data.get("ExpirationDate")
     if not isinstance(expires, datetime):
         raise ValueError("ExpirationDate is missing or not a date")
@@ -198,6 +201,8 @@ def check_profile(bundle: Bundle, now: datetime | None = None) -> list[Finding]:
         profile = read_profile(path)
     except (InputError, ValueError) as exc:
         reason = exc.message if isinstance(exc, InputError) else str(exc)
+        for prefix in (f"{path}: ", "embedded.provisionprofile: "):
+            reason = reason.removeprefix(prefix)
         msg = f"{rel}: not a readable provisioning profile ({reason})"
         return [error("provisioning-invalid", msg, path=where, hint=PROFILE_HINT)]
     out = check_fields(profile, _team(bundle), where, now or datetime.now(UTC))

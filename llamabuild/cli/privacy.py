@@ -36,7 +36,8 @@ def privacy_manifest_cmd(
     from llamabuild.config import load_project
     from llamabuild.inspect import inspect_binary
 
-    result = build_manifest(inspect_binary(binary), load_project(config))
+    project = load_project(config)  # a bad [privacy] is refused before the binary is read
+    result = build_manifest(inspect_binary(binary), project)
     if out is not None:
         write_atomic(out, result.manifest.encode("utf-8"))
         result = _with_output(result, out)
