@@ -28,6 +28,7 @@ from llamabuild.provenance.linkcheck import LinkEvidence
 from llamabuild.provenance.sbom import llama_purl, validate
 from llamabuild.resources import data_text
 from llamabuild.source.lock import Pin
+from tests.fixtures.macho import ARCH_TARGET, MachOFactory, have_toolchain, tool
 from tests.test_build import PROJECT, RECIPE
 from tests.test_schemas import assert_valid
 from tests.test_verify_app import make_app, parts  # noqa: F401  (parts: the Mach-O fixture)
@@ -379,3 +380,36 @@ def test_ci_attests_and_uploads_sbom_and_notices() -> None:
             assert any(p.endswith("/" + name) for p in subjects), name
         for name in PUBLISHED:
             assert any(p.endswith("/" + name) for p in uploaded), name
+
+
+# --- the link check on Mach-O (thin and fat), as zig and Apple's linker produce it -------------
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(not have_toolchain(), reason="needs clang-19, ld64.lld-19")
+def test_link_check_on_macho_archive_members(macho: MachOFactory, tmp_path: Path) -> None:
+    """A static library of two members; the program calls one: only that one is linked."""
+    slices = []
+    for arch in ("arm64", "x86_64"):
+        objects = []
+        for name, body in (
+            ("used", "int used(void) { return 7; }"),
+            ("spare", "int spare(void) { return 9; }"),
+        ):
+            src = tmp_path / f"{name}.c"
+            src.write_text(body + "\n")
+            obj = tmp_path / f"{name}-{arch}.o"
+            target = f"{ARCH_TARGET[arch]}14.0"
+            subprocess.run(
+                [tool("clang"), "-target", target, "-c", str(src), "-o", str(obj)], check=True
+            )
+            objects.append(obj)
+        archive = tmp_path / f"libvendor-{arch}.a"
+        subprocess.run([tool("llvm-ar"), "rcs", str(archive), *map(str, objects)], check=True)
+        main = "int used(void);\nint main(void) { return used(); }\n"
+        slices.append(macho.build(f"prog-{arch}", arch=arch, source=main, extra_ld=[str(archive)]))
+    for binary in (slices[0], macho.fat("prog-fat", slices)):
+        evidence = LinkEvidence(binary)
+        assert evidence.linked(str(tmp_path / "used-arm64.o"))
+        assert not evidence.linked(str(tmp_path / "spare-arm64.o"))
+        assert evidence.linked(None)  # no object to look at: counted

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_OBJECT = 512 * 1024 * 1024  # LIEF maps the file; bound what we hand it anyway
+N_STAB, N_TYPE, N_SECT, N_EXT = 0xE0, 0x0E, 0x0E, 0x01  # <mach-o/nlist.h>
 
 
 def _lief() -> Any:
@@ -25,14 +26,16 @@ def _lief() -> Any:
     return lief
 
 
-def _slices(lief: Any, path: Path) -> list[Any]:
+def _parse(lief: Any, path: Path) -> tuple[Any, list[Any]]:
+    """The parsed file and its slices; the first must outlive the second (a fat binary owns
+    its slices: dropping it while a slice is in use crashes LIEF)."""
     if not path.is_file() or path.stat().st_size > MAX_OBJECT:
-        return []
+        return None, []
     if lief.is_macho(str(path)):
         fat = lief.MachO.parse(str(path))
-        return list(fat) if fat is not None else []
+        return fat, list(fat) if fat is not None else []
     parsed = lief.parse(str(path))
-    return [parsed] if parsed is not None else []
+    return parsed, [parsed] if parsed is not None else []
 
 
 def _defined(lief: Any, binary: Any, external_only: bool) -> set[str]:
@@ -44,9 +47,11 @@ def _defined(lief: Any, binary: Any, external_only: bool) -> set[str]:
             if s.name and s.shndx != 0 and (not external_only or s.binding in global_):
                 names.add(s.name)
     elif isinstance(binary, lief.MachO.Binary):
-        section = lief.MachO.Symbol.TYPE.SECTION
-        for s in binary.symbols:
-            if s.name and s.type == section and (not external_only or s.is_external):
+        for s in binary.symbols:  # nlist n_type bits (LIEF's `type` raises on some entries)
+            raw = s.raw_type
+            if raw & N_STAB or raw & N_TYPE != N_SECT or (external_only and not raw & N_EXT):
+                continue
+            if s.name:
                 names.add(s.name)
     return names
 
@@ -65,9 +70,11 @@ def _symbols(path: Path, size: int, mtime_ns: int, external_only: bool) -> froze
     """Cached per file version: a rebuilt object at the same path is read again."""
     lief = _lief()
     try:
+        owner, slices = _parse(lief, path)
         found: set[str] = set()
-        for binary in _slices(lief, path):
+        for binary in slices:
             found |= _defined(lief, binary, external_only)
+        del slices, owner  # the slices first
         return frozenset(found)
     except (OSError, ValueError, RuntimeError):
         return frozenset()
