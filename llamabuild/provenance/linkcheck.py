@@ -76,7 +76,7 @@ def _symbols(path: Path, size: int, mtime_ns: int, external_only: bool) -> froze
             found |= _defined(lief, binary, external_only)
         del slices, owner  # the slices first
         return frozenset(found)
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, SystemError, TypeError):  # LIEF's failures
         return frozenset()
 
 
