@@ -152,12 +152,12 @@ def _team(bundle: Bundle) -> str | None:
 def check_fields(profile: Profile, team: str | None, where: str, now: datetime) -> list[Finding]:
     """Expiry, platform and team of a readable profile."""
     out: list[Finding] = []
+    name = f" {profile.name!r}" if profile.name else ""
     if profile.expires <= now:
         out.append(
             error(
                 "provisioning-expired",
-                f"the provisioning profile {profile.name or ''!s} expired on "
-                f"{profile.expires:%Y-%m-%d %H:%M} UTC".replace("  ", " "),
+                f"the provisioning profile{name} expired on {profile.expires:%Y-%m-%d %H:%M} UTC",
                 path=where,
                 hint=PROFILE_HINT,
             )
