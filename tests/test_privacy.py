@@ -254,6 +254,7 @@ def cross_server(real_llama_build: RealBuild) -> Path:
 
 
 @pytest.mark.real_llama
+@pytest.mark.slow
 @compile_only
 def test_real_llama_server(
     capsys: pytest.CaptureFixture[str], cross_server: Path, app_parts: AppBuilder, tmp_path: Path
@@ -278,3 +279,22 @@ def test_real_llama_server(
     app = app_parts.make(tmp_path / "declared", helper=cross_server, privacy=out.read_bytes())
     code, rep = verify_app(capsys, app)
     assert "privacy-api-undeclared" not in {f["rule"] for f in rep["findings"]}
+
+
+@compile_only
+def test_human_mode_prints_the_manifest(
+    capsys: pytest.CaptureFixture[str], app_parts: AppBuilder, tmp_path: Path
+) -> None:
+    code = run(
+        [
+            "privacy-manifest",
+            str(app_parts.helper),
+            "--config",
+            str(config(tmp_path, BOTH) / "llamabuild.toml"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    data = plistlib.loads(captured.out.encode())  # stdout is the plist alone
+    assert privacy.declared(data) == {FILE_TIMESTAMP, BOOT_TIME}
+    assert "_mach_absolute_time" in captured.err
