@@ -23,7 +23,7 @@ from llamabuild.errors import InputError, ToolError
 from llamabuild.files import open_atomic, sha256_file
 from llamabuild.findings import Finding, error, findings_output, has_errors
 from llamabuild.inspect import inspect_binary
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.inspect.mapped import open_mapped, require_regular
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs_notarize import NotarizeOutput, NotaryIssueOutput
 from llamabuild.tools.notarytool import (
@@ -176,6 +176,7 @@ def notarize(
     keep_zip: Path | None = None,
 ) -> NotarizeReport:
     """Preflight, zip, submit and wait; the log is fetched unless the status is Accepted."""
+    require_regular(path)  # a missing file is named before the credentials
     notary = notary or choose_notary()
     notary.validate(creds)  # refuse unusable credentials before any work
     report = NotarizeReport(path, notary.name, creds.describe(), f"{path.name}.zip")

@@ -202,6 +202,8 @@ ENGINE_HINT = (
 def engine_credentials(creds: Credentials) -> dict[str, Any]:
     """The engine's NotaryCredentials fields (pure): a unified JSON key file, or issuer + key
     id (the engine finds AuthKey_<id>.p8 itself). A keychain profile only exists on a Mac."""
+    if not (creds.keychain_profile or creds.key or creds.key_id or creds.issuer):
+        raise UsageError("notarization needs credentials", hint=ENGINE_HINT)
     if creds.keychain_profile:
         raise UsageError("--keychain-profile needs notarytool on a Mac", hint=ENGINE_HINT)
     if creds.key is not None and creds.key.suffix == ".json":
