@@ -136,6 +136,8 @@ def warnings(out: dict[str, Any]) -> list[dict[str, Any]]:
 def test_runner_b_builds_from_runner_a_remote_cache(
     work: Path, redis: RedisServer, capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
+    config_home = work.parent / "xdg-config"  # where ccache reads a user's own config
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
     a = build(capsys, monkeypatch, "a", "--ccache-remote", redis.url)
     stats_a = a["manifest"]["ccache"]
     assert stats_a["remote"] == f"redis://***@127.0.0.1:{redis.port}"
@@ -150,6 +152,10 @@ def test_runner_b_builds_from_runner_a_remote_cache(
     assert stats_b["compiled"] == 0 and stats_b["local_hits"] == 0
     assert sha(b) == sha(a)
     assert_valid("manifest", b["manifest"])
+    # The URL lived in the builds' environment only: no ccache config file was written.
+    assert not config_home.exists()
+    for conf in work.parent.rglob("ccache.conf"):
+        assert "remote" not in conf.read_text(), conf
 
 
 @needs_redis
