@@ -250,6 +250,15 @@ def test_engine_credentials_off_a_mac():
         engine_credentials(PROFILE)
     with pytest.raises(UsageError, match="off a Mac"):
         engine_credentials(API_KEY)  # a bare .p8 path: notarytool only
+    with pytest.raises(UsageError, match="needs credentials"):
+        engine_credentials(Credentials())
+
+
+def test_cli_missing_file_and_credentials(ready, tmp_path, capsys):
+    assert run(["notarize", str(tmp_path / "nope"), "--keychain-profile", "p"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert run(["notarize", str(ready), "--json"]) == 2  # no credentials: JSON error object
+    assert json.loads(capsys.readouterr().out)["error"] == "notarization needs credentials"
 
 
 def test_engine_client_answers(ready, tmp_path, monkeypatch):
