@@ -16,6 +16,7 @@ COMMANDS = [
     "verify-app",
     "dsym",
     "build",
+    "rebuild",
     "source",
     "sign",
     "entitlements",
