@@ -445,3 +445,42 @@ def test_codesign_agrees_modified(arm, tmp_path):
     )
     assert proc.returncode != 0
     assert "invalid signature" in proc.stderr or "modified" in proc.stderr
+
+
+# --- the CMS signature binds the primary CodeDirectory -----------------------------------------
+
+
+def _blob(target: Path, slot: int) -> tuple[bytearray, Any]:
+    at, size, _ = superblob(target)
+    data = bytearray(target.read_bytes())
+    (blob,) = [b for b in read_blobs(data, at, size, "t", "arm64") if b.slot == slot]
+    return data, blob
+
+
+def test_code_directory_replaced_under_a_cms_signature(arm, p12, tmp_path, capsys, monkeypatch):
+    """A CodeDirectory edited after signing (its identifier here): its pages still match, but
+    the CMS signer's digest no longer does."""
+    target = copy(arm, tmp_path)
+    monkeypatch.setenv("LLAMABUILD_P12_PASSWORD", PASSWORD)
+    sign(target, "--p12", str(p12), "--identifier", "com.example.helperA")
+    data, cd = _blob(target, 0)
+    at = data.index(b"com.example.helperA", cd.start)
+    data[at : at + 19] = b"com.example.helperB"
+    target.write_bytes(bytes(data))
+    code, payload = verify_json(capsys, target)
+    assert code == 1
+    (found,) = invalid(payload)
+    assert found["message"].startswith("CMS signature: its signed digest is not the primary")
+
+
+def test_garbage_cms_is_a_clean_exit_2(arm, p12, tmp_path, capsys, monkeypatch):
+    target = copy(arm, tmp_path)
+    monkeypatch.setenv("LLAMABUILD_P12_PASSWORD", PASSWORD)
+    sign(target, "--p12", str(p12))
+    data, wrapper = _blob(target, 0x10000)
+    data[wrapper.start + 8 : wrapper.start + wrapper.length] = bytes(wrapper.length - 8)
+    target.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert run(["verify", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid CMS SignedData" in err and "Traceback" not in err
