@@ -4,6 +4,7 @@ absent or full of garbage never fails or corrupts a build; its password is never
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +287,82 @@ def test_redaction_and_storage_value() -> None:
     assert value == "redis://h:1|connect-timeout=500|operation-timeout=3000"
     assert rc.probe(f"redis://127.0.0.1:{free_port()}") is not None
     assert parse_stats("remote_storage_hit\t3\nodd line\nx\t-1\n") == {"remote_storage_hit": 3}
+
+
+class _Store(BaseHTTPRequestHandler):
+    """A minimal HTTP cache for ccache's http backend: GET/HEAD/PUT/DELETE on paths, in memory
+    (the server's `store`), Basic auth required."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _authorized(self) -> bool:
+        want = "Basic " + base64.b64encode(f"user:{PASSWORD}".encode()).decode()
+        if self.headers.get("Authorization") == want:
+            return True
+        self._reply(401)
+        return False
+
+    def _reply(self, code: int, body: bytes = b"") -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self._authorized():
+            found = self.server.store.get(self.path)  # type: ignore[attr-defined]
+            if found is None:
+                self._reply(404)
+            else:
+                self._reply(200, found)
+
+    do_HEAD = do_GET
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self._authorized():
+            self.server.store[self.path] = body  # type: ignore[attr-defined]
+            self._reply(201)
+
+    def do_DELETE(self) -> None:
+        if self._authorized():
+            self.server.store.pop(self.path, None)  # type: ignore[attr-defined]
+            self._reply(204)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_cache() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Store)
+    server.store = {}  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(
+    shutil.which("cc") is None or Ccache(Runner()).optional() is None,
+    reason="needs a C compiler and ccache",
+)
+def test_http_remote_cache_shared_by_two_runners(
+    work: Path,
+    http_cache: ThreadingHTTPServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+) -> None:
+    port = http_cache.server_address[1]
+    url = f"http://user:{PASSWORD}@127.0.0.1:{port}/ccache"
+    a = build(capsys, monkeypatch, "a", "--ccache-remote", url)
+    assert a["manifest"]["ccache"]["remote"] == f"http://***@127.0.0.1:{port}/ccache"
+    assert http_cache.store and not warnings(a)  # type: ignore[attr-defined]
+    b = build(capsys, monkeypatch, "b", "--ccache-remote", url)
+    stats = b["manifest"]["ccache"]
+    assert stats["remote_hits"] >= 2 and stats["compiled"] == 0, stats
+    assert sha(b) == sha(a) and PASSWORD not in json.dumps(b)
