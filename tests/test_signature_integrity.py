@@ -179,19 +179,54 @@ def test_signed_in_session_verifies_intact(
     assert engine_problems(target) == []  # the engine's verifier agrees
 
 
-def test_alternate_code_directories_are_each_checked(arm, tmp_path):
+@pytest.mark.parametrize(
+    "digests",
+    [["sha1", "sha256"], ["sha1", "sha256", "sha384"], ["sha384"], ["sha256-truncated"]],
+)
+def test_every_hash_type_and_alternate_is_checked(digests, arm, tmp_path):
+    """The engine signs with each hash type Apple defines; extra digests become alternate
+    CodeDirectories (slots 0x1000..). Each is checked, and each reports a patched page."""
     import apple_platform
 
     target = copy(arm, tmp_path)
-    apple_platform.sign(
-        str(target), binary_identifier="x", digests=["sha1", "sha256"], timestamp_url="none"
-    )
+    apple_platform.sign(str(target), binary_identifier="x", digests=digests, timestamp_url="none")
     (sl,) = check_file(target)
-    assert sl.directories == ("sha1 CodeDirectory", "sha256 CodeDirectory, alternate slot 0x1000")
+    names = [d.split(" CodeDirectory")[0] for d in sl.directories]
+    assert names == digests
+    assert [", alternate slot 0x100" in d for d in sl.directories] == [
+        i > 0 for i in range(len(digests))
+    ]
     assert sl.findings == ()
     flip(target, text_offset(target, "arm64") + 3)
     (sl,) = check_file(target)
     assert [f.message.split(":")[0] for f in sl.findings] == list(sl.directories)
+    assert engine_problems(target)  # the engine's verifier agrees
+
+
+def one_page_code_directory(target: Path) -> None:
+    """Rewrite the (ad-hoc) primary CodeDirectory to pageSize 0 ("one page": the whole code
+    limit hashed at once): nCodeSlots 1, the one hash first in its table."""
+    import hashlib
+
+    data, cd = _blob(target, 0)
+    hash_offset = struct.unpack_from(">I", data, cd.start + 16)[0]
+    limit = struct.unpack_from(">I", data, cd.start + 32)[0]
+    struct.pack_into(">I", data, cd.start + 28, 1)  # nCodeSlots
+    data[cd.start + 39] = 0  # pageSize: log2, 0 = one page
+    digest = hashlib.sha256(bytes(data[:limit])).digest()
+    data[cd.start + hash_offset : cd.start + hash_offset + 32] = digest
+    target.write_bytes(bytes(data))
+
+
+def test_page_size_zero_is_one_page(arm, tmp_path):
+    target = copy(arm, tmp_path)
+    sign(target)
+    one_page_code_directory(target)
+    (sl,) = check_file(target)
+    assert (sl.pages, sl.findings) == (1, ())
+    flip(target, text_offset(target, "arm64"))
+    (found,) = check_file(target)[0].findings
+    assert "page 0 of 1 (file bytes 0x0-0x" in found.message
 
 
 # --- modified after signing -----------------------------------------------------------------
