@@ -122,7 +122,7 @@ class CcacheSession:
         except ToolError:
             return None, self.findings
         errors = counts.get("remote_storage_error", 0) + counts.get("remote_storage_timeout", 0)
-        if STORAGE_ENV in self.env and self.env[STORAGE_ENV] and errors and not self.findings:
+        if self.env.get(STORAGE_ENV) and errors and not self.findings:
             self.findings.append(
                 warning(
                     "remote-cache-unavailable",
