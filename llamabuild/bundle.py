@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from llamabuild.appstore import plist
 from llamabuild.appstore.checks import check_app
-from llamabuild.dsym import check_dsym, dsym_uuids, file_kind, load_plist
+from llamabuild.dsym import check_dsym, dsym_uuids, file_kind
 from llamabuild.errors import InputError, UsageError
 from llamabuild.findings import Finding, error, has_errors, warning
 from llamabuild.inspect import Binary, inspect_binary, structure
@@ -351,7 +352,8 @@ def app_executable(app: Path) -> Path:
     """Contents/MacOS/<CFBundleExecutable>, or the bundle's stem when Info.plist says nothing."""
     name = app.name.removesuffix(".app")
     try:
-        info = load_plist(app / "Contents" / "Info.plist")  # regular files only, <= 1 MiB
+        # regular files only, <= 1 MiB; every plistlib failure a ValueError (never a traceback)
+        info = plist.load(app / "Contents" / "Info.plist")
     except (InputError, OSError, ValueError):
         info = {}
     if isinstance(info.get("CFBundleExecutable"), str):

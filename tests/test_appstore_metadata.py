@@ -147,6 +147,9 @@ HOSTILE_PLISTS: dict[str, Callable[[Path], object]] = {
     "array": lambda p: p.write_bytes(plistlib.dumps([1, 2])),
     "deep": lambda p: p.write_bytes(b"<plist><array>" * 50_000),
     "empty": lambda p: p.write_bytes(b""),
+    # plistlib's own IndexError / LookupError (not InvalidFileException) on these two
+    "key outside a dict": lambda p: p.write_bytes(b"<plist><key>a</key></plist>"),
+    "unknown encoding": lambda p: p.write_bytes(b'<?xml version="1.0" encoding="UTF88"?><plist/>'),
     "fifo": _fifo,
     "huge": _huge,
     "directory": lambda p: p.mkdir(),

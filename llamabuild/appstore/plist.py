@@ -26,6 +26,10 @@ def parse(raw: bytes, limit: int = MAX_PLIST) -> dict[str, Any]:
         data = plistlib.loads(raw)
     except (plistlib.InvalidFileException, ExpatError, RecursionError, ValueError) as exc:
         raise ValueError(str(exc) or "malformed") from None
+    except (LookupError, TypeError, AttributeError, OverflowError) as exc:
+        # plistlib's own bugs on hostile input (an unknown XML encoding, a <key> with no
+        # value): IndexError/KeyError are LookupErrors
+        raise ValueError(f"malformed ({type(exc).__name__}: {exc})"[:200]) from None
     if not isinstance(data, dict):
         raise ValueError("top level is not a dictionary")
     return data
@@ -38,3 +42,6 @@ def load(path: Path, limit: int = MAX_PLIST) -> dict[str, Any]:
         return load_plist(path, limit)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    except (LookupError, TypeError, AttributeError, OverflowError) as exc:
+        # dsym.load_plist lets plistlib's own bugs through (see `parse`)
+        raise ValueError(f"malformed ({type(exc).__name__}: {exc})"[:200]) from None
