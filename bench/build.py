@@ -33,6 +33,8 @@ from pathlib import Path
 from guide import time_guide  # bench/guide.py: the guide's own commands
 from remote_ab import hit_rate, redis_server  # bench/remote_ab.py: a throwaway redis-server
 
+from llamabuild.builder.plan import cmake_escape
+
 # The llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in vendor/llama.cpp): the same pin as
 # ci/quickstart.sh and tests/plugin_real_llama.py. Standalone: needs llamabuild, not pytest.
 SDIST_URL = (
@@ -106,8 +108,16 @@ def run_bench(args: argparse.Namespace, tmp: Path, remote: str | None) -> int:
     cmake = sl["configure_argv"][0]
     raw_env = {**env, **sl["env"], "CCACHE_DIR": str(tmp / "raw-ccache")}
     raw_env["CCACHE_BASEDIR"] = os.path.commonpath([plan["source"]["root"], str(raw_dir)])
-    defines = [f"-D{k}={v}" for k, v in sl["cache_entries"].items()]
-    configure = [cmake, "-G", "Ninja", sl["configure_argv"][4], *defines]
+    # The entries through a -C file, as llamabuild passes them: a -D value that starts with a
+    # quote (the prefix maps of a path with a space) loses it on CMake's command line.
+    init = tmp / "raw-init-cache.cmake"
+    init.write_text(
+        "".join(
+            f'set({k} "{cmake_escape(v)}" CACHE STRING "bench" FORCE)\n'
+            for k, v in sl["cache_entries"].items()
+        )
+    )
+    configure = [cmake, "-G", "Ninja", sl["configure_argv"][4], "-C", str(init)]
     configure += ["-S", plan["source"]["root"], "-B", str(raw_dir)]
     build = [cmake, "--build", str(raw_dir), "--target", "llama-server"]
     print(f"raw cmake configure + build ({args.recipe}) ...", flush=True)
