@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, make_plan
+from llamabuild.builder.reproducible import apply, epoch_of, oso_prepend
 from llamabuild.builder.run import BuildResult, build_slice
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, error, warning
@@ -44,6 +45,10 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
     slices = {s.recipe.name: s.recipe for s in plan.slices}
     tree = replace(plan.source, root=source)
     again = make_plan(plan.recipe, tree, options, runner, slices.__getitem__)
+    epoch = epoch_of(plan.slices[0].env)  # the copy may lack the .git that dated the pin
+    if epoch is not None:
+        for sl in again.slices:
+            apply(sl, tree, options.build_root, epoch)
     artifacts = [build_slice(sl, runner, quiet)[0] for sl in again.slices]
     out = work / "out"
     out.mkdir()
@@ -53,7 +58,6 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
     else:
         shutil.copy2(artifacts[0], binary)
     if plan.recipe.is_macos:
-        from llamabuild.builder.reproducible import oso_prepend
         from llamabuild.dsym import make_dsym
 
         prepend = oso_prepend(plan.recipe, options.build_root)
