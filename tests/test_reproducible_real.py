@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.real_llama, pytest.mark.slow, pytest.mark.timeout(7200
 
 def _checked(recipe: str) -> RealBuild:
     build = build_real(recipe, "--check-reproducible")
-    assert build.returncode == 0, (build.result, build.stderr[-3000:])
+    found = [f"{f['rule']}: {f['message']}" for f in build.result.get("findings", [])]
+    assert build.returncode == 0, (found, build.result.get("error"), build.stderr[-2000:])
     assert build.manifest["reproducible"] is True
     rules = [f["rule"] for f in build.result["findings"]]
     assert "not-reproducible" not in rules

@@ -73,10 +73,13 @@ def compare(first: Path, second: Path, rel: str, runner: Runner, reports: Path) 
     if sha256_file(a) == sha256_file(b) and _uuids(a) == _uuids(b):
         return Compared(rel, True)
     sections = tuple(sectiondiff.differing(a, b))
+    kept = reports / "second-build" / rel  # kept for a look (the work dir is removed)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(b, kept)
     from llamabuild.tools.diffoscope import Diffoscope
 
     report = Diffoscope(runner).report(a, b, reports / f"{Path(rel).name}.diffoscope.txt")
-    return Compared(rel, False, sections, report)
+    return Compared(rel, False, sections, report or kept)
 
 
 def _uuids(path: Path) -> dict[str, str | None]:
@@ -92,7 +95,7 @@ def findings_for(results: list[Compared], allow: bool) -> list[Finding]:
             continue
         shown = ", ".join(r.sections[:12]) + (" …" if len(r.sections) > 12 else "")
         message = f"{r.path}: a second build differs in {shown or 'bytes outside any section'}"
-        detail = f"diffoscope's report: {r.report}" if r.report else "install diffoscope for detail"
+        detail = f"the second build's file or diffoscope's report: {r.report}"
         if allow:
             out.append(warning("not-reproducible-allowed", message, path=r.path, hint=detail))
         else:
