@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +230,6 @@ def test_bad_privacy_config_is_refused(
 
 
 def test_elf_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    import sys
-
     code, rep = generate(capsys, tmp_path, sys.executable)
     assert code == 2 and "Mach-O" in rep["error"]
 
@@ -260,7 +259,7 @@ def test_real_llama_server(
     capsys: pytest.CaptureFixture[str], cross_server: Path, app_parts: AppBuilder, tmp_path: Path
 ) -> None:
     found = privacy.categories_of(inspect_binary(cross_server))
-    print(f"\nrequired-reason categories of {cross_server}: {found}")
+    sys.stderr.write(f"\nrequired-reason categories of {cross_server}: {found}\n")
     assert FILE_TIMESTAMP in found and "_stat" in found[FILE_TIMESTAMP]
     reasons = ", ".join(
         f'{k} = ["{next(iter(privacy.table()[k].reasons))}"]' for k in found if k != FILE_TIMESTAMP
