@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import plistlib
 import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.parsers.expat import ExpatError
 
+from llamabuild import plists
 from llamabuild.builder.interrupt import critical
 from llamabuild.errors import LOOP_HINT, InputError, ToolError, UsageError
 from llamabuild.findings import Finding, error, has_errors
@@ -41,7 +40,7 @@ RELINK_HINT = (
 Uuids = dict[str, str | None]
 
 # A dSYM's Info.plist is a few hundred bytes; anything this big is not one and is not read.
-MAX_PLIST = 1 << 20
+MAX_PLIST = plists.MAX_PLIST
 
 
 def file_kind(mode: int) -> str:
@@ -229,13 +228,7 @@ def load_plist(path: Path, limit: int = MAX_PLIST, hint: str = DAMAGED_HINT) -> 
         if len(mm) > limit:
             raise ValueError(f"{len(mm)} bytes, over the {limit >> 10} KiB limit; not read")
         raw = bytes(mm)
-    try:
-        data = plistlib.loads(raw)
-    except (plistlib.InvalidFileException, ExpatError) as exc:
-        raise ValueError(str(exc) or "malformed") from exc
-    if not isinstance(data, dict):
-        raise ValueError("top level is not a dictionary")
-    return data
+    return plists.parse(raw, limit)
 
 
 def _check_layout(dsym: Path, name: str) -> list[Finding]:

@@ -556,3 +556,21 @@ def test_symlink_loops_get_a_hint(
         code, rep = cli(capsys, *args)
         assert code == 2, args
         assert "symlink loop" in str(rep["hint"]), (args, rep)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"<plist><key>a</key></plist>",  # plistlib: IndexError
+        b'<?xml version="1.0" encoding="x-unknown"?><plist><dict/></plist>',  # LookupError
+        b"bplist00" + b"\xa1\x01" * 4000,  # nested arrays
+    ],
+)
+def test_hostile_dsym_plist_is_a_value_error(tmp_path: Path, raw: bytes) -> None:
+    """Every way plistlib fails on a dSYM's Info.plist is a ValueError (a finding), no crash."""
+    from llamabuild.dsym import load_plist
+
+    path = tmp_path / "Info.plist"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError):
+        load_plist(path)
