@@ -109,3 +109,26 @@ def test_interrupt_sweeps_the_builds_children(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_critical_defers_a_ctrl_c_that_another_thread_receives() -> None:
+    """A Ctrl-C goes to the process: with another thread alive (a progress bar's, a server's)
+    the kernel gives it to that thread, and masking the main thread alone let the handler run
+    mid-publish (the flaky test_interrupt_during_the_swap_keeps_a_dsym)."""
+    import threading
+
+    from llamabuild.builder.interrupt import critical
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()  # created outside critical(): SIGINT is not blocked in it
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt), critical():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the old code raised here
+            finished = True
+    finally:
+        stop.set()
+        other.join()
+    assert finished

@@ -58,12 +58,26 @@ def guarded(what: str) -> Iterator[None]:
 
 @contextmanager
 def critical() -> Iterator[None]:
-    """Block SIGINT/SIGTERM (delivered after) so a publish is never half done."""
+    """Defer SIGINT/SIGTERM until the block is done, so a publish is never half done.
+
+    Blocking the signals in this thread is not enough: a Ctrl-C is sent to the process, and
+    the kernel hands it to any thread that does not block it (a progress bar's, a server's);
+    Python then runs the handler in the main thread at once. So the handlers are swapped for a
+    recorder too, and a signal that came meanwhile is raised again at the end."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    pending: list[int] = []
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    swapped = [s for s, h in previous.items() if h is not None]  # None: set outside Python
+    for s in swapped:
+        signal.signal(s, lambda signum, _frame: pending.append(signum))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a blocked one arrives now...
+        for s in swapped:
+            signal.signal(s, previous[s])  # ...to the recorder, or else to the old handler
+        if pending:
+            signal.raise_signal(pending[0])
