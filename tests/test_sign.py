@@ -3,7 +3,6 @@ independently; the macOS codesign path by its exact argv and recorded output."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import plistlib
@@ -24,6 +23,8 @@ from llamabuild.sign import SignRequest, choose_signer, sign_binary
 from llamabuild.tools.codesign import Codesign, parse_display, sign_argv
 from llamabuild.tools.rcodesign import Rcodesign, parse_entities, parse_problems
 from llamabuild.tools.runner import Result, Runner
+from tests.fixtures.cms import make_identity
+from tests.fixtures.cms import make_p12 as fixture_p12
 from tests.fixtures.macho import MachOFactory, system, tool
 
 SANDBOX = "com.apple.security.app-sandbox"
@@ -257,45 +258,8 @@ def test_a_named_identity_needs_codesign_off_macos(thin, tmp_path, capsys):
 
 def make_p12(path: Path, password: str, legacy: bool = True) -> Path:
     """A self-signed code-signing certificate + key as PKCS#12 (what Keychain exports)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "llamabuild test signer"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ABCDE12345"),
-        ]
-    )
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    if legacy:  # 3DES/SHA-1, as `openssl pkcs12 -legacy` and older Keychain exports
-        encryption = (
-            serialization.PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(2048)
-            .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
-            .hmac_hash(hashes.SHA1())
-            .build(password.encode())
-        )
-    else:
-        encryption = serialization.BestAvailableEncryption(password.encode())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pkcs12.serialize_key_and_certificates(b"signer", key, cert, None, encryption))
-    return path
+    signer = make_identity("llamabuild test signer", "ABCDE12345")
+    return fixture_p12(path, signer, password, legacy=legacy)
 
 
 class Collect(logging.Handler):
