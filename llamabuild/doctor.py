@@ -7,7 +7,6 @@ toolchain. Every gap is a finding with an install hint, so the exit code follows
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import LlamabuildError, ToolError, UsageError
-from llamabuild.findings import Finding, Severity, error, exit_code, warning
+from llamabuild.findings import Finding, Severity, error, exit_code, findings_output, warning
+from llamabuild.host import HostInfo
 from llamabuild.jsonout import to_jsonable
-from llamabuild.outputs import DoctorOutput, HostOutput, ToolOutput, ToolRole, findings_output
-from llamabuild.outputs import ToolStatus as ToolStatus  # re-exported
+from llamabuild.outputs_doctor import DoctorOutput, HostOutput, ToolOutput, ToolRole
+from llamabuild.outputs_doctor import ToolStatus as ToolStatus  # re-exported
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
-from llamabuild.smoke import HostInfo
 from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
 from llamabuild.versions import banner_version
 
@@ -322,6 +321,8 @@ def _host_hint(recipe: Recipe) -> str:
 
 
 def _dist_version(dist: str) -> str | None:
+    import importlib.metadata  # 14 ms: only when a version is shown, not for build's check
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

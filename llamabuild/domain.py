@@ -39,14 +39,6 @@ class ElfPolicy(StrEnum):
     GLIBC = "glibc"
 
 
-class VerifyProfile(StrEnum):
-    """What `verify --profile` checks beyond linkage: the App Store helper (default), or a
-    Developer ID build's readiness for notarization (runtime, timestamp, certificate)."""
-
-    APP_STORE = "app-store"
-    DEVELOPER_ID = "developer-id"
-
-
 class RemoteScheme(StrEnum):
     """ccache's remote storage backends llamabuild passes on (its http one has no TLS)."""
 

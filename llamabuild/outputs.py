@@ -19,6 +19,11 @@ from llamabuild.findings import FindingOutput as FindingOutput  # re-exported
 from llamabuild.findings import findings_output as findings_output  # re-exported
 from llamabuild.jsonout import OMIT_NONE
 from llamabuild.model.outputs import ModelOutput as ModelOutput  # re-exported
+from llamabuild.outputs_doctor import DoctorOutput as DoctorOutput  # re-exported
+from llamabuild.outputs_doctor import HostOutput as HostOutput
+from llamabuild.outputs_doctor import ToolOutput as ToolOutput
+from llamabuild.outputs_doctor import ToolRole as ToolRole
+from llamabuild.outputs_doctor import ToolStatus as ToolStatus
 from llamabuild.outputs_verify import (  # re-exported: every output model is importable here
     DylibOutput as DylibOutput,
 )
@@ -144,52 +149,6 @@ class SmokeOutput:
     completion: CompletionOutput
     stopped_by: str
     server_exit_code: int | None
-
-
-class ToolRole(StrEnum):
-    REQUIRED = "required"
-    OPTIONAL = "optional"
-    NOT_NEEDED = "not needed"
-
-
-@dataclass(frozen=True)
-class ToolStatus:
-    """One tool `doctor` looked for: where and which version, what lacks without it."""
-
-    tool: str
-    label: str
-    found: bool
-    path: str | None
-    version: str | None
-    detail: str | None
-    affects: str
-    hint: str
-
-
-@dataclass(frozen=True)
-class ToolOutput(ToolStatus):
-    """One tool `doctor` looked for, and its role in the recipe: what lacks without it."""
-
-    role: ToolRole
-
-
-@dataclass(frozen=True)
-class HostOutput:
-    system: str
-    machine: str
-
-
-@dataclass(frozen=True)
-class DoctorOutput:
-    """`llamabuild doctor --json`: the tools a recipe needs, found or how to install them."""
-
-    ok: bool
-    recipe: str
-    runnable: bool
-    host: HostOutput
-    tools: tuple[ToolOutput, ...]
-    recipes: dict[str, bool]
-    findings: tuple[FindingOutput, ...]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import shlex
 import socket
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.errors import InputError, ToolError, UsageError
+from llamabuild.host import ARCH_ALIASES
+from llamabuild.host import HostInfo as HostInfo  # re-exported
 from llamabuild.inspect.model import Binary
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs import CompletionOutput, SmokeOutput
@@ -35,35 +36,15 @@ log = logging.getLogger("llamabuild.tools")
 HOST = "127.0.0.1"  # never 0.0.0.0: the check must not expose a server to the network
 LOG_TAIL_LINES = 25
 STOP_GRACE = 5.0
-_ARCH_ALIASES = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
 
 Progress = Callable[[float, str], None]
 LogSink = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class HostInfo:
-    system: str  # platform.system(): "Linux", "Darwin"
-    machine: str  # normalised: "x86_64", "arm64"
-
-    @classmethod
-    def current(cls) -> HostInfo:
-        m = platform.machine().lower()
-        return cls(platform.system(), _ARCH_ALIASES.get(m, m))
-
-    @property
-    def binary_format(self) -> str:
-        return "macho" if self.system == "Darwin" else "elf"
-
-    @property
-    def label(self) -> str:
-        return f"{'macOS' if self.system == 'Darwin' else self.system} {self.machine}"
-
-
 def check_runnable(binary: Binary, host: HostInfo) -> None:
     """Refuse (exit 2) a binary this host cannot execute, naming both sides."""
     fmt = "Mach-O" if binary.format == "macho" else "ELF"
-    archs = [_ARCH_ALIASES.get(a, a) for a in binary.archs]
+    archs = [ARCH_ALIASES.get(a, a) for a in binary.archs]
     what = f"{binary.path} is a {fmt} {'/'.join(archs) or '?'} binary"
     if binary.format != host.binary_format:
         raise UsageError(

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamabuild.domain import VerifyProfile
 from llamabuild.findings import Finding, findings_output, has_errors
 from llamabuild.inspect import Binary, Slice, inspect_binary
-from llamabuild.inspect.model import BinaryFormat
+from llamabuild.inspect.model import BinaryFormat, VerifyProfile
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs_verify import SliceOutput, VerifyOutput

@@ -54,9 +54,9 @@ def verify_cmd(
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
     from llamabuild import github, report
-    from llamabuild.domain import VerifyProfile
     from llamabuild.errors import UsageError
     from llamabuild.findings import exit_code
+    from llamabuild.inspect.model import VerifyProfile
     from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
     from llamabuild.inspect.reader import PARSERS
     from llamabuild.verify import verify

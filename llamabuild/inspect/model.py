@@ -21,6 +21,14 @@ class Parser(StrEnum):
     LIEF = "lief"
 
 
+class VerifyProfile(StrEnum):
+    """What `verify --profile` checks beyond linkage: the App Store helper (default), or a
+    Developer ID build's readiness for notarization (runtime, timestamp, certificate)."""
+
+    APP_STORE = "app-store"
+    DEVELOPER_ID = "developer-id"
+
+
 # What parsers read: a mapped file (mmap) in the CLI, bytes in tests. Both slice to bytes.
 Buffer = bytes | mmap.mmap
 
