@@ -204,3 +204,14 @@ def test_verify_app_default_helper_matches_bundle():
     from llamabuild.cli.verify_app import DEFAULT_HELPER as SHOWN
 
     assert SHOWN == DEFAULT_HELPER
+
+
+def test_builds_host_check_stays_light():
+    """`build` asks doctor before every build (a no-op too): doctor must not pull in smoke's
+    HTTP client, importlib.metadata or every command's output models."""
+    code = "import sys, llamabuild.doctor; print('\\n'.join(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    mods = set(proc.stdout.split())
+    assert proc.returncode == 0, proc.stderr
+    assert not {"llamabuild.smoke", "llamabuild.outputs", "urllib.request"} & mods
+    assert "importlib.metadata" not in mods and not _heavy(mods) - {"rich", "psutil"}
