@@ -169,6 +169,7 @@ def test_hostile_info_plist_is_a_finding(
     found = [f for f in rep["findings"] if f["rule"] == "info-plist-invalid"]
     assert len(found) == 1, rep["findings"]
     assert found[0]["message"].startswith("Contents/Info.plist")
+    assert "dsym" not in found[0]["hint"].lower()  # a bundle's hint, not the dSYM reader's
 
 
 def test_missing_info_plist(

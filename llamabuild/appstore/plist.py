@@ -15,8 +15,11 @@ from llamabuild.dsym import load_plist
 from llamabuild.plists import MAX_PLIST as MAX_PLIST  # re-exported
 from llamabuild.plists import parse as parse  # re-exported
 
+BUNDLE_FILE_HINT = "an app bundle holds regular files only: copy the .app again from its build"
+
 
 def load(path: Path, limit: int = MAX_PLIST) -> dict[str, Any]:
     """A plist file's top-level dict. InputError when missing or not a regular file (never
-    opened then); ValueError when malformed or over `limit`."""
-    return load_plist(path, limit)
+    opened then; with a bundle's hint, not the dSYM one); ValueError when malformed or over
+    `limit`."""
+    return load_plist(path, limit, hint=BUNDLE_FILE_HINT)
