@@ -11,7 +11,9 @@ Every slice gets (see docs/build.md, "Reproducible builds and recovering a lost 
 - for zig, whose Mach-O linker writes each object's absolute path and mtime into the N_OSO
   debug map and takes neither `-oso_prefix` nor ZERO_AR_DATE: a linker launcher
   (builder/ziglink.py) that links through a fixed path with the objects' mtimes set to
-  SOURCE_DATE_EPOCH.
+  SOURCE_DATE_EPOCH;
+- GIT_EXE / GIT_EXECUTABLE: builder/gitpin.py, which answers llama.cpp's configure-time
+  `git rev-parse` / `diff-index` from the pin (ggml compiles the answer into ggml.c).
 
 ccache (CCACHE_BASEDIR over both trees, for hits from any build dir or machine) hands the
 compiler paths relative to the build dir: `../../src/x.c` for a source, `gen/x.c` for a
@@ -49,6 +51,8 @@ PREFIX_MAP: Final = "-ffile-prefix-map="
 APPLE_LINK_FLAGS: Final = ("-Wl,-reproducible", "-Wl,-oso_prefix,")
 ENV_KEYS: Final = ("SOURCE_DATE_EPOCH", "ZERO_AR_DATE")
 LINKER_LAUNCHERS: Final = ("CMAKE_C_LINKER_LAUNCHER", "CMAKE_CXX_LINKER_LAUNCHER")
+# ggml's CMakeLists reads GIT_EXE, llama.cpp's build-info.cmake (FindGit) GIT_EXECUTABLE.
+GIT_ENTRIES: Final = ("GIT_EXE", "GIT_EXECUTABLE")
 ARCHIVE_RULES: Final = {
     "ARCHIVE_CREATE": "<CMAKE_AR> qcD <TARGET> <LINK_FLAGS> <OBJECTS>",
     "ARCHIVE_APPEND": "<CMAKE_AR> qD <TARGET> <LINK_FLAGS> <OBJECTS>",
@@ -111,7 +115,18 @@ def entries_for(
         launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
         launcher += [str(zig_link_dir(recipe, source)), str(epoch)]
         out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
+    out.update({k: git_stand_in(source) for k in GIT_ENTRIES})
     return out
+
+
+def git_stand_in(source: SourceTree) -> str:
+    """The `git` CMake runs (a CMake list: interpreter, script, the pin's answers)."""
+    from llamabuild.builder import gitpin  # stdlib only: runs as a script, installed or not
+
+    pin = source.pin
+    dirty = "1" if source.dirty else "0"
+    script = str(Path(gitpin.__file__).resolve())
+    return ";".join([sys.executable, script, pin.build_commit, str(pin.build_number), dirty])
 
 
 def _join(base: CacheValue | None, flags: list[str]) -> str:
@@ -157,7 +172,7 @@ def strip_managed(entries: Mapping[str, str]) -> dict[str, str]:
     rebuild passes on, so `apply` can add them again for the new paths."""
     out: dict[str, str] = {}
     for key, value in entries.items():
-        if key in LINKER_LAUNCHERS or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES):
+        if key in LINKER_LAUNCHERS or key in GIT_ENTRIES or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES):
             continue
         if key.endswith("_FLAGS"):
             value = _unmanaged(value)

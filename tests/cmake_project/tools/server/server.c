@@ -3,7 +3,9 @@
 #error "FAKE_FAIL: this compile error is on purpose"
 #endif
 int ggml_answer(void);
+const char * ggml_commit(void);
 int main(void) {
     printf("version: %d (%s) answer %d\n", LLAMA_BUILD_NUMBER, LLAMA_BUILD_COMMIT, ggml_answer());
+    printf("ggml commit: %s\n", ggml_commit());
     return 0;
 }
