@@ -6,8 +6,8 @@ One run prints ratios measured in that run (goals from issue 4):
   no-op `llamabuild build` (inputs unchanged, artifact verifies)             <= 1 s
   --guide: llamabuild build (cold) / the integration guide's manual procedure <= 0.6
   --remote-cache: runner B (empty local cache, shared Redis) / runner A (cold) <= 0.1
-  --reproducible: the extra time of `build --check-reproducible` (a second, cold, ccache-less
-                  build from a source copy), in seconds and in cold builds
+  --reproducible: the extra time of `build --check-reproducible` (a second, cold build from a
+                  source copy with an empty ccache), in seconds and in cold builds
 
     python3 bench/build.py [--recipe linux-x86_64-static] [--source URL --sha256 H --ref R]
                            [--guide] [--remote-cache] [--reproducible]

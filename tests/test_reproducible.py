@@ -70,22 +70,40 @@ def rules(out: dict[str, Any]) -> list[str]:
 def test_two_builds_from_other_paths_are_identical(
     work: Path,  # noqa: F811
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code, out, err = build(capsys, "test-native")
     assert code == 0, err
-    other = work.parent / "elsewhere" / "another checkout"
-    shutil.copytree(work / "llama src", other)
-    argv = ["--source", str(other), "--lock", str(other.parent / "lock"), "--no-ccache"]
-    argv += ["--dist", str(other.parent / "dist"), "--build-dir", str(other.parent / "b")]
-    code, _, err = cli(capsys, "build", "-r", "test-native", "--json", *argv)
-    assert code == 0, err
     a = work / "dist" / "test-native" / "llama-server"
-    b = other.parent / "dist" / "test-native" / "llama-server"
+    # Through ccache, each with its own (cold) cache: ccache hands the compiler normalized
+    # relative paths, the same from any checkout.
+    monkeypatch.setenv("LLAMABUILD_CACHE", str(work.parent / "other cache"))
+    b = _build_elsewhere(capsys, work.parent / "elsewhere" / "another checkout", work)
     assert a.read_bytes() == b.read_bytes()
     assert sectiondiff.differing(a, b) == []
     assert out["manifest"]["source"]["date_epoch"] == reproducible.ARCHIVE_EPOCH
     # -g is on (RelWithDebInfo): neither checkout path is anywhere in the binary.
     assert b"llama src" not in a.read_bytes() and b"another checkout" not in b.read_bytes()
+    # Without ccache, two checkouts agree with each other; not with a ccache build, whose
+    # `__FILE__` of a header found through `-I<dir>/..` is normalized (measured on llama.cpp's
+    # vendor/nlohmann): what --check-reproducible's second build mirrors.
+    c = _build_elsewhere(capsys, work.parent / "third" / "c c", work, "--no-ccache")
+    d = _build_elsewhere(capsys, work.parent / "fourth" / "d", work, "--no-ccache")
+    assert c.read_bytes() == d.read_bytes()
+    assert b"./tools/server/where/../where/where.h" in c.read_bytes()
+    assert b"./tools/server/where/where.h" in a.read_bytes()
+
+
+def _build_elsewhere(
+    capsys: pytest.CaptureFixture[str], checkout: Path, work: Path, *extra: str
+) -> Path:
+    """Build a copy of the test tree at `checkout`, with its own build and dist dirs."""
+    shutil.copytree(work / "llama src", checkout)
+    argv = ["--source", str(checkout), "--lock", str(checkout.parent / "lock"), *extra]
+    argv += ["--dist", str(checkout.parent / "dist"), "--build-dir", str(checkout.parent / "b")]
+    code, _, err = cli(capsys, "build", "-r", "test-native", "--json", *argv)
+    assert code == 0, err
+    return checkout.parent / "dist" / "test-native" / "llama-server"
 
 
 def test_check_reproducible_passes_and_is_recorded(

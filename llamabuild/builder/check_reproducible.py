@@ -1,7 +1,15 @@
 """`build --check-reproducible`: build the same pin and recipe a second time, independently (a
-copy of the source at another path, another build dir, no ccache), and compare every output's
-sha256 and per-arch UUIDs. Different bytes are a `not-reproducible` finding naming the Mach-O /
-ELF sections that differ (inspect/sectiondiff.py), with diffoscope's report when installed.
+copy of the source at another path, another build dir, nothing from the first build's compiler
+cache), and compare every output's sha256 and per-arch UUIDs. Different bytes are a
+`not-reproducible` finding naming the Mach-O / ELF sections that differ
+(inspect/sectiondiff.py), with diffoscope's report when installed.
+
+The second build goes through ccache exactly when the first did, with an empty cache dir of its
+own and no remote: nothing compiled is reused, yet the compiler gets the same kind of argv.
+ccache rewrites paths under its base dir to normalized relative ones, and gcc and clang put
+those into `__FILE__`: measured on llama.cpp's json.cpp (`-I<src>/vendor/nlohmann/..`), a
+ccache build has `./vendor/nlohmann/json.hpp`, a plain one `./vendor/nlohmann/../nlohmann/
+json.hpp`. A build with ccache and one without can differ; two builds alike must not.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from pathlib import Path
 
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, make_plan
+from llamabuild.builder.remote_cache import STORAGE_ENV
 from llamabuild.builder.reproducible import apply, epoch_of, oso_prepend
 from llamabuild.builder.run import BuildResult, build_slice
 from llamabuild.files import sha256_file
@@ -40,15 +49,17 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
     source = work / "source copy"
     shutil.copytree(plan.source.root, source, symlinks=True)
     options = replace(
-        plan.options, build_root=work / "build", dist_root=work / "dist", ccache=False
+        plan.options, build_root=work / "build", dist_root=work / "dist", cache_root=work / "cache"
     )
     slices = {s.recipe.name: s.recipe for s in plan.slices}
     tree = replace(plan.source, root=source)
     again = make_plan(plan.recipe, tree, options, runner, slices.__getitem__)
     epoch = epoch_of(plan.slices[0].env)  # the copy may lack the .git that dated the pin
-    if epoch is not None:
-        for sl in again.slices:
+    for sl in again.slices:
+        if epoch is not None:
             apply(sl, tree, options.build_root, epoch)
+        if "CCACHE_DIR" in sl.env:  # a fresh dir (the plan's); a remote would hand back hits
+            sl.env[STORAGE_ENV] = ""
     artifacts = [build_slice(sl, runner, quiet)[0] for sl in again.slices]
     out = work / "out"
     out.mkdir()

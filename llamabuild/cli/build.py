@@ -64,7 +64,7 @@ def build_cmd(
         bool,
         typer.Option(
             "--check-reproducible",
-            help="Build a second time (source copy elsewhere, other build dir, no ccache) "
+            help="Build a second time (source copy elsewhere, other build dir, empty ccache) "
             "and require the same bytes.",
         ),
     ] = False,
