@@ -95,10 +95,10 @@ def test_two_builds_from_other_paths_are_identical(
 
 
 def _build_elsewhere(
-    capsys: pytest.CaptureFixture[str], checkout: Path, work: Path, *extra: str
+    capsys: pytest.CaptureFixture[str], checkout: Path, project: Path, *extra: str
 ) -> Path:
     """Build a copy of the test tree at `checkout`, with its own build and dist dirs."""
-    shutil.copytree(work / "llama src", checkout)
+    shutil.copytree(project / "llama src", checkout)
     argv = ["--source", str(checkout), "--lock", str(checkout.parent / "lock"), *extra]
     argv += ["--dist", str(checkout.parent / "dist"), "--build-dir", str(checkout.parent / "b")]
     code, _, err = cli(capsys, "build", "-r", "test-native", "--json", *argv)
@@ -133,7 +133,7 @@ def test_source_inside_a_git_repo_is_reproducible(
         subprocess.run(
             ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv], cwd=work, check=True
         )
-    code, out, err = build(capsys, "test-native", "--check-reproducible")
+    code, out, _ = build(capsys, "test-native", "--check-reproducible")
     assert code == 0, [(f["rule"], f["message"]) for f in out["findings"]]
     assert out["manifest"]["reproducible"] is True
     binary = work / "dist" / "test-native" / "llama-server"
@@ -268,7 +268,10 @@ def test_every_toolchain_gets_the_deterministic_flags(
         else:
             assert archive == "<CMAKE_AR> qcD <TARGET> <LINK_FLAGS> <OBJECTS>"
             assert "-reproducible" not in link
+        assert entries["GIT_EXE"] == entries["GIT_EXECUTABLE"]
+        assert entries["GIT_EXE"].split(";")[2:] == ["unknown", "0", "0"]  # a directory pin
         if recipe == "test-zig":
+            assert env["ZIG_GLOBAL_CACHE_DIR"] == str(reproducible.ZIG_CACHE)
             assert launcher.split(";")[1] == str(Path(ziglink.__file__).resolve())
             assert launcher.split(";")[2].startswith(str(reproducible.ZIG_LINK_ROOT))
 
@@ -294,6 +297,8 @@ def test_strip_managed_gives_back_the_recipe_entries() -> None:
         "CMAKE_EXE_LINKER_FLAGS": "-Wl,-reproducible '-Wl,-oso_prefix,/r r/' -Wl,-dead_strip",
         "CMAKE_C_ARCHIVE_CREATE": "<CMAKE_AR> qcD <TARGET> <LINK_FLAGS> <OBJECTS>",
         "CMAKE_C_LINKER_LAUNCHER": "python;ziglink.py;/tmp/x;1",
+        "GIT_EXE": "python;gitpin.py;0c1e570;0;0",
+        "GIT_EXECUTABLE": "python;gitpin.py;0c1e570;0;0",
         "GGML_METAL": "OFF",
     }
     assert reproducible.strip_managed(entries) == {
@@ -378,3 +383,49 @@ def test_git_pin_dates_the_build_and_rebuild_keeps_its_build_number(
     assert code == 0, (res, err)
     version = subprocess.run([res["binary"]], capture_output=True, text=True, check=True).stdout
     assert "version: 42 (" in version and res["sha256"] == res["expected_sha256"]
+
+
+@needs_zig
+def test_zig_links_libcxx_built_from_the_fixed_dir(tmp_path: Path) -> None:
+    """zig's libc++ in a C++ link comes from the fixed cache, compiled from the fixed dir,
+    whatever dir the link runs in: measured before, their compile dir was the dir of the first
+    C++ link (CMake's CompilerIdCXX) and their paths the user's own zig cache."""
+    import subprocess
+
+    from llamabuild.tools.runner import Runner
+    from llamabuild.tools.zig import Zig
+
+    zig = Zig(Runner())
+    zig.write_toolchain(tmp_path, "arm64", "14.0")
+    env = dict.fromkeys(reproducible.ZIG_CACHE_ENV, str(reproducible.ZIG_CACHE))
+    zig.prime_libcxx(tmp_path / "zig-c++", reproducible.ZIG_PRIME_DIR, env)
+    app = tmp_path / "some app dir"
+    app.mkdir()
+    (app / "hello.cpp").write_text(
+        "#include <string>\nint main(int c, char**) { return std::string(c, 'x').size() == 9; }\n"
+    )
+    cmd = [str(tmp_path / "zig-c++"), "-g", "-O2", "hello.cpp", "-o", "hello"]
+    subprocess.run(cmd, cwd=app, env={**os.environ, **env}, check=True)
+    stabs = subprocess.run(
+        ["llvm-nm-19", "-ap", str(app / "hello")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    oso = [line.split(" OSO ", 1)[1] for line in stabs if " OSO " in line]
+    libcxx = [p for p in oso if "libc++" in p]
+    assert libcxx and all(p.startswith(f"{reproducible.ZIG_CACHE}/") for p in libcxx)
+    dirs = {line.split(" SO ", 1)[1] for line in stabs if " SO " in line and "/libcxx" in line}
+    assert str(reproducible.ZIG_PRIME_DIR) in dirs and str(app) not in dirs
+
+
+def test_gitpin_answers_from_the_pin() -> None:
+    from llamabuild.builder import gitpin
+
+    assert gitpin.answer("0c1e570", "7", False, ["rev-parse", "--short", "HEAD"]) == (
+        0,
+        "0c1e570\n",
+    )
+    assert gitpin.answer("0c1e570", "7", False, ["rev-list", "--count", "HEAD"]) == (0, "7\n")
+    assert gitpin.answer("0c1e570", "7", True, ["diff-index", "--quiet", "HEAD", "--", "."])[0] == 1
+    assert gitpin.answer("a", "0", False, ["diff-index", "--quiet", "HEAD", "--", "."])[0] == 0
+    assert gitpin.answer("a", "0", False, ["--version"])[1].startswith("git version ")
+    assert gitpin.answer("a", "0", False, ["log", "-1", "--format=%ad"]) == (gitpin.NOT_A_REPO, "")
+    assert gitpin.main(["only-one-arg"]) == 2

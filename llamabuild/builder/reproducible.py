@@ -11,7 +11,8 @@ Every slice gets (see docs/build.md, "Reproducible builds and recovering a lost 
 - for zig, whose Mach-O linker writes each object's absolute path and mtime into the N_OSO
   debug map and takes neither `-oso_prefix` nor ZERO_AR_DATE: a linker launcher
   (builder/ziglink.py) that links through a fixed path with the objects' mtimes set to
-  SOURCE_DATE_EPOCH;
+  SOURCE_DATE_EPOCH; and zig's libc++ from a fixed cache, built from a fixed dir
+  (ZIG_CACHE, tools/zig.Zig.prime_libcxx);
 - GIT_EXE / GIT_EXECUTABLE: builder/gitpin.py, which answers llama.cpp's configure-time
   `git rev-parse` / `diff-index` from the pin (ggml compiles the answer into ggml.c).
 
@@ -46,6 +47,11 @@ ARCHIVE_EPOCH: Final = 315532800
 # zig links through this fixed directory (one sub-directory per recipe and pin), so the paths in
 # its N_OSO debug map are the same for every build of the same inputs, on every machine.
 ZIG_LINK_ROOT: Final = Path("/tmp/llamabuild-link")  # noqa: S108 - must be one fixed path
+# zig's own libc++/libc++abi objects are linked from its cache: a fixed cache, filled from a
+# fixed dir (tools/zig.Zig.prime_libcxx), so their debug-map paths are the same everywhere.
+ZIG_CACHE: Final = ZIG_LINK_ROOT / "zig-cache"
+ZIG_PRIME_DIR: Final = ZIG_LINK_ROOT / "libcxx"
+ZIG_CACHE_ENV: Final = ("ZIG_GLOBAL_CACHE_DIR", "ZIG_LOCAL_CACHE_DIR")
 
 PREFIX_MAP: Final = "-ffile-prefix-map="
 APPLE_LINK_FLAGS: Final = ("-Wl,-reproducible", "-Wl,-oso_prefix,")
@@ -153,6 +159,8 @@ def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int) -> No
     """Make one planned slice deterministic (entries and environment, in place)."""
     sl.entries.update(entries_for(sl, source, build_root, epoch))
     sl.env.update(environment(epoch))
+    if sl.recipe.toolchain is Toolchain.ZIG:
+        sl.env.update(dict.fromkeys(ZIG_CACHE_ENV, str(ZIG_CACHE)))
 
 
 def relative_source(source_root: Path, build_dir: Path) -> str:
@@ -172,7 +180,11 @@ def strip_managed(entries: Mapping[str, str]) -> dict[str, str]:
     rebuild passes on, so `apply` can add them again for the new paths."""
     out: dict[str, str] = {}
     for key, value in entries.items():
-        if key in LINKER_LAUNCHERS or key in GIT_ENTRIES or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES):
+        if (
+            key in LINKER_LAUNCHERS
+            or key in GIT_ENTRIES
+            or any(key.endswith(f"_{k}") for k in ARCHIVE_RULES)
+        ):
             continue
         if key.endswith("_FLAGS"):
             value = _unmanaged(value)

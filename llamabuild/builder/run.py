@@ -30,7 +30,7 @@ from llamabuild.builder.manifest import (
 )
 from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
 from llamabuild.builder.progress import BuildLog
-from llamabuild.builder.reproducible import epoch_of, oso_prepend
+from llamabuild.builder.reproducible import ZIG_CACHE_ENV, ZIG_PRIME_DIR, epoch_of, oso_prepend
 from llamabuild.errors import BuildError, ConfigError
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
@@ -239,7 +239,10 @@ def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake
     sl.init_cache.write_text(init_cache_text(sl.recipe, sl.entries))
     cmake_tool.write_query(sl.build_dir)
     if sl.toolchain_file is not None:
-        Zig(runner).write_toolchain(sl.build_dir, sl.recipe.archs[0], sl.recipe.min_macos)
+        zig = Zig(runner)
+        zig.write_toolchain(sl.build_dir, sl.recipe.archs[0], sl.recipe.min_macos)
+        if ZIG_CACHE_ENV[0] in sl.env:  # before CMake's compiler check links C++ from its dir
+            zig.prime_libcxx(sl.build_dir / "zig-c++", ZIG_PRIME_DIR, sl.env)
     label = sl.recipe.name
     with BuildLog(sl.log_path, label, quiet=quiet) as log:
         log.phase("configure")
