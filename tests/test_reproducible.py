@@ -429,3 +429,15 @@ def test_gitpin_answers_from_the_pin() -> None:
     assert gitpin.answer("a", "0", False, ["--version"])[1].startswith("git version ")
     assert gitpin.answer("a", "0", False, ["log", "-1", "--format=%ad"]) == (gitpin.NOT_A_REPO, "")
     assert gitpin.main(["only-one-arg"]) == 2
+
+
+def test_zig_prime_dir_not_writable_is_a_tool_error(tmp_path: Path) -> None:
+    from llamabuild.errors import ToolError
+    from llamabuild.tools.runner import Runner
+    from llamabuild.tools.zig import Zig
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a dir")
+    with pytest.raises(ToolError, match="cannot prepare zig's libc\\+\\+") as err:
+        Zig(Runner(), Path("/bin/true")).prime_libcxx(Path("/bin/true"), blocker / "libcxx", {})
+    assert err.value.hint is not None and "writable" in err.value.hint

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from string import Template
 
+from llamabuild.errors import ToolError
 from llamabuild.files import write_atomic
 from llamabuild.resources import data_file
 from llamabuild.tools.install_name_tool import InstallNameTool
@@ -92,12 +93,19 @@ class Zig(Tool):
         without either). Linking a trivial program from one fixed dir first, in a fixed cache,
         gives every build the same libc++ paths. Seconds once they are cached; ~2.5 min the
         first time on 2 cores."""
-        prime_dir.mkdir(parents=True, exist_ok=True)
         source = prime_dir / "prime.cpp"
-        with (prime_dir / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel slices and builds prime one at a time
-            if not source.is_file() or source.read_text() != PRIME_SOURCE:
-                write_atomic(source, PRIME_SOURCE.encode(), 0o644)
-            with tempfile.TemporaryDirectory(dir=prime_dir) as out:
-                argv: list[str | Path] = [cxx, source.name, "-o", Path(out) / "prime"]
-                self.runner.run(argv, cwd=prime_dir, env=env)
+        try:
+            prime_dir.mkdir(parents=True, exist_ok=True)
+            with (prime_dir / ".lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # parallel slices and builds: one at a time
+                if not source.is_file() or source.read_text() != PRIME_SOURCE:
+                    write_atomic(source, PRIME_SOURCE.encode(), 0o644)
+                with tempfile.TemporaryDirectory(dir=prime_dir) as out:
+                    argv: list[str | Path] = [cxx, source.name, "-o", Path(out) / "prime"]
+                    self.runner.run(argv, cwd=prime_dir, env=env)
+        except OSError as exc:
+            raise ToolError(
+                f"cannot prepare zig's libc++ in {prime_dir}: {exc.strerror or exc}",
+                hint=f"{prime_dir.parent} must be writable by this user (a fixed path: "
+                "the same on every machine, for reproducible builds)",
+            ) from exc
