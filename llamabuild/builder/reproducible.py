@@ -121,7 +121,7 @@ def entries_for(
         launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
         launcher += [str(zig_link_dir(recipe, source)), str(epoch)]
         out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
-    out.update({k: git_stand_in(source) for k in GIT_ENTRIES})
+    out.update(dict.fromkeys(GIT_ENTRIES, git_stand_in(source)))
     return out
 
 
