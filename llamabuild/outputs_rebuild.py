@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from llamabuild.findings import FindingOutput
+
+
+class CompilerCache(StrEnum):
+    """What the rebuild compiled with: `empty` (the default: every object compiled again, a
+    real proof) or `warm` (`--warm-cache`: the user's ccache and zig cache, a fast relink)."""
+
+    EMPTY = "empty"
+    WARM = "warm"
 
 
 @dataclass(frozen=True)
@@ -34,5 +43,6 @@ class RebuildOutput:
     expected_uuids: dict[str, str | None]
     dsym_uuids: dict[str, str | None]
     tool_drift: tuple[ToolDrift, ...]
+    compiler_cache: CompilerCache
     duration_s: float
     findings: tuple[FindingOutput, ...]

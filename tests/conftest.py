@@ -34,6 +34,23 @@ def clean_arm64(macho: MachOFactory) -> Path:
     return macho.build("clean", system("libSystem", "libc++", "Metal", "Foundation", "Accelerate"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_zig_root() -> Iterator[None]:
+    """One zig root for every test build (LLAMABUILD_ZIG_ROOT), the user's own by default: a
+    zig cache is content-addressed and its libc++ is always built from its prime dir
+    (builder/ziglink.py), so sharing it is like sharing ccache; without it each test's fresh
+    LLAMABUILD_CACHE would build libc++ again (1-2 min each). Proofs that need an empty one
+    (check-reproducible's second build, rebuild) make their own."""
+    import os
+
+    from llamabuild.source.cache import cache_root
+
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get("LLAMABUILD_ZIG_ROOT"):
+            mp.setenv("LLAMABUILD_ZIG_ROOT", str(cache_root() / "zig"))
+        yield
+
+
 # --- every `--json` object a command prints follows its shipped JSON Schema ----------------
 
 _json_problems: list[str] = []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from llamabuild.builder import reproducible, ziglink
+from llamabuild.builder.zigroot import ROOT_LENGTH, zig_root
 from llamabuild.cli import run
 from llamabuild.inspect import sectiondiff
 from llamabuild.inspect.structure import read_uuids
@@ -115,9 +116,14 @@ def test_check_reproducible_passes_and_is_recorded(
     assert out["published"] is True and out["manifest"]["reproducible"] is True
     manifest = work / "dist" / "test-native" / "manifest.json"
     assert_file_valid("manifest", manifest)
-    # Up to date and already checked: a no-op, even with the flag.
+    second = out["second_build"]
+    assert second["duration_s"] > 0
+    assert {c["path"]: c["same"] for c in second["compared"]} == {"llama-server": True}
+    # Up to date and already checked: the flag still builds twice (a stored verdict is no proof).
     code, again, _ = build(capsys, "test-native", "--check-reproducible")
-    assert code == 0 and again["skipped"] is True
+    assert code == 0 and again["skipped"] is False and again["second_build"]["compared"]
+    code, plain, _ = build(capsys, "test-native")
+    assert code == 0 and plain["skipped"] is True and plain["second_build"] is None
 
 
 def test_source_inside_a_git_repo_is_reproducible(
@@ -173,6 +179,9 @@ def test_rebuild_reproduces_and_names_tool_drift(
         == (work / "dist" / "test-native" / "llama-server").read_bytes()
     )
     assert res["uuids"] == binary["uuids"] and res["tool_drift"] == []
+    assert res["compiler_cache"] == "empty"  # the default: every object compiled again
+    code, warm, err = cli(capsys, "rebuild", str(manifest), "--out", "w", "--json", "--warm-cache")
+    assert code == 0 and warm["compiler_cache"] == "warm" and warm["sha256"] == res["sha256"]
     # The recipe file is gone: the manifest alone is enough.
     (work / "recipes" / "test-native.toml").unlink()
     data = json.loads(manifest.read_text())
@@ -180,10 +189,8 @@ def test_rebuild_reproduces_and_names_tool_drift(
     drifted = work / "drifted.json"
     drifted.write_text(json.dumps(data))
     code, res, err = cli(capsys, "rebuild", str(drifted), "--out", "r2", "--json")
-    assert code == 3 and "cmake: manifest 0.0.1" in res["error"], err
-    code, res, err = cli(
-        capsys, "rebuild", str(drifted), "--out", "r2", "--json", "--allow-tool-drift"
-    )
+    assert code == 2 and "cmake: manifest 0.0.1" in res["error"], err
+    code, res, err = cli(capsys, "rebuild", str(drifted), "--out", "r2", "--json", "--allow-drift")
     assert code == 0, err
     assert res["tool_drift"][0]["tool"] == "cmake" and "tool-drift" in rules(res)
 
@@ -271,9 +278,14 @@ def test_every_toolchain_gets_the_deterministic_flags(
         assert entries["GIT_EXE"] == entries["GIT_EXECUTABLE"]
         assert entries["GIT_EXE"].split(";")[2:] == ["unknown", "0", "0"]  # a directory pin
         if recipe == "test-zig":
-            assert env["ZIG_GLOBAL_CACHE_DIR"] == str(reproducible.ZIG_CACHE)
-            assert launcher.split(";")[1] == str(Path(ziglink.__file__).resolve())
-            assert launcher.split(";")[2].startswith(str(reproducible.ZIG_LINK_ROOT))
+            root = zig_root(Path(os.environ["LLAMABUILD_ZIG_ROOT"]))
+            assert len(os.fsencode(root.path)) == ROOT_LENGTH
+            assert env["ZIG_GLOBAL_CACHE_DIR"] == str(root.cache)
+            assert env["ZIG_LIB_DIR"] == str(root.lib)
+            parts = launcher.split(";")
+            assert parts[1] == str(Path(ziglink.__file__).resolve())
+            assert parts[2].startswith(f"{root.link}/test-zig-")
+            assert parts[4] == str(root.prime)
 
 
 def test_dsymutil_gets_the_oso_prepend_path() -> None:
@@ -385,37 +397,6 @@ def test_git_pin_dates_the_build_and_rebuild_keeps_its_build_number(
     assert "version: 42 (" in version and res["sha256"] == res["expected_sha256"]
 
 
-@needs_zig
-def test_zig_links_libcxx_built_from_the_fixed_dir(tmp_path: Path) -> None:
-    """zig's libc++ in a C++ link comes from the fixed cache, compiled from the fixed dir,
-    whatever dir the link runs in: measured before, their compile dir was the dir of the first
-    C++ link (CMake's CompilerIdCXX) and their paths the user's own zig cache."""
-    import subprocess
-
-    from llamabuild.tools.runner import Runner
-    from llamabuild.tools.zig import Zig
-
-    zig = Zig(Runner())
-    zig.write_toolchain(tmp_path, "arm64", "14.0")
-    env = dict.fromkeys(reproducible.ZIG_CACHE_ENV, str(reproducible.ZIG_CACHE))
-    zig.prime_libcxx(tmp_path / "zig-c++", reproducible.ZIG_PRIME_DIR, env)
-    app = tmp_path / "some app dir"
-    app.mkdir()
-    (app / "hello.cpp").write_text(
-        "#include <string>\nint main(int c, char**) { return std::string(c, 'x').size() == 9; }\n"
-    )
-    cmd = [str(tmp_path / "zig-c++"), "-g", "-O2", "hello.cpp", "-o", "hello"]
-    subprocess.run(cmd, cwd=app, env={**os.environ, **env}, check=True)
-    stabs = subprocess.run(
-        ["llvm-nm-19", "-ap", str(app / "hello")], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    oso = [line.split(" OSO ", 1)[1] for line in stabs if " OSO " in line]
-    libcxx = [p for p in oso if "libc++" in p]
-    assert libcxx and all(p.startswith(f"{reproducible.ZIG_CACHE}/") for p in libcxx)
-    dirs = {line.split(" SO ", 1)[1] for line in stabs if " SO " in line and "/libcxx" in line}
-    assert str(reproducible.ZIG_PRIME_DIR) in dirs and str(app) not in dirs
-
-
 def test_gitpin_answers_from_the_pin() -> None:
     from llamabuild.builder import gitpin
 
@@ -432,12 +413,12 @@ def test_gitpin_answers_from_the_pin() -> None:
 
 
 def test_zig_prime_dir_not_writable_is_a_tool_error(tmp_path: Path) -> None:
+    from llamabuild.builder.run import prime_compiler_checks
+    from llamabuild.builder.zigroot import ZigRoot
     from llamabuild.errors import ToolError
-    from llamabuild.tools.runner import Runner
-    from llamabuild.tools.zig import Zig
 
     blocker = tmp_path / "a file"
     blocker.write_text("not a dir")
-    with pytest.raises(ToolError, match="cannot prepare zig's libc\\+\\+") as err:
-        Zig(Runner(), Path("/bin/true")).prime_libcxx(Path("/bin/true"), blocker / "libcxx", {})
-    assert err.value.hint is not None and "writable" in err.value.hint
+    with pytest.raises(ToolError, match="cannot build zig's libc\\+\\+") as err:
+        prime_compiler_checks(Path("/bin/true"), ZigRoot(blocker), {})
+    assert err.value.hint is not None and "directory of this user's" in err.value.hint

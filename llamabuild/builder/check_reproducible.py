@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, make_plan
 from llamabuild.builder.remote_cache import STORAGE_ENV
-from llamabuild.builder.reproducible import apply, epoch_of, oso_prepend
-from llamabuild.builder.run import BuildResult, build_slice
+from llamabuild.builder.reproducible import apply, epoch_of
+from llamabuild.builder.run import (
+    BuildResult,
+    Compared,
+    SecondBuild,
+    binary_dsym,
+    build_slice,
+)
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, error, warning
 from llamabuild.inspect import sectiondiff, structure
@@ -34,22 +41,16 @@ from llamabuild.tools.runner import Runner
 COMPARED = (OutputRole.BINARY, OutputRole.DSYM_DWARF)
 
 
-@dataclass(frozen=True)
-class Compared:
-    """One output of the first build against the same output of the second."""
-
-    path: str
-    same: bool
-    sections: tuple[str, ...] = ()
-    report: Path | None = None
-
-
 def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Path:
     """The outputs of an independent build of `plan` under `work` (its dist-like dir)."""
     source = work / "source copy"
     shutil.copytree(plan.source.root, source, symlinks=True)
     options = replace(
-        plan.options, build_root=work / "build", dist_root=work / "dist", cache_root=work / "cache"
+        plan.options,
+        build_root=work / "build",
+        dist_root=work / "dist",
+        cache_root=work / "cache",
+        zig_base=work / "zig",  # its own zig cache: libc++ is built again, from another root
     )
     slices = {s.recipe.name: s.recipe for s in plan.slices}
     tree = replace(plan.source, root=source)
@@ -57,7 +58,7 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
     epoch = epoch_of(plan.slices[0].env)  # the copy may lack the .git that dated the pin
     for sl in again.slices:
         if epoch is not None:
-            apply(sl, tree, options.build_root, epoch)
+            apply(sl, tree, options.build_root, epoch, options.zig_home)
         if "CCACHE_DIR" in sl.env:  # a fresh dir (the plan's); a remote would hand back hits
             sl.env[STORAGE_ENV] = ""
     artifacts = [build_slice(sl, runner, quiet)[0] for sl in again.slices]
@@ -69,10 +70,7 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
     else:
         shutil.copy2(artifacts[0], binary)
     if plan.recipe.is_macos:
-        from llamabuild.dsym import make_dsym
-
-        prepend = oso_prepend(plan.recipe, options.build_root)
-        make_dsym(binary, out / f"{binary.name}.dSYM", runner=runner, oso_prepend=prepend)
+        binary_dsym(again.slices, binary, out, runner, options.build_root)
     return out
 
 
@@ -122,14 +120,16 @@ def check(
     if not result.ok or result.manifest is None:
         return  # nothing will be published anyway
     work = Path(tempfile.mkdtemp(prefix="repro-", dir=_work_root(plan)))
+    start = time.monotonic()
     try:
         second = second_build(plan, runner, work, quiet)
         files = [o.path for o in result.manifest.outputs if o.role in COMPARED and o.sha256]
         reports = plan.slices[0].build_dir  # kept beside the first build's log
         compared = [compare(staging, second, rel, runner, reports) for rel in files]
         result.findings += findings_for(compared, allow)
-        same = all(c.same for c in compared)
+        same = bool(compared) and all(c.same for c in compared)
         result.manifest = replace(result.manifest, reproducible=same)
+        result.second_build = SecondBuild(round(time.monotonic() - start, 3), tuple(compared))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

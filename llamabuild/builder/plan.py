@@ -5,6 +5,7 @@ Planning has no side effects, so `--dry-run --json` shows exactly what `build` w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,12 @@ class Options:
     jobs: int | None = None
     ccache: bool = True
     ccache_remote: RemoteSetting | None = None  # builder/remote_cache.resolve
+    zig_base: Path | None = None  # where zig's private root lives (builder/zigroot.py)
+
+    @property
+    def zig_home(self) -> Path:
+        """$LLAMABUILD_ZIG_ROOT when set (zig_base), else `<cache root>/zig`."""
+        return self.zig_base or self.cache_root / "zig"
 
 
 @dataclass
@@ -230,7 +237,7 @@ def make_plan(
 
     epoch = reproducible.source_date_epoch(source, runner)
     for sl in slices:
-        reproducible.apply(sl, source, options.build_root, epoch)
+        reproducible.apply(sl, source, options.build_root, epoch, options.zig_home)
     plan = BuildPlan(recipe, source, slices, options, versions)
     plan.inputs_key = inputs_key(plan)
     return plan
@@ -270,8 +277,22 @@ def _slice(
     return SlicePlan(recipe, build_dir, entries, configure, build, env, toolchain_file)
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 over llamabuild's own installed files (paths and bytes): an edited or upgraded
+    llamabuild never reuses what another one built, even under the same version string."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def inputs_key(plan: BuildPlan) -> str:
-    """Everything that changes the output: pin, recipe, final entries, tool versions."""
+    """Everything that changes the output: pin, recipe, final entries, tool versions, and
+    llamabuild's own code."""
     data = {
         "pin": plan.source.pin.to_json(),
         "dirty": list(plan.source.dirty),
@@ -282,6 +303,7 @@ def inputs_key(plan: BuildPlan) -> str:
         ],
         "versions": plan.versions,
         "llamabuild": __version__,
+        "llamabuild_code": code_digest(),
     }
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()

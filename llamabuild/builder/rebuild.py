@@ -3,7 +3,7 @@
 The pin (URL, commit or archive sha256), the recipe and every cache entry it was built with
 come from manifest.json, never from llamabuild.toml or the recipe file as it is today; the
 tools must have the manifest's versions (else an error naming them, or warnings with
-`--allow-tool-drift`). The result must have the manifest's sha256 and UUIDs and comes with a
+`--allow-drift`). The result must have the manifest's sha256 and UUIDs and comes with a
 fresh dSYM whose UUIDs match: the way to recover the dSYM of a shipped build (docs/build.md).
 """
 
@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llamabuild import recipes
@@ -24,10 +24,10 @@ from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, execute
 from llamabuild.config import ProjectConfig
 from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError, InputError, ToolError
+from llamabuild.errors import ConfigError, InputError
 from llamabuild.findings import Finding, error, findings_output, has_errors, warning
 from llamabuild.inspect.mapped import require_regular
-from llamabuild.outputs_rebuild import RebuildOutput, ToolDrift
+from llamabuild.outputs_rebuild import CompilerCache, RebuildOutput, ToolDrift
 from llamabuild.recipes import CacheValue, Recipe, to_bool
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.git import is_full_sha
@@ -36,7 +36,7 @@ from llamabuild.tools.runner import Runner
 READ_HINT = "pass the manifest.json `llamabuild build` published (dist/<recipe>/manifest.json)"
 MAX_MANIFEST = 16 << 20
 BUILD_INFO = ("LLAMA_BUILD_NUMBER", "LLAMA_BUILD_COMMIT")  # a real one is a few KB
-DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-tool-drift"
+DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-drift"
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Rebuild:
     manifest_path: Path
     manifest: Manifest
     drift: tuple[ToolDrift, ...] = ()
+    compiler_cache: CompilerCache = CompilerCache.EMPTY
     result: BuildResult | None = None
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
@@ -71,6 +72,7 @@ class Rebuild:
             expected_uuids=(expected.uuids or {}) if expected else {},
             dsym_uuids=(dwarf.uuids or {}) if dwarf else {},
             tool_drift=self.drift,
+            compiler_cache=self.compiler_cache,
             duration_s=round(self.duration, 3),
             findings=findings_output(self.findings),
         )
@@ -149,7 +151,7 @@ def tool_drift(recorded: Mapping[str, str], here: Mapping[str, str]) -> tuple[To
 def refuse_drift(drift: tuple[ToolDrift, ...]) -> None:
     if drift:
         shown = "; ".join(f"{d.tool}: manifest {d.manifest}, here {d.here}" for d in drift)
-        raise ToolError(f"tool versions differ from the manifest: {shown}", hint=DRIFT_HINT)
+        raise ConfigError(f"tool versions differ from the manifest: {shown}", hint=DRIFT_HINT)
 
 
 def plan_rebuild(m: Manifest, tree: SourceTree, options: Options, runner: Runner) -> BuildPlan:
@@ -159,7 +161,7 @@ def plan_rebuild(m: Manifest, tree: SourceTree, options: Options, runner: Runner
     epoch = m.source.date_epoch
     if epoch is not None and reproducible.epoch_of(plan.slices[0].env) != epoch:
         for sl in plan.slices:
-            reproducible.apply(sl, tree, options.build_root, epoch)
+            reproducible.apply(sl, tree, options.build_root, epoch, options.zig_home)
     return plan
 
 
@@ -191,11 +193,20 @@ def _mismatch(what: str, want: ManifestOutput) -> Finding:
     )
 
 
-def rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
+def rebuild(
+    manifest_path: Path, options: Options, runner: Runner, allow_drift: bool, warm: bool = False
+) -> Rebuild:
     """Resolve the pin, plan, check tool versions, build into options.dist_root, compare;
-    the build dir (options.build_root, a fresh one) is removed afterwards."""
+    the build dir (options.build_root, a fresh one) is removed afterwards. Unless `warm`, the
+    compiler caches (ccache, zig's) are new and empty under it: every object is compiled
+    again, so a match proves the inputs, not what a cache kept."""
+    if not warm:
+        fresh = options.build_root / "compiler-cache"
+        options = replace(options, cache_root=fresh, zig_base=fresh / "zig", ccache_remote=None)
     try:
-        return _rebuild(manifest_path, options, runner, allow_drift)
+        job = _rebuild(manifest_path, options, runner, allow_drift)
+        job.compiler_cache = CompilerCache.WARM if warm else CompilerCache.EMPTY
+        return job
     finally:
         shutil.rmtree(options.build_root, ignore_errors=True)
 

@@ -10,9 +10,10 @@ Every slice gets (see docs/build.md, "Reproducible builds and recovering a lost 
   gets `--oso-prepend-path`);
 - for zig, whose Mach-O linker writes each object's absolute path and mtime into the N_OSO
   debug map and takes neither `-oso_prefix` nor ZERO_AR_DATE: a linker launcher
-  (builder/ziglink.py) that links through a fixed path with the objects' mtimes set to
-  SOURCE_DATE_EPOCH; and zig's libc++ from a fixed cache, built from a fixed dir
-  (ZIG_CACHE, tools/zig.Zig.prime_libcxx);
+  (builder/ziglink.py) that links from a link dir with the objects' mtimes set to
+  SOURCE_DATE_EPOCH and first has zig build its libc++ for the link's flags from one prime dir;
+  every zig path under one private root of a fixed length that the published outputs carry as
+  one canonical root (builder/zigroot.py);
 - GIT_EXE / GIT_EXECUTABLE: builder/gitpin.py, which answers llama.cpp's configure-time
   `git rev-parse` / `diff-index` from the pin (ggml compiles the answer into ggml.c).
 
@@ -33,7 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from llamabuild.builder import zigroot
 from llamabuild.builder.plan import SlicePlan
+from llamabuild.builder.zigroot import ZigRoot, zig_root
 from llamabuild.domain import Toolchain
 from llamabuild.recipes import CacheValue, Recipe
 from llamabuild.source import SourceTree
@@ -44,14 +47,6 @@ from llamabuild.tools.runner import Runner
 # (an archive, a plain directory); the manifest records the value used.
 ARCHIVE_EPOCH: Final = 315532800
 
-# zig links through this fixed directory (one sub-directory per recipe and pin), so the paths in
-# its N_OSO debug map are the same for every build of the same inputs, on every machine.
-ZIG_LINK_ROOT: Final = Path("/tmp/llamabuild-link")  # noqa: S108 - must be one fixed path
-# zig's own libc++/libc++abi objects are linked from its cache: a fixed cache, filled from a
-# fixed dir (tools/zig.Zig.prime_libcxx), so their debug-map paths are the same everywhere.
-ZIG_CACHE: Final = ZIG_LINK_ROOT / "zig-cache"
-ZIG_PRIME_DIR: Final = ZIG_LINK_ROOT / "libcxx"
-ZIG_CACHE_ENV: Final = ("ZIG_GLOBAL_CACHE_DIR", "ZIG_LOCAL_CACHE_DIR")
 
 PREFIX_MAP: Final = "-ffile-prefix-map="
 APPLE_LINK_FLAGS: Final = ("-Wl,-reproducible", "-Wl,-oso_prefix,")
@@ -93,15 +88,16 @@ def prefix_flags(source_root: Path, build_dir: Path) -> list[str]:
     return [_arg(PREFIX_MAP + m) for m in maps]
 
 
-def zig_link_dir(recipe: Recipe, source: SourceTree) -> Path:
-    """Where zig links from: fixed for a recipe and a pin, the same on every machine."""
+def zig_link_dir(recipe: Recipe, source: SourceTree, root: ZigRoot) -> Path:
+    """Where zig links from: one dir per recipe and pin under the zig root (canonical in the
+    outputs, builder/zigroot.py)."""
     pin = source.pin
     key = hashlib.sha256(f"{pin.kind}:{pin.commit}:{pin.sha256}".encode()).hexdigest()[:12]
-    return ZIG_LINK_ROOT / f"{recipe.name}-{key}"
+    return root.link / f"{recipe.name}-{key}"
 
 
 def entries_for(
-    sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int
+    sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_home: Path
 ) -> dict[str, CacheValue]:
     """The cache entries one slice gets on top of its recipe's (merged into its flags)."""
     recipe, have = sl.recipe, sl.entries
@@ -118,8 +114,9 @@ def entries_for(
     if recipe.toolchain is Toolchain.ZIG:
         from llamabuild.builder import ziglink  # stdlib only: runs as a script, installed or not
 
+        root = zig_root(zig_home)
         launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
-        launcher += [str(zig_link_dir(recipe, source)), str(epoch)]
+        launcher += [str(zig_link_dir(recipe, source, root)), str(epoch), str(root.prime)]
         out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
     out.update(dict.fromkeys(GIT_ENTRIES, git_stand_in(source)))
     return out
@@ -155,12 +152,13 @@ def environment(epoch: int) -> dict[str, str]:
     return {"SOURCE_DATE_EPOCH": str(epoch), "ZERO_AR_DATE": "1"}
 
 
-def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int) -> None:
-    """Make one planned slice deterministic (entries and environment, in place)."""
-    sl.entries.update(entries_for(sl, source, build_root, epoch))
+def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_home: Path) -> None:
+    """Make one planned slice deterministic (entries and environment, in place). A zig slice
+    works under the zig root in `zig_home` (a second build's is its own, empty)."""
+    sl.entries.update(entries_for(sl, source, build_root, epoch, zig_home))
     sl.env.update(environment(epoch))
     if sl.recipe.toolchain is Toolchain.ZIG:
-        sl.env.update(dict.fromkeys(ZIG_CACHE_ENV, str(ZIG_CACHE)))
+        sl.env.update(zigroot.env(zig_root(zig_home)))
 
 
 def relative_source(source_root: Path, build_dir: Path) -> str:

@@ -7,6 +7,7 @@ beside it and swapped in at the end; an interrupt or a failure deletes the stagi
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import publish as pub
 from llamabuild.builder import remote_cache as rc
+from llamabuild.builder import ziglink, zigroot
 from llamabuild.builder.interrupt import guarded
 from llamabuild.builder.manifest import (
     MANIFEST,
@@ -30,8 +32,9 @@ from llamabuild.builder.manifest import (
 )
 from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
 from llamabuild.builder.progress import BuildLog
-from llamabuild.builder.reproducible import ZIG_CACHE_ENV, ZIG_PRIME_DIR, epoch_of, oso_prepend
-from llamabuild.errors import BuildError, ConfigError
+from llamabuild.builder.reproducible import epoch_of, oso_prepend
+from llamabuild.builder.zigroot import ZigRoot
+from llamabuild.errors import BuildError, ConfigError, ToolError
 from llamabuild.files import sha256_file
 from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
 from llamabuild.inspect.policy import Policy
@@ -45,9 +48,29 @@ from llamabuild.tools.zig import Zig
 from llamabuild.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
+    from llamabuild.dsym import DsymResult
     from llamabuild.provenance import Provenance
 
 __all__ = ["MANIFEST", "BuildResult", "check_noop", "execute"]
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One output of the first build against the same output of the second."""
+
+    path: str
+    same: bool
+    sections: tuple[str, ...] = ()
+    report: Path | None = None
+
+
+@dataclass(frozen=True)
+class SecondBuild:
+    """`build --check-reproducible`: the independent second build that ran, and its verdict
+    on each compared output (never a stored verdict: the check always builds again)."""
+
+    duration_s: float
+    compared: tuple[Compared, ...]
 
 
 @dataclass
@@ -59,6 +82,7 @@ class BuildResult:
     manifest: Manifest | None = None
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
+    second_build: SecondBuild | None = None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +97,7 @@ class BuildResult:
             duration_s=round(self.duration, 3),
             manifest=self.manifest,
             findings=findings_output(self.findings),
+            second_build=self.second_build,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +116,7 @@ class BuildReport:
     duration_s: float
     manifest: Manifest | None
     findings: tuple[FindingOutput, ...]
+    second_build: SecondBuild | None = None
 
 
 def policy_for(recipe: Recipe) -> Policy:
@@ -193,14 +219,7 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
         shutil.copy2(artifacts[0], binary)
     dsym_path: Path | None = None
     if plan.recipe.is_macos:
-        from llamabuild.dsym import make_dsym
-
-        dsym = make_dsym(
-            binary,
-            staging / f"{binary.name}.dSYM",
-            runner=runner,
-            oso_prepend=oso_prepend(plan.recipe, plan.options.build_root),
-        )
+        dsym = binary_dsym(plan.slices, binary, staging, runner, plan.options.build_root)
         result.findings += dsym.findings
         dsym_path = dsym.path
     result.findings += _verify(binary, plan.recipe, dsym_path)
@@ -241,8 +260,10 @@ def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake
     if sl.toolchain_file is not None:
         zig = Zig(runner)
         zig.write_toolchain(sl.build_dir, sl.recipe.archs[0], sl.recipe.min_macos)
-        if ZIG_CACHE_ENV[0] in sl.env:  # before CMake's compiler check links C++ from its dir
-            zig.prime_libcxx(sl.build_dir / "zig-c++", ZIG_PRIME_DIR, sl.env)
+        root = zig_root_of(sl)
+        if root is not None:  # before CMake's compiler check links C++ from its dir
+            zigroot.prepare(root, zig.lib_dir())
+            prime_compiler_checks(sl.build_dir / "zig-c++", root, sl.env)
     label = sl.recipe.name
     with BuildLog(sl.log_path, label, quiet=quiet) as log:
         log.phase("configure")
@@ -258,6 +279,42 @@ def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake
         _step(runner, sl.build_argv, sl, log, "build")
     artifact = Path(paths[0])
     return (artifact if artifact.is_absolute() else sl.build_dir / artifact), reply
+
+
+def prime_compiler_checks(cxx: Path, root: ZigRoot, env: dict[str, str]) -> None:
+    """zig's libc++ for flag-less links (CMake's compiler checks) from the prime dir."""
+    try:
+        ziglink.prime(cxx, [], root.prime, env)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ToolError(
+            f"cannot build zig's libc++ in {root.prime}: {exc}",
+            hint=f"{root.path} must be a directory of this user's, and zig must work",
+        ) from exc
+
+
+def zig_root_of(sl: SlicePlan) -> ZigRoot | None:
+    """The zig root a slice was planned with (builder/reproducible.apply), if any."""
+    lib = sl.env.get("ZIG_LIB_DIR")
+    return ZigRoot(Path(lib).parent) if lib else None
+
+
+def binary_dsym(
+    slices: list[SlicePlan], binary: Path, out_dir: Path, runner: Runner, build_root: Path
+) -> DsymResult:
+    """The dSYM of a macOS binary in `out_dir`. A zig binary first gets the canonical root
+    (builder/zigroot.py), then dsymutil reads its objects through a mirror of canonical paths;
+    Apple's linker took the build root off with -oso_prefix."""
+    from llamabuild.dsym import make_dsym
+
+    out = out_dir / f"{binary.name}.dSYM"
+    roots = {r for r in map(zig_root_of, slices) if r is not None}
+    if not roots:
+        prepend = oso_prepend(slices[0].recipe, build_root)
+        return make_dsym(binary, out, runner=runner, oso_prepend=prepend)
+    (root,) = roots  # every slice of a build plans the same zig home
+    zigroot.canonicalize(binary, root)
+    with zigroot.debug_map_mirror(binary, root) as mirror:
+        return make_dsym(binary, out, runner=runner, oso_prepend=mirror)
 
 
 def _step(runner: Runner, argv: list[str], sl: SlicePlan, log: BuildLog, what: str) -> None:

@@ -19,7 +19,7 @@ from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOp
 from llamabuild.findings import exit_code
 from llamabuild.report import escape
 from llamabuild.source import LOCK_NAME, SourceRequest, resolve_source
-from llamabuild.source.cache import cache_root, slug
+from llamabuild.source.cache import cache_root, slug, zig_home
 from llamabuild.tools.runner import default_runner
 
 
@@ -98,6 +98,7 @@ def build_cmd(
         update=update,
         lock_path=lock.resolve(),
         write_lock=not dry_run,
+        progress=not json_out,
     )
     tree = resolve_source(req, runner)
     cache = cache_root()
@@ -108,6 +109,7 @@ def build_cmd(
         jobs=jobs,
         ccache=not no_ccache,
         ccache_remote=remote,
+        zig_base=zig_home(),
     )
 
     def load_slice(name: str) -> recipes.Recipe:
@@ -120,7 +122,8 @@ def build_cmd(
     title = f"llamabuild build ({plan.recipe.name})"
     if not force:
         manifest = check_noop(plan)
-        if manifest is not None and (not check_reproducible or manifest.reproducible):
+        # --check-reproducible always builds twice: a stored verdict proves nothing here.
+        if manifest is not None and not check_reproducible:
             # This run's time; manifest.json keeps the duration of the build it describes.
             result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start

@@ -25,7 +25,19 @@ def rebuild_cmd(
     ] = Path("rebuild"),
     allow_tool_drift: Annotated[
         bool,
-        typer.Option("--allow-tool-drift", help="Try even when tool versions differ."),
+        typer.Option(
+            "--allow-drift",
+            "--allow-tool-drift",
+            help="Try even when tool versions differ (a tool-drift warning each).",
+        ),
+    ] = False,
+    warm_cache: Annotated[
+        bool,
+        typer.Option(
+            "--warm-cache",
+            help="Compile through this user's ccache and zig cache (fast, but not a proof "
+            "that the sources alone give these bytes). Default: new, empty caches.",
+        ),
     ] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel jobs.")] = None,
     no_ccache: Annotated[bool, typer.Option("--no-ccache", help="Do not use ccache.")] = False,
@@ -36,7 +48,7 @@ def rebuild_cmd(
     from llamabuild.builder.plan import Options
     from llamabuild.builder.rebuild import rebuild
     from llamabuild.findings import exit_code
-    from llamabuild.source.cache import cache_root
+    from llamabuild.source.cache import cache_root, zig_home
     from llamabuild.tools.runner import default_runner
 
     cache = cache_root()
@@ -47,8 +59,9 @@ def rebuild_cmd(
         cache_root=cache,
         jobs=jobs,
         ccache=not no_ccache,
+        zig_base=zig_home(),
     )
-    job = rebuild(manifest, options, default_runner(), allow_tool_drift)
+    job = rebuild(manifest, options, default_runner(), allow_tool_drift, warm=warm_cache)
     result = job.output()
     if json_out:
         report.emit_json(result, command="rebuild")
@@ -62,6 +75,7 @@ def render(result: RebuildOutput, findings: list[Finding]) -> None:
     from llamabuild.report import escape
 
     out = report.console()
+    out.print(f"compiler cache: {result.compiler_cache}")
     for d in result.tool_drift:
         out.print(f"[yellow]tool drift[/] {escape(f'{d.tool}: {d.manifest} -> {d.here}')}")
     report.print_findings(findings, title=f"rebuild {escape(result.recipe)}")

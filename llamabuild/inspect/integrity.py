@@ -188,7 +188,7 @@ def read_code_directory(data: Buffer, blob: Blob, slice_size: int, where: str) -
     return cd
 
 
-def _page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -> Iterator[bytes]:
+def page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -> Iterator[bytes]:
     """Each page's hash, truncated to the CD's size; an mmap's hashed pages are released."""
     _name, ctor, size = HASH_TYPES[cd.hash_type]
     page, limit = cd.page_size, cd.code_limit
@@ -306,7 +306,7 @@ def first_bad_page(data: Buffer, base: int, cd: CodeDirectory) -> int | None:
     table_at = cd.start + cd.hash_offset
     expected = bytes(data[table_at : table_at + cd.n_code * size])
     with memoryview(data) as view:
-        actual = b"".join(_page_hashes(data, base, cd, view))
+        actual = b"".join(page_hashes(data, base, cd, view))
     if actual == expected:
         return None
     for i in range(0, len(expected), size):

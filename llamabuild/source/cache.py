@@ -18,6 +18,13 @@ def cache_root() -> Path:
     return (base / "llamabuild").resolve()
 
 
+def zig_home() -> Path | None:
+    """$LLAMABUILD_ZIG_ROOT: where zig's private root lives, when not under the cache (one
+    warm zig cache for several cache dirs, as the test session does)."""
+    env = os.environ.get("LLAMABUILD_ZIG_ROOT")
+    return Path(env).expanduser().resolve() if env else None
+
+
 def slug(text: str, length: int = 10) -> str:
     """A readable, collision-safe directory name for a URL or path."""
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", text.rstrip("/").rsplit("/", 1)[-1])[:40]

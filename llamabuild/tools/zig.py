@@ -6,10 +6,8 @@ rewritten only when their content changes (ccache keys on them with compiler_che
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import shlex
-import tempfile
 from pathlib import Path
 from string import Template
 
@@ -20,8 +18,6 @@ from llamabuild.tools.install_name_tool import InstallNameTool
 from llamabuild.tools.runner import Tool, find_tool
 
 ARCH_TO_ZIG = {"arm64": "aarch64", "x86_64": "x86_64"}
-# The smallest C++ program: linking it makes zig build its libc++/libc++abi into the cache.
-PRIME_SOURCE = "int main() { return 0; }\n"
 
 
 def zig_target(arch: str, min_macos: str | None) -> str:
@@ -54,6 +50,18 @@ class Zig(Tool):
                 return exe
         return find_tool(self.names, self.hint)
 
+    def lib_dir(self) -> Path:
+        """zig's lib dir (libc++ sources, libc headers): beside the PyPI package's binary, or
+        a distribution's lib/zig."""
+        exe = self.exe.resolve()
+        for candidate in (exe.parent / "lib", exe.parent.parent / "lib" / "zig"):
+            if (candidate / "libcxx").is_dir():
+                return candidate
+        raise ToolError(
+            f"cannot find zig's lib dir beside {exe}",
+            hint="reinstall zig: pip install --force-reinstall ziglang",
+        )
+
     def version(self) -> str:
         return self.runner.run([self.exe, "version"]).stdout.strip()
 
@@ -83,29 +91,3 @@ class Zig(Tool):
         toolchain = out_dir / "zig-toolchain.cmake"
         _write_if_changed(toolchain, text, 0o644)
         return toolchain
-
-    def prime_libcxx(self, cxx: Path, prime_dir: Path, env: dict[str, str]) -> None:
-        """Make zig build its libc++/libc++abi (into the cache `env` names) from `prime_dir`.
-
-        zig builds them on the first C++ link that needs them, from that link's cwd, which
-        becomes their compile dir in the debug map (measured: CMake's CompilerIdCXX dir), and
-        reuses them whatever the later flags (measured: a link with `-O2 -g` reused a copy built
-        without either). Linking a trivial program from one fixed dir first, in a fixed cache,
-        gives every build the same libc++ paths. Seconds once they are cached; ~2.5 min the
-        first time on 2 cores."""
-        source = prime_dir / "prime.cpp"
-        try:
-            prime_dir.mkdir(parents=True, exist_ok=True)
-            with (prime_dir / ".lock").open("w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # parallel slices and builds: one at a time
-                if not source.is_file() or source.read_text() != PRIME_SOURCE:
-                    write_atomic(source, PRIME_SOURCE.encode(), 0o644)
-                with tempfile.TemporaryDirectory(dir=prime_dir) as out:
-                    argv: list[str | Path] = [cxx, source.name, "-o", Path(out) / "prime"]
-                    self.runner.run(argv, cwd=prime_dir, env=env)
-        except OSError as exc:
-            raise ToolError(
-                f"cannot prepare zig's libc++ in {prime_dir}: {exc.strerror or exc}",
-                hint=f"{prime_dir.parent} must be writable by this user (a fixed path: "
-                "the same on every machine, for reproducible builds)",
-            ) from exc
