@@ -178,14 +178,14 @@ Entitlements = Annotated[
 
 def check_remote_url(key: str, value: str, where: str) -> None:
     """A ccache remote URL (or "-" for off); the message never shows its credentials."""
-    from llamabuild.redact import redact_url
+    from llamabuild.redact import redact_rejected
 
     scheme, sep, rest = value.partition("://")
     if value == "-" or (sep and scheme in set(RemoteScheme) and rest and not _URL_BAD.search(rest)):
         return
     raise ConfigError(
         f"{where}: `{key}` must be a redis:// or http:// URL (or - for off), "
-        f"not {redact_url(value)!r}",
+        f"not {redact_rejected(value)!r}",
         hint='e.g. remote = "redis://cache.example:6379" (no spaces, no |)',
     )
 
