@@ -1,17 +1,24 @@
 """Session fixtures around the real llama.cpp build: `llamabuild build` of llama-server from the
 llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in vendor/llama.cpp) with linux-x86_64-static.
 
-The build runs once per session through the real CLI, in a work dir under the llamabuild cache,
-so a second session is a no-op skip (seconds) and a warm ccache makes a rebuild fast.
-LLAMABUILD_TEST_LLAMA_SERVER=/path/to/llama-server skips the build and uses that binary.
+The build runs once per session through the real CLI, in a work dir (and build dir) new for
+the session: nothing published or configured by an earlier session is reused, so every session
+compiles and links again. The compiler caches stay warm (ccache and zig's cache are
+content-addressed: a hit is the same object), which makes that seconds to minutes. The work dir
+is removed at the end of the session. LLAMABUILD_TEST_LLAMA_SERVER=/path/to/llama-server skips
+the build and uses that binary.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +55,21 @@ class RealBuild:
         return data
 
 
+@functools.cache
 def work_dir() -> Path:
+    """This session's own work dir (under the llamabuild cache, beside what it builds)."""
     from llamabuild.source.cache import cache_root
 
-    path = cache_root() / "pytest-real-llama"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    root = cache_root() / "pytest-real-llama"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="session-", dir=root))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_llama_work_dir_removed() -> Iterator[None]:
+    yield
+    if work_dir.cache_info().currsize:
+        shutil.rmtree(work_dir(), ignore_errors=True)
 
 
 def build_real(recipe: str, *extra: str) -> RealBuild:
@@ -61,7 +77,7 @@ def build_real(recipe: str, *extra: str) -> RealBuild:
     cwd = work_dir()
     argv = [sys.executable, "-m", "llamabuild", "build", "-r", recipe, "--json"]
     argv += ["--source", SDIST_URL, "--sha256", SDIST_SHA256, "--ref", LLAMA_COMMIT, *extra]
-    argv += ["--lock", str(cwd / "llamabuild.lock")]
+    argv += ["--lock", str(cwd / "llamabuild.lock"), "--build-dir", str(cwd / "build")]
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     try:
         result = json.loads(proc.stdout)
@@ -77,6 +93,16 @@ def build_real(recipe: str, *extra: str) -> RealBuild:
 @pytest.fixture(scope="session")
 def real_llama_build() -> RealBuild:
     build = build_real("linux-x86_64-static")
+    if build.returncode != 0:
+        tail = "\n".join(build.stderr.splitlines()[-40:])
+        pytest.fail(f"llamabuild build failed ({build.returncode}): {build.result}\n{tail}")
+    return build
+
+
+@pytest.fixture(scope="session")
+def real_cross_build() -> RealBuild:
+    """The zig cross build to macOS arm64 (llama-server + dSYM), once per session."""
+    build = build_real("macos-arm64-cpu-cross")
     if build.returncode != 0:
         tail = "\n".join(build.stderr.splitlines()[-40:])
         pytest.fail(f"llamabuild build failed ({build.returncode}): {build.result}\n{tail}")

@@ -42,8 +42,9 @@ def _contains(path: Path, needle: bytes) -> bool:
 
 def test_the_root_has_a_fixed_length_whatever_the_home(tmp_path: Path) -> None:
     short = zig_root(tmp_path / "a")
-    longer = zig_root(tmp_path / "a much longer cache dir with spaces" / "zig")
+    longer = zig_root(tmp_path / "a much longer cache dir with spaces" / "zig", "0123abcd")
     assert len(os.fsencode(short.path)) == len(os.fsencode(longer.path)) == ROOT_LENGTH
+    assert longer.path.name.startswith("0123abcd-__")
     assert len(CANONICAL) == ROOT_LENGTH and short.cache.parent == short.path
     with pytest.raises(ConfigError, match="too long") as err:
         zig_root(tmp_path / ("x" * 200))
@@ -117,10 +118,10 @@ def _zig_link(home: Path, build: Path) -> tuple[Path, Path, ZigRoot]:
     """Compile and link HELLO the way a zig recipe does (prefix maps, the link launcher), make
     its dSYM with dsymutil-19, then canonicalize: (binary, dSYM, root)."""
     from llamabuild.tools.runner import Runner
-    from llamabuild.tools.zig import Zig
+    from llamabuild.tools.zig import Zig, install_key
 
     zig = Zig(Runner())
-    root = zig_root(home)
+    root = zig_root(home, install_key(zig))
     zigroot.prepare(root, zig.lib_dir())
     build.mkdir(parents=True)
     zig.write_toolchain(build, "arm64", "14.0")

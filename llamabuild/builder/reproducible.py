@@ -114,7 +114,7 @@ def entries_for(
     if recipe.toolchain is Toolchain.ZIG:
         from llamabuild.builder import ziglink  # stdlib only: runs as a script, installed or not
 
-        root = zig_root(zig_home)
+        root = _zig_root(zig_home)
         launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
         launcher += [str(zig_link_dir(recipe, source, root)), str(epoch), str(root.prime)]
         out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
@@ -158,7 +158,15 @@ def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_h
     sl.entries.update(entries_for(sl, source, build_root, epoch, zig_home))
     sl.env.update(environment(epoch))
     if sl.recipe.toolchain is Toolchain.ZIG:
-        sl.env.update(zigroot.env(zig_root(zig_home)))
+        sl.env.update(zigroot.env(_zig_root(zig_home)))
+
+
+def _zig_root(zig_home: Path) -> ZigRoot:
+    """The root for the zig this build runs (its own per install, builder/zigroot.py)."""
+    from llamabuild.tools.runner import default_runner
+    from llamabuild.tools.zig import Zig, install_key
+
+    return zig_root(zig_home, install_key(Zig(default_runner())))
 
 
 def relative_source(source_root: Path, build_dir: Path) -> str:

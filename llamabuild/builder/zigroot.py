@@ -69,17 +69,19 @@ class ZigRoot:
         return self.path / "lib"
 
 
-def zig_root(home: Path) -> ZigRoot:
-    """`<home>/____…`: a path of exactly ROOT_LENGTH bytes."""
+def zig_root(home: Path, key: str = "") -> ZigRoot:
+    """`<home>/<key>-____…`: a path of exactly ROOT_LENGTH bytes. `key` names the zig install
+    (tools/zig.install_key), so two installs never share a root's lib link or cache."""
     base = home.absolute()
-    pad = ROOT_LENGTH - len(os.fsencode(base)) - 1
+    prefix = f"{key}-" if key else ""
+    pad = ROOT_LENGTH - len(os.fsencode(base)) - 1 - len(prefix)
     if pad < 1:
         raise ConfigError(
             f"zig's root dir {home} is too long for a reproducible zig build",
             hint=f"set LLAMABUILD_CACHE (or LLAMABUILD_ZIG_ROOT) to a path shorter than "
             f"{ROOT_LENGTH - 8} bytes",
         )
-    return ZigRoot(base / ("_" * pad))
+    return ZigRoot(base / (prefix + "_" * pad))
 
 
 def prepare(root: ZigRoot, zig_lib: Path) -> None:

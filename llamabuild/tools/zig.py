@@ -6,6 +6,7 @@ rewritten only when their content changes (ccache keys on them with compiler_che
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import shlex
 from pathlib import Path
@@ -34,6 +35,11 @@ def wrapper_text(zig: Path, tool: str, target: str | None) -> str:
 def _write_if_changed(path: Path, text: str, mode: int = 0o755) -> None:
     if not path.is_file() or path.read_text() != text:
         write_atomic(path, text.encode(), mode)
+
+
+def install_key(zig: Zig) -> str:
+    """8 hex digits naming this zig install (its resolved path)."""
+    return hashlib.sha256(str(zig.exe.resolve()).encode()).hexdigest()[:8]
 
 
 class Zig(Tool):
