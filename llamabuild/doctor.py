@@ -7,6 +7,7 @@ toolchain. Every gap is a finding with an install hint, so the exit code follows
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -24,7 +25,7 @@ from llamabuild.jsonout import to_jsonable
 from llamabuild.outputs_doctor import DoctorOutput, HostOutput, ToolOutput, ToolRole
 from llamabuild.outputs_doctor import ToolStatus as ToolStatus  # re-exported
 from llamabuild.recipes import Recipe, available, default_recipe_name, load_recipe
-from llamabuild.tools.runner import Runner, default_runner, python_scripts, which
+from llamabuild.tools.runner import Runner, Tool, default_runner, python_scripts, which
 from llamabuild.versions import banner_version
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor_tools.toml"
@@ -98,7 +99,7 @@ def load_data(path: Path = DATA) -> tuple[dict[str, ToolSpec], dict[str, Needs]]
         specs[key] = ToolSpec(
             key=key,
             label=t["label"],
-            names=tuple(t["names"]),
+            names=adapter_names(t["adapter"]) if "adapter" in t else tuple(t["names"]),
             affects=t["affects"],
             hint=t["hint"],
             version_args=tuple(t.get("version_args", ())),
@@ -112,6 +113,16 @@ def load_data(path: Path = DATA) -> tuple[dict[str, ToolSpec], dict[str, Needs]]
         for name, n in raw["needs"].items()
     }
     return specs, needs
+
+
+def adapter_names(ref: str) -> tuple[str, ...]:
+    """The candidate names, in their order, of the tools/ adapter `ref` ("module:Class") that
+    the build runs: doctor looks for the same program the build will use (one list)."""
+    module, _, cls = ref.partition(":")
+    tool = getattr(importlib.import_module(module), cls, None)
+    if not (isinstance(tool, type) and issubclass(tool, Tool) and tool.names):
+        raise ToolError(f"{DATA.name}: adapter {ref!r} is not a tool adapter with names")
+    return tool.names
 
 
 def parse_version(text: str) -> str | None:

@@ -154,6 +154,19 @@ class SmokeResult:
         data: dict[str, Any] = to_jsonable(self.output())
         return data
 
+    def summary(self) -> str:
+        """The human verdict, plain text: "llama-server answered 1 token in 0.41 s
+        (finish_reason: length), serving tiny" (what the server said is the caller's to escape)."""
+        tokens, chat, reason = self.completion_tokens, self.timings.get("chat"), self.finish_reason
+        words = [f"{self.binary.name} answered"]
+        if tokens is not None:
+            words.append(f"{tokens} token{'' if tokens == 1 else 's'}")
+        if chat is not None:
+            words.append(f"in {chat:.2f} s" if chat >= 0.01 else f"in {chat * 1e3:.1f} ms")
+        words.append("(no finish_reason)" if reason is None else f"(finish_reason: {reason})")
+        serving = f", serving {', '.join(self.models)}" if self.models else ""
+        return " ".join(words) + serving
+
 
 class _Failure(Exception):
     """Internal: a smoke step failed; converted to ToolError after the server is stopped."""

@@ -195,6 +195,46 @@ def test_human_output_shows_markup_in_paths_literally(capsys, monkeypatch):
     assert str(wrapper) in cap.out
 
 
+def _words(report, lines: list[str]) -> list[str]:
+    """Every word of every tool's label and use, and every name in its path, that no single
+    output line holds whole (a word split across lines, or cut)."""
+    from llamabuild.doctor import tool_rows
+
+    words: list[str] = []
+    for _, st in tool_rows(report):
+        words += st.label.split() + st.affects.split()
+        words += [w for w in (st.path or "").replace("/", " ").split() if w]
+    return [w for w in words if not any(w in line for line in lines)]
+
+
+def _render(report, width: int) -> list[str]:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from llamabuild.cli.doctor import render
+
+    out = Console(file=StringIO(), width=width, force_terminal=True, color_system=None)
+    render(report, out)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" not in text and "…" not in text  # plain, and nothing cut
+    return text.splitlines()
+
+
+@pytest.mark.parametrize("width", [100, 80, 60])
+def test_this_machines_report_fits_the_terminal_without_splitting_a_word(width):
+    """In a 100-column terminal the table wrapped to ~90 lines and split words
+    (`CMAKE_INSTALL|_NAME_TOOL`, `cross-checkin|g`); below 80 columns it is a list."""
+    report = Doctor().diagnose("macos-arm64-cpu-cross")
+    lines = _render(report, width)
+    assert max(len(line) for line in lines) <= width, "\n".join(lines)
+    assert _words(report, lines) == [], "\n".join(lines)
+    assert ("┃ role" in "\n".join(lines)) is (width >= 80)  # a table down to 80 columns
+    if width == 100:
+        assert len(lines) <= 3 * len(report.tools) + 10  # 48 for 14 tools; it was 89
+        assert any("CMAKE_INSTALL_NAME_TOOL" in line for line in lines)
+
+
 def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
     """The table was 230 columns wide and a narrow terminal cut the path column first."""
     from io import StringIO
@@ -220,6 +260,16 @@ def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
         "cc": ToolStatus(
             "cc", "C compiler", False, None, None, None, "native builds (ggml, llama.cpp)", "apt"
         ),
+        "xcode-select": ToolStatus(
+            "xcode-select",
+            "xcode-select -p (developer dir)",
+            True,
+            "/usr/bin/xcode-select",
+            None,
+            "/Applications/Xcode [beta].app/Contents/Developer",
+            "native macOS builds",
+            "",
+        ),
     }
     gap = error("tool-missing", f"C compiler not found: needed for native builds {long}", hint="x")
     result = DoctorReport(
@@ -238,8 +288,46 @@ def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
         lines = text.splitlines()
         assert max(len(line) for line in lines) <= 100, "\n".join(lines)
         assert "…" not in text  # wrapped, never cut with an ellipsis
-        path_cells = [line.split("│")[5].strip() for line in lines if line.count("│") == 7]
-        assert long in "".join(path_cells)
+        path_cells = [line.split("│")[5].strip() for line in lines if line.count("│") == 6]
+        assert long in "".join(path_cells)  # broken after a `/`, each line a whole folder
+        assert all(c.endswith("/") for c in path_cells if c.startswith("/opt/"))
+        assert _words(result, lines) == []
+        # what xcode-select answered is shown by its path, literally (markup characters too)
+        assert "(/Applications/Xcode [beta].app/Contents/Developer)" in "".join(path_cells)
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "lines"),
+    [
+        ("/usr/bin/cc", 40, ["/usr/bin/cc"]),
+        ("/a/bb/ccc/dddd", 6, ["/a/bb/", "ccc/", "dddd"]),
+        ("/x/python3 -m ziglang", 12, ["/x/python3", "-m ziglang"]),
+        ("/a/averyveryverylongname", 5, ["/a/", "averyveryverylongname"]),  # left whole
+        ("python module apple_platform", 40, ["python module apple_platform"]),
+    ],
+)
+def test_break_path_breaks_after_a_slash_or_at_a_space(text, width, lines):
+    from llamabuild.cli.doctor import break_path
+
+    assert break_path(text, width) == lines
+    assert "".join(break_path(text, width)).replace(" ", "") == text.replace(" ", "")
+
+
+def test_doctor_looks_for_the_dsymutil_the_build_runs():
+    """doctor showed /usr/bin/dsymutil 14 from its own list: the candidates are the adapter's
+    (same names, same order), so doctor names the program `llamabuild dsym`/`build` runs."""
+    from llamabuild.tools.dsymutil import Dsymutil
+    from llamabuild.tools.install_name_tool import InstallNameTool
+    from llamabuild.tools.lipo import Lipo
+
+    specs, _ = load_data()
+    assert specs["dsymutil"].names == Dsymutil.names
+    assert specs["lipo"].names == Lipo.names
+    assert specs["install-name-tool"].names == InstallNameTool.names
+    if which(["xcrun"]) is not None or which(Dsymutil.names) is None:
+        pytest.skip("no LLVM dsymutil here (or xcrun: a Mac)")
+    status = Doctor().probe("dsymutil")
+    assert status.path == str(Dsymutil(Runner()).exe)
 
 
 @here_is_linux_x86

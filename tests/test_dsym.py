@@ -6,8 +6,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -424,12 +425,22 @@ def test_fifo_binary_is_not_a_regular_file(
     assert "FIFO, not a regular file" in err and "no such file" not in err
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C's default (KeyboardInterrupt) for one test: a script that starts pytest in the
+    background (`python3 -m pytest &`) hands it SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so the SIGINT the test sends itself would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_interrupt_during_the_swap_keeps_a_dsym(
-    macho: MachOFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    macho: MachOFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c_raises: None
 ) -> None:
     """Review #17: SIGINT between the two renames lost the previous dSYM (rmtree of stage)."""
-    import signal
-
     binary = fresh(macho, tmp_path / "sig")
     out = tmp_path / "sig" / "llama-server.dSYM"
     assert make_dsym(binary, out).ok

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -111,7 +111,19 @@ def test_interrupt_sweeps_the_builds_children(tmp_path: Path) -> None:
         bystander.wait()
 
 
-def test_critical_defers_a_ctrl_c_that_another_thread_receives() -> None:
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C's default (KeyboardInterrupt) for one test: a script that starts pytest in the
+    background (`python3 -m pytest &`) hands it SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so the SIGINT the test sends itself would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_critical_defers_a_ctrl_c_that_another_thread_receives(ctrl_c_raises: None) -> None:
     """A Ctrl-C goes to the process: with another thread alive (a progress bar's, a server's)
     the kernel gives it to that thread, and masking the main thread alone let the handler run
     mid-publish (the flaky test_interrupt_during_the_swap_keeps_a_dsym)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from llamabuild.gguf_tiny import TinyShape, vocab, write_tiny_llama
 _PIDS = """
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 static void record(void) {
     const char *f = getenv("SMOKE_PIDFILE");
     if (!f) return;
@@ -87,6 +89,23 @@ int main(int argc, char **argv) {
         (void)write(c, r, strlen(r));
         close(c);
     }
+}
+""",
+    # A native executable (smoke checks the binary's format) that runs $SMOKE_SERVER_SCRIPT,
+    # a stand-in speaking llama-server's HTTP API, with its own arguments.
+    "python_server": """
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char *args[64];
+    int n = 0;
+    args[n++] = getenv("SMOKE_PYTHON");
+    args[n++] = getenv("SMOKE_SERVER_SCRIPT");
+    if (!args[0] || !args[1]) return 2;
+    for (int i = 1; i < argc && n < 63; i++) args[n++] = argv[i];
+    args[n] = 0;
+    record();
+    execv(args[0], args);
+    return 127;
 }
 """,
     # Reports whether the --model path it was given opens from its own working directory.
@@ -319,7 +338,26 @@ def test_human_output_shows_markup_literally(capsys):
     render(result)
     out = capsys.readouterr().out
     assert "a[/]b [red]c/llama-server on 127.0.0.1:8080, model m[/]x.gguf" in out
-    assert "OK: served [bold]tiny[/]; finish [/]" in out
+    assert "OK: llama-server answered in 0.02 s (finish_reason: [/]), serving [bold]tiny[/]" in out
+
+
+@pytest.mark.parametrize(
+    ("tokens", "reason", "models", "line"),
+    [
+        (1, "length", ["tiny"], "answered 1 token in 0.41 s (finish_reason: length), serving tiny"),
+        (2, "stop", ["a", "b"], "answered 2 tokens in 0.41 s (finish_reason: stop), serving a, b"),
+        (None, None, [], "answered in 0.41 s (no finish_reason)"),
+        (1, "length", ["t"], "answered 1 token in 4.1 ms (finish_reason: length), serving t"),
+    ],
+)
+def test_summary_line_reads_as_a_sentence(tokens, reason, models, line):
+    """It ended `served tiny; finish length`."""
+    from llamabuild.smoke import SmokeResult
+
+    result = SmokeResult(Path("/opt/x/llama-server"), Path("m.gguf"), False, 8080)
+    result.timings = {"chat": 0.4149 if "ms" not in line else 0.0041}
+    result.completion_tokens, result.finish_reason, result.models = tokens, reason, models
+    assert result.summary() == f"llama-server {line}"
 
 
 # --- refused before starting: exit 2 --------------------------------------------------------
@@ -413,15 +451,21 @@ def test_real_llama_server_human_output(capsys, real_llama_server, tmp_path):
     code, out, _ = smoke(capsys, "--binary", str(real_llama_server), "--model", str(model))
     assert code == 0
     assert "POST /v1/chat/completions (max_tokens 1)" in out
-    assert "OK: served" in out
+    assert re.search(
+        r"OK: llama-server answered 1 token in \d+\.\d+ m?s \(finish_reason: \w+\)", out
+    )
     assert "\x1b[" not in out  # plain when not a TTY
 
 
 # --- a healthy server (a stand-in speaking llama-server's HTTP API) ------------------------
 
 FAKE_SERVER = r"""
-import json, sys
+import json, signal, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+# smoke stops the server with SIGINT; pytest started as a background job (`pytest &` in a
+# script) passes SIGINT on ignored, and Python keeps an ignored SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 port = int(sys.argv[sys.argv.index("--port") + 1])
 model = sys.argv[sys.argv.index("--model") + 1]
@@ -472,3 +516,26 @@ def test_generated_model_path_exists_after_the_run(programs, tmp_path, monkeypat
     assert result.model.is_file(), result.model
     assert result.model.read_bytes()[:4] == b"GGUF"
     assert str(result.model) == result.to_json()["model"]
+
+
+def test_human_output_of_a_healthy_run(capsys, programs, pidfile, tmp_path, monkeypatch):
+    """The whole human output of a run against a server that answers (real processes, real
+    HTTP): the last line is one readable sentence."""
+    script = tmp_path / "fake_server.py"
+    script.write_text(FAKE_SERVER)
+    monkeypatch.setenv("SMOKE_PYTHON", sys.executable)
+    monkeypatch.setenv("SMOKE_SERVER_SCRIPT", str(script))
+    monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "dist" / "llama-server"
+    target.parent.mkdir()
+    shutil.copy2(programs["python_server"], target)
+    code, out, err = smoke(capsys, "--binary", str(target), "--timeout", "30")
+    assert code == 0, err
+    last = out.splitlines()[-1]
+    assert re.fullmatch(
+        r"OK: llama-server answered 1 token in \d+\.\d+ m?s \(finish_reason: length\), "
+        r"serving tiny",
+        last,
+    ), out
+    assert "stop (SIGINT)" in out  # stopped by the first signal, whoever started pytest
+    assert_all_gone(pidfile, 1)

@@ -115,5 +115,4 @@ def render(result: SmokeResult) -> None:
             table.add_row(escape(label), f"{result.timings[key] * 1000:.1f}")
     out.print(table)
     # Model names and the finish reason come from the server: never markup.
-    served = escape(", ".join(result.models))
-    out.print(f"[bold green]OK[/]: served {served}; finish {escape(str(result.finish_reason))}")
+    out.print(f"[bold green]OK[/]: {escape(result.summary())}")
