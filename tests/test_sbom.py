@@ -136,6 +136,9 @@ def test_sbom_lists_what_is_linked_and_validates(
     names = {c["name"] for c in bom["components"]}
     assert names == LINKED
     assert not names & NOT_LINKED
+    # A dynamic C build: glibc is libc.so.6 at run time, nothing of the toolchain is listed
+    # (tests/test_toolchain_components.py builds the static ones).
+    assert not [c for c in bom["components"] if c["bom-ref"].startswith("toolchain:")]
     by_name = {c["name"]: c for c in bom["components"]}
     assert by_name["cpp-httplib"]["version"] == "0.0.1-test"
     assert by_name["nlohmann-json"]["version"] == "3.99.1"  # header-only, linked through ggml

@@ -2,7 +2,8 @@
 binary (dist/<recipe>/llama-server.cdx.json, THIRD_PARTY_NOTICES.txt, Credits.html).
 
 `write` is the one entry point builder/run.py calls after a build; everything it reads comes
-from the CMake code model of each slice and from the pinned source tree.
+from the CMake code model of each slice, the pinned source tree, and (for what the toolchain
+links statically: glibc, libstdc++, libc++, ...) the toolchain CMake used.
 """
 
 from __future__ import annotations
@@ -45,21 +46,28 @@ def write(
     from llamabuild.inspect import inspect_binary
     from llamabuild.provenance import notices, sbom
     from llamabuild.provenance.components import find_components
-    from llamabuild.provenance.fileapi import linked_tree
+    from llamabuild.provenance.fileapi import compilers, linked_tree
     from llamabuild.provenance.linkcheck import LinkEvidence
+    from llamabuild.provenance.toolchain import find_toolchain_components
 
     linked = [linked_tree(d, target) for d in build_dirs]
     evidence = LinkEvidence(binary)
     found = find_components(source_root, linked, sbom.pin_version(pin), evidence.linked)
-    archs = tuple(s.arch for s in inspect_binary(binary).slices)
+    parsed = inspect_binary(binary)
+    archs = tuple(s.arch for s in parsed.slices)
+    findings = list(found.findings)
+    runtime = find_toolchain_components(
+        binary, parsed.format, [compilers(d) for d in build_dirs], findings
+    )
     info = sbom.BinaryInfo(binary.name, sha256_file(binary), archs, recipe)
     paths = Provenance(
         sbom=out_dir / sbom.SBOM_NAME,
         notices=out_dir / notices.NOTICES_NAME,
         credits=out_dir / notices.CREDITS_NAME,
-        findings=found.findings,
+        findings=tuple(findings),
     )
-    write_atomic(paths.sbom, sbom.to_json(sbom.make_bom(info, pin, found, epoch)).encode("utf-8"))
-    write_atomic(paths.notices, notices.notices_text(found.all).encode("utf-8"))
-    write_atomic(paths.credits, notices.credits_html(found.all).encode("utf-8"))
+    bom = sbom.make_bom(info, pin, found, epoch, runtime)
+    write_atomic(paths.sbom, sbom.to_json(bom).encode("utf-8"))
+    write_atomic(paths.notices, notices.notices_text([*found.all, *runtime]).encode("utf-8"))
+    write_atomic(paths.credits, notices.credits_html([*found.all, *runtime]).encode("utf-8"))
     return paths

@@ -49,15 +49,35 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _codemodel(rdir: Path) -> dict[str, Any]:
+def _reply(rdir: Path, kind: str) -> dict[str, Any]:
+    """One reply object (`codemodel`, `toolchains`) of the newest index."""
     try:
         index_path = max(rdir.glob("index-*.json"), key=lambda p: p.name)
     except ValueError as exc:
         raise ToolError(f"CMake wrote no file-API reply in {rdir}", hint="configure again") from exc
     index = _load(index_path)
     responses = index["reply"][CLIENT]["query.json"]["responses"]
-    (found,) = [r for r in responses if r.get("kind") == "codemodel" and "jsonFile" in r]
+    (found,) = [r for r in responses if r.get("kind") == kind and "jsonFile" in r]
     return _load(rdir / found["jsonFile"])
+
+
+def _codemodel(rdir: Path) -> dict[str, Any]:
+    return _reply(rdir, "codemodel")
+
+
+def compilers(build_dir: Path) -> dict[str, dict[str, str]]:
+    """Language -> the compiler CMake used (id, version, path), from the toolchains reply;
+    empty when this CMake wrote none (before 3.20) or it is unreadable."""
+    try:
+        reply = _reply(build_dir / ".cmake" / "api" / "v1" / "reply", "toolchains")
+        out: dict[str, dict[str, str]] = {}
+        for tc in reply.get("toolchains", []):
+            comp = tc.get("compiler", {})
+            keys = ("id", "version", "path")
+            out[str(tc.get("language", "?"))] = {k: str(comp.get(k, "")) for k in keys}
+        return out
+    except (ToolError, KeyError, IndexError, TypeError, ValueError, OSError):
+        return {}
 
 
 def linked_tree(build_dir: Path, target: str) -> LinkedTree:

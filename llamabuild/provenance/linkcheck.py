@@ -6,17 +6,75 @@ xxhash.c, sha1.c and sha256.c, yet llama-server only calls SHA-256, so xxHash an
 compiled but not linked. An object counts as linked when one of its defined external symbols
 is defined in the binary (any arch slice). When that cannot be told (no object file, no symbol
 table, a parse failure) the object counts as linked: the notices may list too much, never too
-little. LIEF reads both ELF and Mach-O (thin or fat).
+little. ELF symbol tables are read here with struct (LIEF builds a Python object per symbol:
+~15 µs each, 0.85 s for a 42 MB static binary of 63k symbols, against 0.1 s); Mach-O, thin or
+fat, through LIEF.
 """
 
 from __future__ import annotations
 
+import struct
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from llamabuild.errors import InputError
+from llamabuild.inspect.mapped import open_mapped
+
 MAX_OBJECT = 512 * 1024 * 1024  # LIEF maps the file; bound what we hand it anyway
 N_STAB, N_TYPE, N_SECT, N_EXT = 0xE0, 0x0E, 0x0E, 0x01  # <mach-o/nlist.h>
+SHT_SYMTAB, SHT_DYNSYM, STB_GLOBAL, STB_WEAK = 2, 11, 1, 2  # <elf.h>
+ELF_SYM = {True: ("IBBHQQ", 24), False: ("IIIBBH", 16)}  # Elf64_Sym / Elf32_Sym: format, size
+ELF_SHDR = {True: ("IIQQQQIIQQ", 64), False: ("IIIIIIIIII", 40)}
+
+
+def _elf_defined(path: Path, external_only: bool) -> set[str] | None:
+    """Names an ELF file (executable or object) defines in .symtab and .dynsym, as LIEF
+    reports them (section index not SHN_UNDEF); None when it is not an ELF this reads."""
+    with open_mapped(path) as mm:
+        if mm[:4] != b"\x7fELF" or mm[4] not in (1, 2) or mm[5] not in (1, 2):
+            return None
+        is64, end = mm[4] == 2, "<" if mm[5] == 1 else ">"
+        try:
+            if is64:
+                (shoff,) = struct.unpack_from(end + "Q", mm, 0x28)
+                shentsize, shnum = struct.unpack_from(end + "HH", mm, 0x3A)
+            else:
+                (shoff,) = struct.unpack_from(end + "I", mm, 0x20)
+                shentsize, shnum = struct.unpack_from(end + "HH", mm, 0x2E)
+            shdr, shdr_size = ELF_SHDR[is64]
+            if shoff == 0 or shentsize != shdr_size:
+                return None
+            first = struct.unpack_from(end + shdr, mm, shoff)
+            count = shnum or first[5]  # > 0xff00 sections: the count is in section 0's size
+            # (type, offset, size, link, entsize) of every section
+            heads = [
+                struct.unpack_from(end + shdr, mm, shoff + i * shentsize) for i in range(count)
+            ]
+            secs = [(h[1], h[4], h[5], h[6], h[9]) for h in heads]
+            names: set[str] = set()
+            sym, sym_size = ELF_SYM[is64]
+            for kind, offset, size, link, entsize in secs:
+                if kind not in (SHT_SYMTAB, SHT_DYNSYM):
+                    continue
+                if entsize != sym_size or link >= len(secs) or offset + size > len(mm):
+                    return None
+                _, str_off, str_size, _, _ = secs[link]
+                strtab = mm[str_off : str_off + str_size]
+                table = mm[offset : offset + size - size % sym_size]
+                for entry in struct.iter_unpack(end + sym, table):
+                    name, info, shndx = (
+                        (entry[0], entry[1], entry[3]) if is64 else (entry[0], entry[3], entry[5])
+                    )
+                    if name == 0 or shndx == 0:
+                        continue
+                    if external_only and info >> 4 not in (STB_GLOBAL, STB_WEAK):
+                        continue
+                    stop = strtab.find(b"\0", name)
+                    names.add(strtab[name : stop if stop >= 0 else None].decode("utf-8", "replace"))
+            return names
+        except struct.error:
+            return None
 
 
 def _lief() -> Any:
@@ -68,6 +126,12 @@ def defined_symbols(path: Path, external_only: bool = False) -> frozenset[str]:
 @cache
 def _symbols(path: Path, size: int, mtime_ns: int, external_only: bool) -> frozenset[str]:
     """Cached per file version: a rebuilt object at the same path is read again."""
+    try:
+        elf = _elf_defined(path, external_only) if path.stat().st_size <= MAX_OBJECT else None
+    except (InputError, OSError):
+        return frozenset()
+    if elf is not None:
+        return frozenset(elf)
     lief = _lief()
     try:
         owner, slices = _parse(lief, path)

@@ -1,15 +1,17 @@
 """dist/<recipe>/llama-server.cdx.json: a CycloneDX 1.6 SBOM written with cyclonedx-python-lib.
 
 The metadata component is the binary (sha256, one `llamabuild:arch` property per slice); the
-components are the pinned llama.cpp and each vendored component the code model says is
-compiled in. The serial number is derived from the binary's sha256 and the timestamp is the
-build's SOURCE_DATE_EPOCH, so the same build gives the same bytes.
+components are the pinned llama.cpp, each vendored component the code model says is compiled
+in, and each library the toolchain linked statically (with the symbols that prove it as
+evidence occurrences). The serial number is derived from the binary's sha256 and the
+timestamp is the build's SOURCE_DATE_EPOCH, so the same build gives the same bytes.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component as CdxComponent
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+
+    from llamabuild.provenance.toolchain import ToolchainComponent
 
 SBOM_NAME = "llama-server.cdx.json"
 UPSTREAM = "ggml-org/llama.cpp"
@@ -116,6 +120,64 @@ def _vendored(comp: Component) -> CdxComponent:
     )
 
 
+def _runtime(comp: ToolchainComponent, binary: str) -> CdxComponent:
+    """A library the toolchain linked in: the symbols it defines in `binary` are the evidence
+    (CycloneDX occurrences); its Debian package, when dpkg knows the archive, is the purl."""
+    from decimal import Decimal
+
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
+    from cyclonedx.model.component import Component as CdxComponent
+    from cyclonedx.model.component_evidence import (
+        AnalysisTechnique,
+        ComponentEvidence,
+        Identity,
+        IdentityField,
+        Method,
+        Occurrence,
+    )
+    from packageurl import PackageURL
+
+    pkg = comp.package
+    purl: PackageURL | None = PackageURL.from_string(comp.purl) if comp.purl else None
+    if pkg is not None:
+        qualifiers = {"arch": pkg.arch, **({"distro": comp.distro} if comp.distro else {})}
+        distro = (comp.distro or "debian").split("-")[0]
+        purl = PackageURL("deb", distro, pkg.name, pkg.version, qualifiers)
+    props = [
+        Property(name="llamabuild:toolchain", value=comp.spec.toolchain),
+        Property(name="llamabuild:linkage", value="static"),
+        *(Property(name="llamabuild:archive", value=a) for a in comp.archives),
+    ]
+    if pkg is not None:
+        props.append(Property(name="llamabuild:package", value=f"{pkg.name} {pkg.version}"))
+    if comp.zig_version:
+        props.append(Property(name="llamabuild:zig-version", value=comp.zig_version))
+    if comp.evidence:
+        value = "defines " + ", ".join(comp.evidence)
+        occurrences = [  # a bom-ref each: without one the library's order is not stable
+            Occurrence(bom_ref=f"toolchain:{comp.name}:{s}", location=binary, symbol=s)
+            for s in comp.evidence
+        ]
+    else:
+        value = f"{binary} has no symbol table: counted without evidence"
+        occurrences = []
+    method = Method(technique=AnalysisTechnique.BINARY_ANALYSIS, confidence=Decimal(1), value=value)
+    identity = Identity(field=IdentityField.NAME, confidence=Decimal(1), methods=[method])
+    return CdxComponent(
+        name=comp.name,
+        version=comp.version,
+        bom_ref=f"toolchain:{comp.name}",
+        purl=purl,
+        cpe=comp.cpe,
+        licenses=_licenses(comp.license, None),
+        external_references=[
+            ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(comp.spec.url))
+        ],
+        properties=props,
+        evidence=ComponentEvidence(identity=[identity], occurrences=occurrences),
+    )
+
+
 def _timestamp(epoch: str | None) -> datetime:
     """SOURCE_DATE_EPOCH of the build (same inputs, same SBOM bytes), else now."""
     if epoch and epoch.isdigit():
@@ -123,7 +185,15 @@ def _timestamp(epoch: str | None) -> datetime:
     return datetime.now(UTC)
 
 
-def make_bom(binary: BinaryInfo, pin: Pin, found: Found, epoch: str | None = None) -> Bom:
+def make_bom(
+    binary: BinaryInfo,
+    pin: Pin,
+    found: Found,
+    epoch: str | None = None,
+    runtime: Sequence[ToolchainComponent] = (),
+) -> Bom:
+    """The SBOM of `binary`: llama.cpp, the vendored code in `found`, the toolchain's
+    statically linked libraries in `runtime`."""
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component as CdxComponent
@@ -142,13 +212,14 @@ def make_bom(binary: BinaryInfo, pin: Pin, found: Found, epoch: str | None = Non
         ],
     )
     llama = _llama_cpp(pin, found.project)
-    vendored = [_vendored(c) for c in found.vendored]
+    parts = [llama, *(_vendored(c) for c in found.vendored)]
+    parts += [_runtime(c, binary.name) for c in runtime]
     bom = Bom(
         serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"llamabuild:sbom:{binary.sha256}"),
         metadata=BomMetaData(component=root, timestamp=_timestamp(epoch)),
-        components=[llama, *vendored],
+        components=parts,
     )
-    bom.register_dependency(root, [llama, *vendored])
+    bom.register_dependency(root, parts)
     return bom
 
 
