@@ -200,6 +200,10 @@ def compiler_version(runner: Runner, env_var: str, default: str) -> str:
 
 def toolchain_versions(runner: Runner, recipe: Recipe, cm: cmake_tool.CMake) -> dict[str, str]:
     versions = cm.versions()
+    if recipe.is_macos:  # the dSYM's bytes are dsymutil's
+        from llamabuild.tools.dsymutil import Dsymutil
+
+        versions["dsymutil"] = Dsymutil(runner).version()
     if recipe.toolchain == "zig":
         versions["zig"] = Zig(runner).version()
     else:
@@ -232,6 +236,8 @@ def make_plan(
     cm = cmake_tool.CMake(runner)
     versions = toolchain_versions(runner, recipe, cm)
     ccache = Ccache(runner).optional() if options.ccache else None
+    if ccache is not None:
+        versions["ccache"] = Ccache(runner, ccache).version()
     slices = [_slice(r, source, options, cm, decl, ccache) for r in slice_recipes]
     from llamabuild.builder import reproducible  # it types SlicePlan: imported when used
 

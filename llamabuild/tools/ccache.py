@@ -40,6 +40,11 @@ class Ccache(Tool):
         except ToolNotFoundError:
             return None
 
+    def version(self) -> str:
+        """`4.14.2` (the manifest records it: ccache's path normalization reaches `__FILE__`)."""
+        first = self.runner.run([self.exe, "--version"]).stdout.splitlines()
+        return first[0].removeprefix("ccache version ").strip() if first else "unknown"
+
     def zero_stats(self, cache_dir: Path) -> None:
         """Zero the counters of `cache_dir` (llamabuild's, never the user's own ccache dir)."""
         self.runner.run([self.exe, "--zero-stats"], env={"CCACHE_DIR": str(cache_dir)})

@@ -38,8 +38,17 @@ def parse_warnings(text: str) -> list[str]:
 
 class Dsymutil(XcrunTool):
     xcrun_name = "dsymutil"
-    names = ("dsymutil", "dsymutil-19", "llvm-dsymutil")
+    # The versioned LLVM first: the one ci/install.sh installs, whatever else /usr/bin has (an
+    # unversioned dsymutil is whichever LLVM the distribution defaults to: 14 on Debian 12).
+    names = ("dsymutil-19", "dsymutil", "llvm-dsymutil")
     hint = XCODE_HINT + "on Debian/Ubuntu: apt-get install llvm-19 (provides dsymutil-19)"
+
+    def version(self) -> str:
+        """Its first `--version` line (`LLVM version 19.1.7`; Apple's: `Apple LLVM …`)."""
+        res = self.runner.run([*self.prefix, "--version"], check=False)
+        lines = [x.strip() for x in (res.stdout or res.stderr).splitlines() if x.strip()]
+        found = next((x for x in lines if "version" in x.lower()), lines[0] if lines else "")
+        return found or "unknown"
 
     def run(self, binary: Path, output: Path, oso_prepend: Path | None = None) -> Result:
         """Run it; a non-zero exit is the caller's to judge (check=False)."""
