@@ -149,7 +149,10 @@ def test_build_publishes_manifest_then_noop_then_force(
     assert manifest["verify"]["ok"] is True and manifest["duration_s"] > 0
     assert "[4/4]" in err or "llama-server" in err  # plain progress lines (no TTY)
     log = Path(manifest["slices"][0]["configure_argv"][-1]) / "llamabuild.log"
-    assert "Linking C executable bin/llama-server" in log.read_text()
+    text = log.read_text()
+    assert "Linking C executable bin/llama-server" in text
+    steps = ["join", "verify", "provenance (SBOM, notices)", "manifest (sha256, capabilities)"]
+    assert all(f"post-build {s}: " in text for s in steps)  # each timed in the build log
 
     code, out, _ = build(capsys)
     assert code == 0 and out["skipped"] is True and out["published"] is False

@@ -6,10 +6,12 @@ beside it and swapped in at the end; an interrupt or a failure deletes the stagi
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,24 +215,41 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
     ccache_stats, ccache_findings = ccache.end()
     result.findings += ccache_findings
     binary = staging / plan.recipe.target
-    if len(artifacts) > 1:
-        Lipo(runner).create(artifacts, binary)
-    else:
-        shutil.copy2(artifacts[0], binary)
+    log = plan.slices[-1].log_path
+    with timed(log, "join"):
+        if len(artifacts) > 1:
+            Lipo(runner).create(artifacts, binary)
+        else:
+            shutil.copy2(artifacts[0], binary)
     dsym_path: Path | None = None
     if plan.recipe.is_macos:
-        dsym = binary_dsym(plan.slices, binary, staging, runner, plan.options.build_root)
+        with timed(log, "dsym"):
+            dsym = binary_dsym(plan.slices, binary, staging, runner, plan.options.build_root)
         result.findings += dsym.findings
         dsym_path = dsym.path
-    result.findings += _verify(binary, plan.recipe, dsym_path)
-    provenance = _provenance(plan, binary, staging)
+    with timed(log, "verify"):
+        result.findings += _verify(binary, plan.recipe, dsym_path)
+    with timed(log, "provenance (SBOM, notices)"):
+        provenance = _provenance(plan, binary, staging)
     result.findings += provenance.findings
-    result.manifest = manifest(plan, staging, binary, dsym_path, compilers, result.findings)
+    with timed(log, "manifest (sha256, capabilities)"):
+        result.manifest = manifest(plan, staging, binary, dsym_path, compilers, result.findings)
     result.manifest = replace(
         result.manifest, outputs=result.manifest.outputs + _provenance_outputs(provenance, staging)
     )
     result.manifest = replace(result.manifest, ccache=ccache_stats)
     return result
+
+
+@contextmanager
+def timed(log: Path, step: str) -> Iterator[None]:
+    """One `post-build STEP: N.NN s` line in the build log (what the compile is not)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError), log.open("a") as fh:
+            fh.write(f"post-build {step}: {time.monotonic() - start:.2f} s\n")
 
 
 def _provenance(plan: BuildPlan, binary: Path, staging: Path) -> Provenance:
