@@ -54,6 +54,7 @@ def source_cmd(
         update=update,
         lock_path=lock.resolve(),
         check_remote=True,
+        progress=not json_out,
     )
     tree = resolve_source(req, default_runner())
     if json_out:

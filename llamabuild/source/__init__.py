@@ -8,9 +8,12 @@ naming both values, never a silent rebuild from different code.
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamabuild.domain import PinKind
 from llamabuild.errors import ConfigError, InputError
@@ -20,6 +23,10 @@ from llamabuild.source.cache import cache_root, slug
 from llamabuild.source.lock import LOCK_NAME, Pin
 from llamabuild.tools.git import Git, is_full_sha
 from llamabuild.tools.runner import Runner
+
+if TYPE_CHECKING:  # rich's progress bar loads only when a download or unpack shows one
+    from rich.console import Console
+    from rich.progress import Progress
 
 DEFAULT_GIT_URL = "https://github.com/ggml-org/llama.cpp"
 GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "git@")
@@ -39,6 +46,8 @@ class SourceRequest:
     lock_path: Path = field(default_factory=lambda: Path.cwd() / LOCK_NAME)
     check_remote: bool = False
     write_lock: bool = True
+    progress: bool = False
+    """Show an archive's download and unpack progress on stderr (only if it is a terminal)."""
 
 
 @dataclass(frozen=True)
@@ -163,15 +172,79 @@ def _materialize(
     pin: Pin, req: SourceRequest, git: Git, cache: Path, from_lock: bool
 ) -> SourceTree:
     if pin.kind is PinKind.ARCHIVE:
-        return _archive_tree(pin, cache)
+        with transfer_display(req.progress) as display:
+            return _archive_tree(pin, cache, display)
     if pin.kind is PinKind.DIR:
         return _dir_tree(pin, req, git, from_lock)
     return _git_tree(pin, req, git, cache)
 
 
-def _archive_tree(pin: Pin, cache: Path) -> SourceTree:
+class TransferDisplay:
+    """A rich bar per step (bytes, speed) on stderr; started by the first progress call, so a
+    cached archive shows nothing."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._bar: Progress | None = None
+        self._console = console
+
+    def step(self, label: str) -> archive.ProgressFn:
+        task = None
+
+        def update(done: int, total: int | None) -> None:
+            nonlocal task
+            bar = self._start()
+            if task is None:
+                task = bar.add_task(label, total=total)
+            bar.update(task, completed=done, total=total)
+
+        return update
+
+    def _start(self) -> Progress:
+        if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            from llamabuild import report
+
+            self._bar = Progress(
+                TextColumn("{task.description}", markup=False),  # a file name, not markup
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=self._console or report.console(stderr=True),
+            )
+            self._bar.start()
+        return self._bar
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@contextmanager
+def transfer_display(enabled: bool) -> Iterator[TransferDisplay | None]:
+    """A TransferDisplay when `enabled` and stderr is a terminal (CI logs get no redraws)."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    display = TransferDisplay()
+    try:
+        yield display
+    finally:
+        display.close()
+
+
+def _archive_tree(pin: Pin, cache: Path, display: TransferDisplay | None = None) -> SourceTree:
     assert pin.sha256 is not None
-    local = archive.fetch(pin.url, pin.sha256, cache / "downloads")
+    name = pin.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "archive"
+    download = display.step(f"download {name}") if display else None
+    local = archive.fetch(pin.url, pin.sha256, cache / "downloads", download)
     dest = cache / "archives" / pin.sha256[:16]
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -180,7 +253,7 @@ def _archive_tree(pin: Pin, cache: Path) -> SourceTree:
         if archive.is_url(pin.url):  # a bad copy cached by an older llamabuild: fetch afresh
             local.unlink(missing_ok=True)
         raise
-    top = archive.extract(local, dest)
+    top = archive.extract(local, dest, display.step(f"unpack {name}") if display else None)
     root = top / pin.subdir if pin.subdir else archive.find_llama_root(top)
     subdir = str(root.relative_to(top)) if root != top else ""
     return SourceTree(root, replace(pin, subdir="" if subdir == "." else subdir))
