@@ -308,10 +308,12 @@ class AppleReplay(Runner):
     def __init__(self) -> None:
         super().__init__()
         self.argvs: list[list[str]] = []
+        self.cwds: list[Path | None] = []
 
     def run(self, argv, **kw):  # type: ignore[no-untyped-def,override]
         args = [str(a) for a in argv]
         self.argvs.append(args)
+        self.cwds.append(kw.get("cwd"))
         assert Path(args[0]).name == "xcrun"
         local = {"dsymutil": tool("dsymutil"), "strip": tool("llvm-strip")}[args[1]]
         return super().run([local, *args[2:]], **kw)
@@ -366,7 +368,10 @@ def test_make_dsym_with_xcrun_runs_the_apple_argv(
     result = make_dsym(binary, strip=True, runner=replay)
     assert result.ok and result.stripped, result.findings
     (dsym_argv, strip_argv) = replay.argvs
-    assert dsym_argv[:4] == [str(fake_xcrun), "dsymutil", str(binary), "-o"]
+    # Run in the binary's dir, named by file name: dsymutil writes the path it is given into
+    # the dSYM (Relocations/<arch>/<name>.yml), which must not name this build's dir.
+    assert dsym_argv[:4] == [str(fake_xcrun), "dsymutil", "llama-server", "-o"]
+    assert replay.cwds[0] == binary.parent
     staged = Path(dsym_argv[4])
     assert staged.name == "llama-server.dSYM" and staged.parent.parent == binary.parent
     assert strip_argv[:5] == [str(fake_xcrun), "strip", "-S", "-o", strip_argv[4]]

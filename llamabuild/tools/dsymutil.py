@@ -51,10 +51,14 @@ class Dsymutil(XcrunTool):
         return found or "unknown"
 
     def run(self, binary: Path, output: Path, oso_prepend: Path | None = None) -> Result:
-        """Run it; a non-zero exit is the caller's to judge (check=False)."""
-        argv = dsymutil_argv(self.prefix, binary, output, oso_prepend)
+        """Run it in the binary's dir, naming it by file name: LLVM 18+ (and Xcode's) dsymutil
+        writes the path it was given into the dSYM (`Contents/Resources/Relocations/<arch>/
+        <name>.yml`, `binary-path:`), which must not hold where this build happened to be.
+        A non-zero exit is the caller's to judge (check=False)."""
+        name = binary.name if not binary.name.startswith("-") else f"./{binary.name}"
+        argv = dsymutil_argv(self.prefix, Path(name), output.absolute(), oso_prepend)
         with self._lipo_env() as env:
-            return self.runner.run(argv, env=env, check=False)
+            return self.runner.run(argv, env=env, check=False, cwd=binary.parent)
 
     @contextmanager
     def _lipo_env(self) -> Iterator[dict[str, str] | None]:
