@@ -284,3 +284,17 @@ def test_quickstart_pins_into_the_one_default_lock():
 
     assert LOCK_NAME == "llamabuild.lock"  # the default of every command's --lock
     assert "/llamabuild.lock" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_workflow_pins_the_cross_tools_as_the_cross_extra() -> None:
+    """zig and ccache shape the bytes: the shipped workflow installs exactly the `cross` pins
+    (rebuild refuses other versions)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = extra["cross"]
+    assert pins and all("==" in p for p in pins)
+    assert all(p in extra["test"] for p in pins)
+    text = (root / "ci" / "llamabuild.yml").read_text()
+    assert all(p in text for p in pins)
