@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,18 @@ def clean_arm64(macho: MachOFactory) -> Path:
     from tests.fixtures.macho import system
 
     return macho.build("clean", system("libSystem", "libc++", "Metal", "Foundation", "Accelerate"))
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C's default (KeyboardInterrupt) for one test: a script that starts pytest in the
+    background (`python3 -m pytest &`) hands it SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so the SIGINT the test sends itself would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -90,23 +90,24 @@ def build_real(recipe: str, *extra: str) -> RealBuild:
     return RealBuild(recipe, proc.returncode, result, proc.stderr, cwd / "dist" / recipe)
 
 
-@pytest.fixture(scope="session")
-def real_llama_build() -> RealBuild:
-    build = build_real("linux-x86_64-static")
+def built(recipe: str) -> RealBuild:
+    """build_real, failing the test (with the log's tail) unless it published."""
+    build = build_real(recipe)
     if build.returncode != 0:
         tail = "\n".join(build.stderr.splitlines()[-40:])
         pytest.fail(f"llamabuild build failed ({build.returncode}): {build.result}\n{tail}")
     return build
+
+
+@pytest.fixture(scope="session")
+def real_llama_build() -> RealBuild:
+    return built("linux-x86_64-static")
 
 
 @pytest.fixture(scope="session")
 def real_cross_build() -> RealBuild:
     """The zig cross build to macOS arm64 (llama-server + dSYM), once per session."""
-    build = build_real("macos-arm64-cpu-cross")
-    if build.returncode != 0:
-        tail = "\n".join(build.stderr.splitlines()[-40:])
-        pytest.fail(f"llamabuild build failed ({build.returncode}): {build.result}\n{tail}")
-    return build
+    return built("macos-arm64-cpu-cross")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -428,18 +428,6 @@ def test_fifo_binary_is_not_a_regular_file(
     assert run(["dsym", str(fifo)]) == 2
     err = capsys.readouterr().err
     assert "FIFO, not a regular file" in err and "no such file" not in err
-
-
-@pytest.fixture
-def ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C's default (KeyboardInterrupt) for one test: a script that starts pytest in the
-    background (`python3 -m pytest &`) hands it SIGINT ignored, and Python keeps an ignored
-    SIGINT ignored, so the SIGINT the test sends itself would do nothing."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def test_interrupt_during_the_swap_keeps_a_dsym(

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -109,18 +109,6 @@ def test_interrupt_sweeps_the_builds_children(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
-
-
-@pytest.fixture
-def ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C's default (KeyboardInterrupt) for one test: a script that starts pytest in the
-    background (`python3 -m pytest &`) hands it SIGINT ignored, and Python keeps an ignored
-    SIGINT ignored, so the SIGINT the test sends itself would do nothing."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def test_critical_defers_a_ctrl_c_that_another_thread_receives(ctrl_c_raises: None) -> None:

@@ -39,6 +39,11 @@ needs_redis = pytest.mark.skipif(
 PASSWORD = "pw-s3cret-77"
 WARNING = "remote-cache-unavailable"
 
+needs_cc_and_ccache = pytest.mark.skipif(
+    shutil.which("cc") is None or Ccache(Runner()).optional() is None,
+    reason="needs a C compiler and ccache",
+)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -579,10 +584,7 @@ def http_cache() -> Iterator[ThreadingHTTPServer]:
         server.server_close()
 
 
-@pytest.mark.skipif(
-    shutil.which("cc") is None or Ccache(Runner()).optional() is None,
-    reason="needs a C compiler and ccache",
-)
+@needs_cc_and_ccache
 def test_http_remote_cache_shared_by_two_runners(
     work: Path,
     http_cache: ThreadingHTTPServer,
@@ -600,10 +602,7 @@ def test_http_remote_cache_shared_by_two_runners(
     assert sha(b) == sha(a) and PASSWORD not in json.dumps(b)
 
 
-@pytest.mark.skipif(
-    shutil.which("cc") is None or Ccache(Runner()).optional() is None,
-    reason="needs a C compiler and ccache",
-)
+@needs_cc_and_ccache
 def test_http_wrong_password_is_one_warning_before_the_build(
     work: Path,
     http_cache: ThreadingHTTPServer,
