@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError
+from llamabuild.errors import ConfigError, UsageError
 from llamabuild.files import write_atomic
 from llamabuild.findings import FindingOutput
 from llamabuild.jsonout import OMIT_NONE, dumps
@@ -127,10 +127,23 @@ def write(path: Path, manifest: Manifest) -> None:
     write_atomic(path, dumps(manifest).encode("utf-8"))
 
 
+MAX_BYTES: Final = 16 << 20
+"""A real manifest is a few KB; anything past this is not one (and is never read whole)."""
+
+
 def read(path: Path) -> Manifest:
-    """manifest.json as a Manifest; ConfigError when missing, not JSON or of another shape."""
+    """manifest.json as a Manifest; ConfigError when missing, not a regular file (a FIFO never
+    blocks), over MAX_BYTES, not JSON (nesting too deep included) or of another shape."""
+    from llamabuild.inspect.mapped import open_mapped  # mmap + checks: only when reading
+
+    hint = "pass the manifest.json `llamabuild build` wrote; rebuild to rewrite it"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}", hint="rebuild to rewrite it") from exc
+        with open_mapped(path) as mm:
+            if len(mm) > MAX_BYTES:
+                raise ConfigError(f"{path}: over {MAX_BYTES >> 20} MiB, not a manifest", hint=hint)
+            data = json.loads(mm[:].decode("utf-8"))
+    except UsageError as exc:
+        raise ConfigError(exc.message, hint=hint) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot read: {str(exc)[:200]}", hint=hint) from None
     return from_mapping(Manifest, data, str(path))
