@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,9 @@ def test_generated_manifest_silences_the_warning(
 ) -> None:
     out = tmp_path / "out dir" / "PrivacyInfo.xcprivacy"
     code, rep = generate(capsys, config(tmp_path / "proj", BOTH), app_parts.helper, "--out", out)
+    assert code == 2 and "no such folder" in rep["error"] and not out.parent.exists()
+    out.parent.mkdir()
+    code, rep = generate(capsys, config(tmp_path / "proj", BOTH), app_parts.helper, "--out", out)
     assert code == 0 and rep["output"] == str(out)
     assert [(c["type"], c["reasons"]) for c in rep["categories"]] == [
         (FILE_TIMESTAMP, ["C617.1"]),
@@ -187,6 +191,21 @@ def test_generated_manifest_silences_the_warning(
     assert data["NSPrivacyTracking"] is False
     code, rep = verify_app(capsys, app_parts.make(tmp_path / "app", privacy=out.read_bytes()))
     assert (code, rep["findings"]) == (0, [])
+
+
+@compile_only
+def test_output_that_is_no_regular_file_is_never_replaced(
+    capsys: pytest.CaptureFixture[str], app_parts: AppBuilder, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    proj = config(tmp_path / "proj", BOTH)
+    for target in (fifo, Path("/dev/full"), folder):
+        code, rep = generate(capsys, proj, app_parts.helper, "--out", target)
+        assert code == 2 and "not a regular file" in rep["error"], target
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
 @compile_only

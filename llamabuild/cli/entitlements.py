@@ -28,11 +28,29 @@ ConfigOpt = Annotated[
 ]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """files.write_atomic, with a write failure as a one-line InputError (exit 2)."""
+def write_atomic(path: Path, data: bytes, parents: bool = True) -> None:
+    """files.write_atomic, with a write failure as a one-line InputError (exit 2). Only a
+    regular file is ever replaced (a FIFO, a device such as /dev/full or a folder is refused,
+    never turned into a file); without `parents` a missing folder is refused too."""
+    import stat
+
     from llamabuild import files
     from llamabuild.errors import InputError
 
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        hint = "check the path"
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})", hint=hint) from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise InputError(
+            f"{path}: exists and is not a regular file (refusing to replace it)",
+            hint="name a new file, or a regular file to overwrite",
+        )
+    if not parents and not path.parent.is_dir():
+        raise InputError(f"{path.parent}: no such folder", hint="create it first, or fix the path")
     try:
         files.write_atomic(path, data)
     except OSError as exc:

@@ -39,7 +39,7 @@ def privacy_manifest_cmd(
     project = load_project(config)  # a bad [privacy] is refused before the binary is read
     result = build_manifest(inspect_binary(binary), project)
     if out is not None:
-        write_atomic(out, result.manifest.encode("utf-8"))
+        write_atomic(out, result.manifest.encode("utf-8"), parents=False)
         result = _with_output(result, out)
     if json_out:
         report.emit_json(result, command="privacy-manifest")
