@@ -210,7 +210,17 @@ def test_sizes() -> None:
     assert parse_size("1.5M") == 3 << 19 and parse_size("4096") == 4096
 
 
-@pytest.mark.parametrize("bad", [["--max-memory", "lots"], ["--ctx", "0"], ["--sha256", "ab"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--max-memory", "lots"],
+        ["--max-memory", "9" * 400],  # was an OverflowError (exit 3)
+        ["--max-memory", "99999999999999999999T"],
+        ["--ctx", "0"],
+        ["--ctx", "1e400"],
+        ["--sha256", "ab"],
+    ],
+)
 def test_bad_options_exit_2(
     capsys: pytest.CaptureFixture[str], model: Path, bad: list[str]
 ) -> None:

@@ -390,17 +390,20 @@ def _too_large(memory: MemoryEstimate, limit: int, where: str) -> Finding:
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.I)
+_SIZE_RE = re.compile(r"\s*(\d{1,20}(?:\.\d{1,20})?)\s*([KMGT]?)(?:I?B)?\s*", re.I)
+MAX_SIZE = 1 << 60  # 1 EiB: no Mac has more memory; a longer number is a typo
 
 
 def parse_size(text: str) -> int:
     """'8G', '8GiB', '512M', '1.5T' or a byte count; binary units, as llama.cpp prints them."""
-    m = _SIZE_RE.fullmatch(text)
-    if m is None:
-        raise UsageError(
-            f"--max-memory {text!r} is not a size", hint="e.g. --max-memory 8G (GiB), 512M"
-        )
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    m = _SIZE_RE.fullmatch(text[:64])
+    hint = "e.g. --max-memory 8G (GiB), 512M"
+    if m is None or len(text) > 64:
+        raise UsageError(f"--max-memory {text[:40]!r} is not a size", hint=hint)
+    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if size > MAX_SIZE:
+        raise UsageError(f"--max-memory {text[:40]!r} is over 1 EiB", hint=hint)
+    return size
 
 
 def format_size(n: int) -> str:
