@@ -386,3 +386,32 @@ def test_thousand_mutations(tmp_path: Path) -> None:
     assert summary["runs"] == 1000 and not summary["problems"], summary
     assert set(summary["codes"]) <= {"0", "1", "2"} and "2" in summary["codes"]
     assert summary["peak_rss_mb"] < 256
+
+
+def test_negative_head_size_gives_no_estimate_never_a_negative_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A hostile key/value length (stored as INT32 -64) once made the KV estimate negative,
+    so the total passed any `--max-memory` with exit 0."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "neg.gguf"
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(2)
+    w.add_embedding_length(32)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_context_length(4096)
+    w.add_int32("llama.attention.key_length", -64)
+    w.add_int32("llama.attention.value_length", -64)
+    w.add_token_list(["<unk>", "a"])
+    w.add_tensor("token_embd.weight", np.zeros((2, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    code, rep = check(capsys, path, "--ctx", "4096", "--max-memory", "100")  # bytes
+    mem = rep["memory"]
+    assert mem.get("kv_cache_bytes") is None and mem["total_bytes"] >= mem["weights_bytes"] > 0
+    assert "model-too-large" in rules(rep), rep

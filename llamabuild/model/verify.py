@@ -354,11 +354,11 @@ def kv_cache_bytes(report: ModelReport, ctx: int) -> int | None:
     embd = report.arch_number("embedding_length")
     if kv_heads is None:
         return None
-    default = embd // heads[0] if embd and heads and heads[0] > 0 else None
+    default = embd // heads[0] if embd and embd > 0 and heads and heads[0] > 0 else None
     k_len = report.arch_number("attention.key_length") or default
     v_len = report.arch_number("attention.value_length") or default
-    if k_len is None or v_len is None:
-        return None
+    if k_len is None or v_len is None or k_len <= 0 or v_len <= 0:
+        return None  # missing, or a negative size (a hostile file): no estimate, never < 0
     return ctx * sum(max(h, 0) for h in kv_heads) * (k_len + v_len) * KV_BYTES_PER_VALUE
 
 
