@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Quick start: install everything, then run the main job on this machine: a real `llamabuild
-# build` of a static llama-server from the llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in
-# vendor/llama.cpp, pinned by its PyPI sha256), then verify what was published.
-# Cold: ~6 min on 2 cores; again: a no-op skip in about a second.
+# Quick start: install everything, then run the main job on this machine: real `llamabuild
+# build`s of llama-server from the llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e570 in
+# vendor/llama.cpp, pinned by its PyPI sha256): the static Linux server, and the macOS arm64
+# server with its dSYM (zig cross build, CPU only: no Metal SDK off a Mac); then verify both.
+# Timings measured on 2 cores are in the README; again: a no-op skip in about a second each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/install.sh
@@ -18,3 +19,11 @@ llamabuild build --recipe linux-x86_64-static \
 llamabuild verify dist/linux-x86_64-static/llama-server --arch x86_64 --elf-policy static
 dist/linux-x86_64-static/llama-server --version
 echo "manifest: dist/linux-x86_64-static/manifest.json"
+
+llamabuild build --recipe macos-arm64-cpu-cross \
+    --source "$SDIST" --sha256 "$SHA256" --ref 0c1e570 \
+    --dist dist
+
+llamabuild verify dist/macos-arm64-cpu-cross/llama-server --arch arm64 --min-macos 14.0 \
+    --dsym dist/macos-arm64-cpu-cross/llama-server.dSYM
+echo "manifest: dist/macos-arm64-cpu-cross/manifest.json"
