@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,11 @@ def props(component: dict[str, Any], name: str) -> list[str]:
 
 
 def cxx_output(*argv: str) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    """A compiler's answer, run in a temp dir: `zig c++ --version` leaves an empty a.o in
+    its cwd (measured, zig 0.17), which was landing in the checkout."""
+    with tempfile.TemporaryDirectory() as cwd:
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=cwd)
+    return done.stdout.strip()
 
 
 def test_static_gcc_build_lists_glibc_libstdcxx_libgcc(gcc_builds: dict[str, Path]) -> None:

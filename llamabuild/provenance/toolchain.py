@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -252,9 +253,14 @@ class Toolchain:
         self._zig_env: dict[str, str] | None = None
 
     def _out(self, argv: Sequence[str | Path], input_bytes: bytes | None = None) -> str | None:
-        """stdout of a successful run, else None (a probe that fails leaves a field empty)."""
+        """stdout of a successful run, else None (a probe that fails leaves a field empty). Run
+        in a temp dir: `zig c++ --version` (and -E) leaves an empty a.o in its cwd (measured,
+        zig 0.17), which must not land in the user's project."""
         try:
-            res = self.runner.run(argv, check=False, timeout=PROBE_TIMEOUT, input_bytes=input_bytes)
+            with tempfile.TemporaryDirectory(prefix="llamabuild-probe-") as cwd:
+                res = self.runner.run(
+                    argv, check=False, timeout=PROBE_TIMEOUT, input_bytes=input_bytes, cwd=Path(cwd)
+                )
         except ToolError:
             return None
         return res.stdout if res.returncode == 0 else None
