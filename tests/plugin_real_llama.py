@@ -65,11 +65,26 @@ def work_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="session-", dir=root))
 
 
+@functools.cache
+def build_dir() -> Path:
+    """This session's own build root, at the depth of the default one (`<cache>/builds/<x>`):
+    ccache turns the include paths under its base dir into paths relative to the build dir,
+    so a build dir one level deeper misses every object the quick start compiled (measured:
+    the whole zig cross build compiled again)."""
+    from llamabuild.source.cache import cache_root
+
+    root = cache_root() / "builds"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="pytest-session-", dir=root))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _real_llama_work_dir_removed() -> Iterator[None]:
     yield
     if work_dir.cache_info().currsize:
         shutil.rmtree(work_dir(), ignore_errors=True)
+    if build_dir.cache_info().currsize:
+        shutil.rmtree(build_dir(), ignore_errors=True)
 
 
 def build_real(recipe: str, *extra: str) -> RealBuild:
@@ -77,7 +92,7 @@ def build_real(recipe: str, *extra: str) -> RealBuild:
     cwd = work_dir()
     argv = [sys.executable, "-m", "llamabuild", "build", "-r", recipe, "--json"]
     argv += ["--source", SDIST_URL, "--sha256", SDIST_SHA256, "--ref", LLAMA_COMMIT, *extra]
-    argv += ["--lock", str(cwd / "llamabuild.lock"), "--build-dir", str(cwd / "build")]
+    argv += ["--lock", str(cwd / "llamabuild.lock"), "--build-dir", str(build_dir())]
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     try:
         result = json.loads(proc.stdout)
