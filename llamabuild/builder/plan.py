@@ -235,9 +235,10 @@ def make_plan(
     raise_on_stale(stale_check(slice_recipes, decl))
     cm = cmake_tool.CMake(runner)
     versions = toolchain_versions(runner, recipe, cm)
-    ccache = Ccache(runner).optional() if options.ccache else None
+    tool = Ccache(runner)
+    ccache = tool.optional() if options.ccache else None
     if ccache is not None:
-        versions["ccache"] = Ccache(runner, ccache).version()
+        versions["ccache"] = tool.version()
     slices = [_slice(r, source, options, cm, decl, ccache) for r in slice_recipes]
     from llamabuild.builder import reproducible  # it types SlicePlan: imported when used
 

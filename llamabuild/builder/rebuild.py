@@ -24,9 +24,8 @@ from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, execute
 from llamabuild.config import ProjectConfig
 from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError, InputError
+from llamabuild.errors import ConfigError
 from llamabuild.findings import Finding, error, findings_output, has_errors, warning
-from llamabuild.inspect.mapped import require_regular
 from llamabuild.outputs_rebuild import CompilerCache, RebuildOutput, ToolDrift
 from llamabuild.recipes import CacheValue, Recipe, to_bool
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
@@ -34,7 +33,6 @@ from llamabuild.tools.git import is_full_sha
 from llamabuild.tools.runner import Runner
 
 READ_HINT = "pass the manifest.json `llamabuild build` published (dist/<recipe>/manifest.json)"
-MAX_MANIFEST = 16 << 20
 BUILD_INFO = ("LLAMA_BUILD_NUMBER", "LLAMA_BUILD_COMMIT")  # a real one is a few KB
 DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-drift"
 
@@ -79,10 +77,8 @@ class Rebuild:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """A published manifest.json: a regular file (never a FIFO), of a sane size, our shape."""
-    require_regular(path)
-    if path.stat().st_size > MAX_MANIFEST:
-        raise InputError(f"{path}: over {MAX_MANIFEST >> 20} MiB, not a manifest", hint=READ_HINT)
+    """A published manifest.json (mf.read: a regular file, bounded, our shape), with
+    rebuild's hint."""
     try:
         return mf.read(path)
     except ConfigError as exc:

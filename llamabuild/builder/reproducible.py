@@ -97,7 +97,7 @@ def zig_link_dir(recipe: Recipe, source: SourceTree, root: ZigRoot) -> Path:
 
 
 def entries_for(
-    sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_home: Path
+    sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, root: ZigRoot | None
 ) -> dict[str, CacheValue]:
     """The cache entries one slice gets on top of its recipe's (merged into its flags)."""
     recipe, have = sl.recipe, sl.entries
@@ -111,10 +111,9 @@ def entries_for(
     if recipe.is_macos and recipe.toolchain is not Toolchain.ZIG:
         link = ["-Wl,-reproducible", _arg(f"-Wl,-oso_prefix,{build_root}/")]
         out["CMAKE_EXE_LINKER_FLAGS"] = _join(have.get("CMAKE_EXE_LINKER_FLAGS"), link)
-    if recipe.toolchain is Toolchain.ZIG:
+    if root is not None:
         from llamabuild.builder import ziglink  # stdlib only: runs as a script, installed or not
 
-        root = _zig_root(zig_home)
         launcher = [sys.executable, str(Path(ziglink.__file__).resolve())]
         launcher += [str(zig_link_dir(recipe, source, root)), str(epoch), str(root.prime)]
         out.update({k: ";".join(launcher) for k in LINKER_LAUNCHERS})
@@ -155,10 +154,11 @@ def environment(epoch: int) -> dict[str, str]:
 def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_home: Path) -> None:
     """Make one planned slice deterministic (entries and environment, in place). A zig slice
     works under the zig root in `zig_home` (a second build's is its own, empty)."""
-    sl.entries.update(entries_for(sl, source, build_root, epoch, zig_home))
+    root = _zig_root(zig_home) if sl.recipe.toolchain is Toolchain.ZIG else None
+    sl.entries.update(entries_for(sl, source, build_root, epoch, root))
     sl.env.update(environment(epoch))
-    if sl.recipe.toolchain is Toolchain.ZIG:
-        sl.env.update(zigroot.env(_zig_root(zig_home)))
+    if root is not None:
+        sl.env.update(zigroot.env(root))
 
 
 def _zig_root(zig_home: Path) -> ZigRoot:
