@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -54,8 +55,6 @@ def _shared_zig_root() -> Iterator[None]:
     (builder/ziglink.py), so sharing it is like sharing ccache; without it each test's fresh
     LLAMABUILD_CACHE would build libc++ again (1-2 min each). Proofs that need an empty one
     (check-reproducible's second build, rebuild) make their own."""
-    import os
-
     from llamabuild.source.cache import cache_root
 
     with pytest.MonkeyPatch.context() as mp:
@@ -81,8 +80,16 @@ def _checked_emit_json() -> Iterator[None]:
 
     original = report.emit_json
 
+    golden = os.environ.get("LLAMABUILD_GOLDEN_RECORD")
+
     def checked(obj: Any, *, command: str | None = None) -> None:
-        name, why = command_json_errors(json.loads(report.json_text(obj)), command)
+        text = report.json_text(obj)
+        if golden:  # tests/golden.py: every --json object of the run, for a before/after diff
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+            record = {"test": test, "command": command, "json": json.loads(text)}
+            with open(golden, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=False) + "\n")
+        name, why = command_json_errors(json.loads(text), command)
         if name is None:
             _json_problems.append(f"emit_json(command={command!r}): {why}")
         elif command is None and name != ERROR_SCHEMA:
