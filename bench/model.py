@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llamabuild.gguf_tiny import write_tiny_llama  # noqa: E402
+from llamabuild.model.gguf_tiny import write_tiny_llama  # noqa: E402
 from tests.fixtures.gguf_models import sparse_model, write_model  # noqa: E402
 
 TIME_GOAL_S = 1.0

@@ -1,5 +1,5 @@
 """The `--json` output models of `source` and `build --dry-run`, which carry the source and
-plan types (kept apart from llamabuild.outputs so `verify` never imports the builder)."""
+plan types (kept apart from llamabuild.outputs_common so `verify` never imports the builder)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `doctor --json` output models, apart from llamabuild.outputs: `build` asks doctor whether
+"""The `doctor --json` output models, apart from llamabuild.outputs_common: `build` asks doctor whether
 the host can build a recipe before every build, and must not pay for every command's models."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llamabuild.findings import FindingOutput
+from llamabuild.core.findings import FindingOutput
 
 
 class ToolRole(StrEnum):

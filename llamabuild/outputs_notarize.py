@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llamabuild.findings import FindingOutput
-from llamabuild.jsonout import OMIT_NONE
+from llamabuild.core.findings import FindingOutput
+from llamabuild.core.jsonout import OMIT_NONE
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from llamabuild.findings import FindingOutput
+from llamabuild.core.findings import FindingOutput
 
 
 class CompilerCache(StrEnum):

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamabuild.findings import FindingOutput
-from llamabuild.inspect.model import BinaryFormat, Signature, Slice
-from llamabuild.jsonout import OMIT_NONE
+from llamabuild.core.findings import FindingOutput
+from llamabuild.core.jsonout import OMIT_NONE
+from llamabuild.inspect.binary import BinaryFormat, Signature, Slice
 
 # Plist values (entitlements) as JSON: str/int/float/bool, lists and dicts of them; anything
 # else a plist can hold (bytes, dates) as its str(), as the JSON encoder's default=str did.

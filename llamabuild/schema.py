@@ -1,7 +1,7 @@
 """JSON Schemas for llamabuild.toml, recipes, llamabuild.lock and manifest.json, generated from
 the dataclasses the settings loader reads them into, and for every command's `--json` output
 (command-<name>.schema.json, error.schema.json), generated from the models that print it
-(llamabuild/outputs.py): one generator, one source of truth.
+(llamabuild/outputs_common.py): one generator, one source of truth.
 
 `python -m llamabuild.schema` rewrites llamabuild/schemas/*.json; `--check` exits 1 when the
 shipped files differ from a fresh generation (tests/test_schemas.py does the same).
@@ -19,12 +19,16 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from llamabuild.builder.manifest import Manifest
+from llamabuild.builder.release import ReleaseSummaryOutput
 from llamabuild.builder.run import BuildReport
-from llamabuild.domain import ProjectFile, RecipeFile
-from llamabuild.files import write_atomic
-from llamabuild.jsonout import to_jsonable
-from llamabuild.model.outputs import ModelOutput
-from llamabuild.outputs import (
+from llamabuild.config.domain import ProjectFile, RecipeFile
+from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
+from llamabuild.core.files import write_atomic
+from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.resources import schema_dir
+from llamabuild.model.results import ModelOutput
+from llamabuild.outputs_build import DryRunOutput, SourceOutput
+from llamabuild.outputs_common import (
     AppOutput,
     DoctorOutput,
     DsymOutput,
@@ -35,13 +39,9 @@ from llamabuild.outputs import (
     SmokeOutput,
     VerifyOutput,
 )
-from llamabuild.outputs_build import DryRunOutput, SourceOutput
 from llamabuild.outputs_notarize import NotarizeOutput
 from llamabuild.outputs_privacy import PrivacyManifestOutput
 from llamabuild.outputs_rebuild import RebuildOutput
-from llamabuild.release import ReleaseSummaryOutput
-from llamabuild.resources import schema_dir
-from llamabuild.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.source.lock import LockFile
 
 SCHEMA_DIR = schema_dir()

@@ -74,7 +74,7 @@ def _checked_emit_json() -> Iterator[None]:
     llamabuild/schemas/command-<command>.schema.json (the error object, printed without
     `command=`: error.schema.json). A mismatch fails the test that printed it (below),
     never the command itself (the CLI would turn an exception into an internal error)."""
-    from llamabuild import report
+    from llamabuild.core import report
     from llamabuild.schema import ERROR_SCHEMA
     from tests.test_schemas import VALIDATED, command_json_errors
 

@@ -18,7 +18,7 @@ import pytest
 from llamabuild.builder.plan import init_cache_text
 from llamabuild.builder.stale import Declarations, check_flags, parse_declarations
 from llamabuild.cli import run
-from llamabuild.recipes import Recipe
+from llamabuild.config.recipes import Recipe
 from llamabuild.tools.cmake import parse_progress, read_reply
 from llamabuild.tools.lipo import create_argv
 from llamabuild.tools.runner import Result, Runner
@@ -259,7 +259,7 @@ def test_progress_lines() -> None:
 
 
 def test_file_api_reply_missing_is_tool_error(tmp_path: Path) -> None:
-    from llamabuild.errors import ToolError
+    from llamabuild.core.errors import ToolError
 
     with pytest.raises(ToolError, match="file-API"):
         read_reply(tmp_path)

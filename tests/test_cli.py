@@ -185,22 +185,22 @@ def test_version_imports_no_command():
     mods = _modules_after(["--version"])
     assert _heavy(mods) == set()
     ours = {m for m in mods if m.startswith("llamabuild")}
-    assert ours == {"llamabuild", "llamabuild.cli", "llamabuild.cli.app", "llamabuild.errors"}
+    assert ours == {"llamabuild", "llamabuild.cli", "llamabuild.cli.app", "llamabuild.core.errors"}
 
 
 def test_verify_json_imports_only_what_verify_uses(tmp_path):
     target = tmp_path / "not-a-binary"
     target.write_bytes(b"\0" * 64)
     mods = _modules_after(["verify", "--json", str(target)])
-    assert not _heavy(mods) - {"rich"}  # rich: llamabuild.report's import (one JSON line)
+    assert not _heavy(mods) - {"rich"}  # rich: llamabuild.core.report's import (one JSON line)
     build_side = ("llamabuild.builder.plan", "llamabuild.builder.run", "llamabuild.source")
     assert not [m for m in mods if m.startswith(build_side)]
-    assert "llamabuild.cli.build" not in mods and "llamabuild.sign" not in mods
-    assert "llamabuild.tools.cmake" not in mods and "llamabuild.smoke" not in mods
+    assert "llamabuild.cli.build" not in mods and "llamabuild.signing.sign" not in mods
+    assert "llamabuild.tools.cmake" not in mods and "llamabuild.builder.smoke" not in mods
 
 
 def test_verify_app_default_helper_matches_bundle():
-    from llamabuild.bundle import DEFAULT_HELPER
+    from llamabuild.appstore.verify_app import DEFAULT_HELPER
     from llamabuild.cli.verify_app import DEFAULT_HELPER as SHOWN
 
     assert SHOWN == DEFAULT_HELPER
@@ -209,9 +209,9 @@ def test_verify_app_default_helper_matches_bundle():
 def test_builds_host_check_stays_light():
     """`build` asks doctor before every build (a no-op too): doctor must not pull in smoke's
     HTTP client, importlib.metadata or every command's output models."""
-    code = "import sys, llamabuild.doctor; print('\\n'.join(sorted(sys.modules)))"
+    code = "import sys, llamabuild.builder.doctor; print('\\n'.join(sorted(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     mods = set(proc.stdout.split())
     assert proc.returncode == 0, proc.stderr
-    assert not {"llamabuild.smoke", "llamabuild.outputs", "urllib.request"} & mods
+    assert not {"llamabuild.builder.smoke", "llamabuild.outputs_common", "urllib.request"} & mods
     assert "importlib.metadata" not in mods and not _heavy(mods) - {"rich", "psutil"}

@@ -8,7 +8,7 @@ import plistlib
 
 import pytest
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 from llamabuild.inspect.cms import DEVELOPER_ID_APPLICATION_OID, parse_signed_data
 from tests.fixtures.cms import make_identity, sign_cms
 

@@ -1,4 +1,4 @@
-"""Developer ID readiness (llamabuild/developer_id.py): `verify --profile developer-id` and the
+"""Developer ID readiness (llamabuild/inspect/developer_id.py): `verify --profile developer-id` and the
 standalone-server preset's read-back, on real Mach-O binaries signed here by the rcodesign
 engine with certificates made in the session (a Developer ID Application one carries Apple's
 marker extension). The engine cannot reach a timestamp server here, so the positive case adds
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.developer_id import SliceSigning, read_signing, readiness
 from llamabuild.inspect.cms import parse_signed_data
+from llamabuild.inspect.developer_id import SliceSigning, read_signing, readiness
 from llamabuild.inspect.integrity import check_file, read_blobs
 from tests.fixtures.cms import make_identity, make_p12, sign_cms, timestamp_token
 from tests.fixtures.macho import MachOFactory, system
@@ -34,7 +34,7 @@ RULES = (
 
 @pytest.fixture(autouse=True)
 def engine_not_codesign(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): None)
     monkeypatch.setenv("LLAMABUILD_P12_PASSWORD", PASSWORD)
 
 

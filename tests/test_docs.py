@@ -46,7 +46,7 @@ def test_docs_are_linked_from_the_readme() -> None:
 
 def test_readme_build_types_match_the_recipes():
     """The README once said every build is RelWithDebInfo while linux-x86_64-static is Release."""
-    from llamabuild.recipes import load_recipe
+    from llamabuild.config.recipes import load_recipe
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "RelWithDebInfo + dSYM for macOS, Release for Linux" in text

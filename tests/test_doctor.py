@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from llamabuild.builder.doctor import Doctor, load_data, needs_sets, parse_version
+from llamabuild.builder.smoke import HostInfo
 from llamabuild.cli import run
-from llamabuild.doctor import Doctor, load_data, needs_sets, parse_version
-from llamabuild.recipes import available, load_recipe
-from llamabuild.smoke import HostInfo
+from llamabuild.config.recipes import available, load_recipe
 from llamabuild.tools.runner import Result, Runner, which
 
 LINUX_X86 = HostInfo("Linux", "x86_64")
@@ -198,7 +198,7 @@ def test_human_output_shows_markup_in_paths_literally(capsys, monkeypatch):
 def _words(report, lines: list[str]) -> list[str]:
     """Every word of every tool's label and use, and every name in its path, that no single
     output line holds whole (a word split across lines, or cut)."""
-    from llamabuild.doctor import tool_rows
+    from llamabuild.builder.doctor import tool_rows
 
     words: list[str] = []
     for _, st in tool_rows(report):
@@ -241,9 +241,9 @@ def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
 
     from rich.console import Console
 
+    from llamabuild.builder.doctor import DoctorReport, ToolStatus
     from llamabuild.cli.doctor import render
-    from llamabuild.doctor import DoctorReport, ToolStatus
-    from llamabuild.findings import error
+    from llamabuild.core.findings import error
 
     long = "/opt/" + "/".join(f"very-long-folder-name-{i}" for i in range(6)) + "/bin/cmake"
     tools = {
@@ -355,7 +355,7 @@ def test_build_refuses_up_front_what_doctor_rejects(tmp_path, monkeypatch, capfd
 
 
 def test_refuse_unrunnable_passes_a_runnable_recipe_without_running_tools():
-    from llamabuild.doctor import refuse_unrunnable
+    from llamabuild.builder.doctor import refuse_unrunnable
 
     class NoRuns(Runner):
         def run(self, argv, **kw):  # type: ignore[override]

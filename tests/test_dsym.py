@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.dsym import check_dsym, dsym_uuids, make_dsym
-from llamabuild.errors import ToolError, ToolNotFoundError
+from llamabuild.core.errors import ToolError, ToolNotFoundError
 from llamabuild.inspect import inspect_binary, structure
+from llamabuild.inspect.dsym import check_dsym, dsym_uuids, make_dsym
 from llamabuild.tools.dsymutil import Dsymutil, dsymutil_argv, parse_warnings
 from llamabuild.tools.runner import Result, Runner
 from llamabuild.tools.strip import Strip, strip_debug_argv
@@ -572,7 +572,7 @@ def test_symlink_loops_get_a_hint(
 )
 def test_hostile_dsym_plist_is_a_value_error(tmp_path: Path, raw: bytes) -> None:
     """Every way plistlib fails on a dSYM's Info.plist is a ValueError (a finding), no crash."""
-    from llamabuild.dsym import load_plist
+    from llamabuild.inspect.dsym import load_plist
 
     path = tmp_path / "Info.plist"
     path.write_bytes(raw)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild import entitlements as ent
 from llamabuild.cli import run
+from llamabuild.signing import entitlements as ent
 
 SANDBOX = "com.apple.security.app-sandbox"
 INHERIT = "com.apple.security.inherit"

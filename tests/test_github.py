@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild import github
 from llamabuild.builder.manifest import Manifest
 from llamabuild.cli import run
-from llamabuild.errors import ConfigError
-from llamabuild.findings import error, warning
+from llamabuild.config.settings import from_mapping
+from llamabuild.core import github
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.findings import error, warning
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect.structure import read_uuids
-from llamabuild.jsonout import to_jsonable
-from llamabuild.settings import from_mapping
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import pytest
 
 from llamabuild.cli import run
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.imports import LC_DYLD_CHAINED_FIXUPS, read_imports
-from llamabuild.inspect.model import (
+from llamabuild.inspect.binary import (
     FLAT_LOOKUP,
     MAIN_EXECUTABLE,
     SELF,
@@ -23,6 +22,7 @@ from llamabuild.inspect.model import (
     Import,
     Slice,
 )
+from llamabuild.inspect.imports import LC_DYLD_CHAINED_FIXUPS, read_imports
 from llamabuild.inspect.reader import inspect_binary
 from tests import test_verify
 from tests.fixtures.macho import SYSTEM, Lib, MachOFactory, system, tool

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from llamabuild.entitlements import render_preset
 from llamabuild.inspect import inspect_binary
+from llamabuild.signing.entitlements import render_preset
 
 ON_MAC_ARM64 = sys.platform == "darwin" and platform.machine() == "arm64"
 pytestmark = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llamabuild.builder import manifest as mf
-from llamabuild.errors import ConfigError
+from llamabuild.core.errors import ConfigError
 
 
 def _hostile(tmp_path: Path) -> dict[str, Path]:

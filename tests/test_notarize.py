@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.errors import ToolError, UsageError
-from llamabuild.notarize import STAPLE_NOTE, notarize, zip_executable
+from llamabuild.core.errors import ToolError, UsageError
+from llamabuild.signing.notarize import STAPLE_NOTE, notarize, zip_executable
 from llamabuild.tools.notarytool import (
     Credentials,
     EngineNotary,
@@ -221,7 +221,7 @@ def test_cli_json_and_credentials_never_shown(ready, tmp_path, capsys, monkeypat
         answers=[answer(recorded("submit-invalid.json")), answer(recorded("log-invalid.json"))]
     )
     monkeypatch.setattr(
-        "llamabuild.notarize.choose_notary", lambda runner_=None: Notarytool(runner, XCRUN)
+        "llamabuild.signing.notarize.choose_notary", lambda runner_=None: Notarytool(runner, XCRUN)
     )
     key = tmp_path / "AuthKey_ABC123.p8"
     key.write_text("-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n")

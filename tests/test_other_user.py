@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild.dsym import dsym_uuids
+from llamabuild.inspect.dsym import dsym_uuids
 from llamabuild.inspect.structure import read_uuids
 from tests.test_build import PROJECT, ZIG_RECIPE, _have_zig_tools
 

@@ -195,7 +195,7 @@ import importlib, json, pkgutil, sys
 import typer
 import llamabuild
 from llamabuild.cli import app
-from llamabuild.resources import schema_dir, shipped_dir
+from llamabuild.core.resources import schema_dir, shipped_dir
 
 modules = {}
 for info in pkgutil.walk_packages(llamabuild.__path__, "llamabuild."):
@@ -313,7 +313,7 @@ def test_installed_package_runs_every_command_outside_the_checkout(
 
 
 def test_shipped_dirs_resolve_in_this_install() -> None:
-    from llamabuild.resources import shipped_dir
+    from llamabuild.core.resources import shipped_dir
 
     assert (shipped_dir("recipes") / "macos-arm64-metal.toml").is_file()
     assert (shipped_dir("templates") / "entitlements" / "app-helper.plist.j2").is_file()

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llamabuild.builder.interrupt import guarded
-from llamabuild.errors import InterruptedBuild
+from llamabuild.core.errors import InterruptedBuild
+from llamabuild.core.interrupt import guarded
 from llamabuild.tools import runner
 from llamabuild.tools.runner import session_members, stop_group
 
@@ -117,7 +117,7 @@ def test_critical_defers_a_ctrl_c_that_another_thread_receives(ctrl_c_raises: No
     mid-publish (the flaky test_interrupt_during_the_swap_keeps_a_dsym)."""
     import threading
 
-    from llamabuild.builder.interrupt import critical
+    from llamabuild.core.interrupt import critical
 
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, daemon=True)

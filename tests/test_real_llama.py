@@ -14,7 +14,7 @@ import pytest
 
 from llamabuild.inspect import inspect_binary
 from llamabuild.inspect.policy import Policy
-from llamabuild.verify import verify
+from llamabuild.inspect.verify_binary import verify
 from tests.plugin_real_llama import LLAMA_COMMIT, SDIST_SHA256, RealBuild, build_real
 
 pytestmark = [pytest.mark.real_llama, pytest.mark.slow, pytest.mark.timeout(3600)]

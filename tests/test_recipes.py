@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild import recipes
-from llamabuild.errors import ConfigError
-from llamabuild.recipes import ProjectConfig
-from llamabuild.resources import shipped_dir
+from llamabuild.config import recipes
+from llamabuild.config.recipes import ProjectConfig
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.resources import shipped_dir
 from tests.test_schemas import assert_file_valid
 
 SHIPPED = shipped_dir("recipes")

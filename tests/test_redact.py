@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamabuild.redact import redact_rejected, redact_url
+from llamabuild.core.redact import redact_rejected, redact_url
 
 SECRET = "Alpha7qX"
 

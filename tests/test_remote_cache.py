@@ -23,9 +23,9 @@ import pytest
 
 from llamabuild.builder import remote_cache as rc
 from llamabuild.cli import run
-from llamabuild.domain import CcacheSection
-from llamabuild.errors import ConfigError
-from llamabuild.redact import redact_url
+from llamabuild.config.domain import CcacheSection
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.redact import redact_url
 from llamabuild.tools.ccache import Ccache, parse_stats
 from llamabuild.tools.runner import Runner
 from tests.test_build import PROJECT, RECIPE

@@ -418,7 +418,7 @@ def test_gitpin_answers_from_the_pin() -> None:
 def test_zig_prime_dir_not_writable_is_a_tool_error(tmp_path: Path) -> None:
     from llamabuild.builder.run import prime_compiler_checks
     from llamabuild.builder.zigroot import ZigRoot
-    from llamabuild.errors import ToolError
+    from llamabuild.core.errors import ToolError
 
     blocker = tmp_path / "a file"
     blocker.write_text("not a dir")

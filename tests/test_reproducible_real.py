@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild.dsym import dsym_uuids
+from llamabuild.inspect.dsym import dsym_uuids
 from llamabuild.inspect.structure import read_uuids
 from tests.plugin_real_llama import BUILD_TIMEOUT, RealBuild, build_real, work_dir
 

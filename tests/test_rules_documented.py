@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from llamabuild.findings import Severity, error, warning
-from llamabuild.rules import catalogue, parse, registry
+from llamabuild.core.findings import Severity, error, warning
+from llamabuild.core.rules import catalogue, parse, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llamabuild"
@@ -330,7 +330,7 @@ def test_every_registered_rule_is_emitted_where_it_says() -> None:
 
 def test_docs_rules_md_is_generated_from_the_registry() -> None:
     assert CATALOGUE.read_text(encoding="utf-8") == catalogue(), (
-        "docs/rules.md differs from the registry: run `python -m llamabuild.rules > docs/rules.md`"
+        "docs/rules.md differs from the registry: run `python -m llamabuild.core.rules > docs/rules.md`"
     )
     text = CATALOGUE.read_text(encoding="utf-8")
     assert all(f"| `{rule}` |" in text for rule in registry())
@@ -381,7 +381,7 @@ def test_the_collector_sees_every_way_of_producing_a_rule() -> None:
 
 
 SYNTHETIC = """
-from llamabuild.findings import error, warning, Finding, Severity
+from llamabuild.core.findings import error, warning, Finding, Severity
 TABLE = {"a": ("from-dict", "msg"), "b": ("from-dict-2", "msg")}
 PAIRS = (("from-loop", "m"), ("from-loop-2", "m"))
 
@@ -432,5 +432,7 @@ def test_the_collector_resolves_common_patterns(tmp_path: Path) -> None:
         "keyword-rule",
         "keyword-rule-2",
     }
-    opaque = "from llamabuild.findings import error\ndef f(x):\n    return error(x.rule, 'm')\n"
+    opaque = (
+        "from llamabuild.core.findings import error\ndef f(x):\n    return error(x.rule, 'm')\n"
+    )
     assert [s.what for s in collect([(path, ast.parse(opaque))])[1]] == ["error(x.rule, ...)"]

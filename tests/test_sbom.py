@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.domain import PinKind
-from llamabuild.provenance import bundle_check
+from llamabuild.config.domain import PinKind
+from llamabuild.core.resources import data_text
+from llamabuild.provenance import shipped_notices as bundle_check
 from llamabuild.provenance.components import find_components, load_table
 from llamabuild.provenance.fileapi import linked_tree
 from llamabuild.provenance.linkcheck import LinkEvidence
 from llamabuild.provenance.sbom import llama_purl, validate
-from llamabuild.resources import data_text
 from llamabuild.source.lock import Pin
 from tests.fixtures.macho import ARCH_TARGET, MachOFactory, have_toolchain, tool
 from tests.test_build import PROJECT, RECIPE
@@ -347,7 +347,7 @@ def test_verify_app_warns_notices_missing(
 
 
 def test_cyclonedx_is_not_imported_by_verify_app() -> None:
-    code = "import sys, llamabuild.bundle; print('cyclonedx' in sys.modules)"
+    code = "import sys, llamabuild.appstore.verify_app; print('cyclonedx' in sys.modules)"
     root = Path(__file__).parent.parent
     argv = [sys.executable, "-c", code]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=root)

@@ -15,10 +15,10 @@ import pytest
 
 from llamabuild import schema
 from llamabuild.builder.manifest import Manifest
-from llamabuild.domain import ProjectFile, RecipeFile
-from llamabuild.errors import ConfigError
-from llamabuild.resources import schema_dir, shipped_dir
-from llamabuild.settings import from_mapping
+from llamabuild.config.domain import ProjectFile, RecipeFile
+from llamabuild.config.settings import from_mapping
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.resources import schema_dir, shipped_dir
 from llamabuild.source.lock import LockFile
 
 KINDS = {
@@ -191,9 +191,9 @@ def test_the_error_object_follows_the_error_schema_whatever_the_command() -> Non
 
 
 def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
-    from llamabuild.findings import Severity
-    from llamabuild.jsonout import to_jsonable
-    from llamabuild.outputs import FindingOutput
+    from llamabuild.core.findings import Severity
+    from llamabuild.core.jsonout import to_jsonable
+    from llamabuild.outputs_common import FindingOutput
 
     spec = validator("command-verify.schema.json").schema["$defs"]
     finding = spec["FindingOutput"]
@@ -212,10 +212,10 @@ def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
 def test_doctor_and_smoke_output_follows_their_schemas() -> None:
     """What doctor and smoke print (their models) follows their schemas; smoke succeeds only
     against a real llama-server, so this is the fast suite's check of its shape."""
-    from llamabuild.doctor import DoctorReport, ToolStatus
-    from llamabuild.findings import error
-    from llamabuild.jsonout import to_jsonable
-    from llamabuild.smoke import HostInfo, SmokeResult
+    from llamabuild.builder.doctor import DoctorReport, ToolStatus
+    from llamabuild.builder.smoke import HostInfo, SmokeResult
+    from llamabuild.core.findings import error
+    from llamabuild.core.jsonout import to_jsonable
 
     tools = {
         "cmake": ToolStatus("cmake", "cmake", True, "/b/cmake", "4.1", None, "configuring", ""),

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from llamabuild import entitlements as ent
 from llamabuild.cli import run
-from llamabuild.errors import ToolNotFoundError
+from llamabuild.core.errors import ToolNotFoundError
 from llamabuild.inspect import inspect_binary
-from llamabuild.sign import SignRequest, choose_signer, sign_binary
+from llamabuild.signing import entitlements as ent
+from llamabuild.signing.sign import SignRequest, choose_signer, sign_binary
 from llamabuild.tools.codesign import Codesign, parse_display, sign_argv
 from llamabuild.tools.rcodesign import Rcodesign, parse_entities, parse_problems
 from llamabuild.tools.runner import Result, Runner
@@ -75,7 +75,7 @@ def engine_view(path: Path) -> list[Any]:
 @pytest.fixture(autouse=True)
 def no_codesign_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run as off a Mac even if some `codesign` happens to be installed."""
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): None)
 
 
 # ------------------------------------------------------------------ the must-show case
@@ -547,17 +547,17 @@ def test_signers_are_found_on_first_use(monkeypatch, tmp_path):
 
 def test_signer_is_chosen_by_capability(monkeypatch, tmp_path):
     fake = tmp_path / "codesign"
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): fake)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): fake)
     assert isinstance(choose_signer(SignRequest()), Codesign)
     assert isinstance(choose_signer(SignRequest(p12=tmp_path / "id.p12")), Rcodesign)
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): None)
     assert isinstance(choose_signer(SignRequest()), Rcodesign)
 
 
 def test_engine_errors_are_translated_and_scrubbed():
     from apple_platform import errors as ap_errors
 
-    from llamabuild.errors import InputError, ToolError
+    from llamabuild.core.errors import InputError, ToolError
     from llamabuild.tools.rcodesign import _translate
 
     bad = _translate(ap_errors.PrivateKeyError(f"bad password {PASSWORD}"), PASSWORD)
@@ -597,7 +597,7 @@ def test_no_room_for_the_signature_load_command_gets_the_headerpad_hint(
 def test_engine_macho_errors_have_hints():
     from apple_platform import errors as ap_errors
 
-    from llamabuild.errors import InputError
+    from llamabuild.core.errors import InputError
     from llamabuild.tools.rcodesign import _translate
 
     msg = "insufficient room to write code signature load command"

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.entitlements import resolve
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 from llamabuild.inspect import inspect_binary
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.integrity import (
@@ -28,7 +27,8 @@ from llamabuild.inspect.integrity import (
     integrity_findings,
     read_blobs,
 )
-from llamabuild.sign import SignRequest, sign_binary
+from llamabuild.signing.entitlements import resolve
+from llamabuild.signing.sign import SignRequest, sign_binary
 from llamabuild.tools.rcodesign import Rcodesign
 from llamabuild.tools.runner import default_runner
 from tests.fixtures.cms import make_identity, make_p12
@@ -46,7 +46,7 @@ mac_only = pytest.mark.skipif(
 def engine_not_codesign(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sign with the rcodesign engine even where a `codesign` exists (the Mac tests call
     codesign themselves, to verify)."""
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): None)
 
 
 @pytest.fixture(scope="session")

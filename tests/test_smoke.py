@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.gguf_tiny import TinyShape, vocab, write_tiny_llama
+from llamabuild.model.gguf_tiny import TinyShape, vocab, write_tiny_llama
 
 # Each program writes its pid (and its child's) to $SMOKE_PIDFILE so the test can prove
 # that nothing is left running afterwards.
@@ -327,8 +327,8 @@ def test_progress_only_on_a_tty(programs, tmp_path):
 
 def test_human_output_shows_markup_literally(capsys):
     """Paths and what the server reports (model names, finish reason) are text, not markup."""
+    from llamabuild.builder.smoke import SmokeResult
     from llamabuild.cli.smoke import render
-    from llamabuild.smoke import SmokeResult
 
     result = SmokeResult(Path("a[/]b [red]c/llama-server"), Path("m[/]x.gguf"), False, 8080)
     result.timings = {"healthy": 0.5, "models": 0.01, "chat": 0.02, "stop": 0.1, "total": 1}
@@ -352,7 +352,7 @@ def test_human_output_shows_markup_literally(capsys):
 )
 def test_summary_line_reads_as_a_sentence(tokens, reason, models, line):
     """It ended `served tiny; finish length`."""
-    from llamabuild.smoke import SmokeResult
+    from llamabuild.builder.smoke import SmokeResult
 
     result = SmokeResult(Path("/opt/x/llama-server"), Path("m.gguf"), False, 8080)
     result.timings = {"chat": 0.4149 if "ms" not in line else 0.0041}
@@ -396,7 +396,7 @@ def test_default_binary_missing(capsys, tmp_path, monkeypatch):
 
 
 def test_default_binary_is_the_published_one(capsys, programs, pidfile, tmp_path, monkeypatch):
-    from llamabuild.recipes import default_recipe_name
+    from llamabuild.config.recipes import default_recipe_name
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "llamabuild.toml").write_text('dist = "my dist"\n')
@@ -498,7 +498,7 @@ HTTPServer(("127.0.0.1", port), H).serve_forever()
 
 def test_generated_model_path_exists_after_the_run(programs, tmp_path, monkeypatch):
     """The report named the generated model inside the run's deleted temp dir."""
-    from llamabuild.smoke import run_smoke
+    from llamabuild.builder.smoke import run_smoke
     from llamabuild.tools.runner import Background, Runner
 
     monkeypatch.setenv("LLAMABUILD_CACHE", str(tmp_path / "cache"))

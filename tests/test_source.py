@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.errors import ConfigError, InputError
+from llamabuild.core.errors import ConfigError, InputError
 from llamabuild.source import archive, lock
 from llamabuild.tools.git import parse_ls_remote, pick_ref
 from tests.test_schemas import assert_file_valid

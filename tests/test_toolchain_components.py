@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from llamabuild.cli import run
-from llamabuild.domain import PinKind
+from llamabuild.config.domain import PinKind
+from llamabuild.core.resources import data_file
 from llamabuild.provenance import sbom
 from llamabuild.provenance.components import find_components
 from llamabuild.provenance.toolchain import (
@@ -37,7 +38,6 @@ from llamabuild.provenance.toolchain import (
     shipped_text,
     zig_of,
 )
-from llamabuild.resources import data_file
 from llamabuild.source.lock import Pin
 from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import wrapper_text, zig_target
@@ -237,7 +237,7 @@ def test_static_gcc_notices_state_the_lgpl_and_carry_each_text_once(
 SBOM_SCRIPT = """
 import hashlib, sys
 from pathlib import Path
-from llamabuild.domain import PinKind
+from llamabuild.config.domain import PinKind
 from llamabuild.provenance import sbom
 from llamabuild.provenance.components import find_components
 from llamabuild.provenance.toolchain import find_toolchain_components

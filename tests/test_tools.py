@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild.errors import ToolNotFoundError
+from llamabuild.core.errors import ToolNotFoundError
 from llamabuild.tools import XcrunTool
 from llamabuild.tools.ccache import Ccache
 from llamabuild.tools.cmake import CMake, Ninja

@@ -289,7 +289,7 @@ def test_unknown_arch_and_bad_min_macos_are_usage_errors(capsys, fixtures):
 
 def test_verify_does_not_hash_the_binary_outside_actions(capsys, fixtures, monkeypatch):
     """Review #21: Output.of_file reads the whole binary; only under GitHub Actions."""
-    from llamabuild import github
+    from llamabuild.core import github
 
     def boom(*_a: object, **_k: object) -> None:
         raise AssertionError("Output.of_file called outside Actions")

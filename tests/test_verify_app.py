@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llamabuild.bundle import verify_app
+from llamabuild.appstore.verify_app import verify_app
 from llamabuild.cli import run
 from tests.fixtures.macho import Lib, MachOFactory, system, tool
 from tests.test_dsym import dsymutil19, dwarfdump_uuids

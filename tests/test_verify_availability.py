@@ -116,7 +116,7 @@ def test_every_availability_entry_names_its_source():
 
 
 def test_macos_recipes_turn_off_auto_detected_rdma():
-    from llamabuild.recipes import load_recipe
+    from llamabuild.config.recipes import load_recipe
 
     for name in ("macos-arm64-metal", "macos-arm64-cpu-cross", "macos-universal"):
         assert load_recipe(name).cache_dict["GGML_RPC_RDMA"] is False, name

@@ -381,9 +381,9 @@ def test_github_annotations_escape_control_characters(evil_bin, tmp_path, monkey
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("parser", PARSERS)
 def test_xcode_lines_escape_control_characters(evil_bin, parser):
+    from llamabuild.core.report import xcode_lines
     from llamabuild.inspect.policy import Policy
-    from llamabuild.report import xcode_lines
-    from llamabuild.verify import verify
+    from llamabuild.inspect.verify_binary import verify
 
     result = verify(evil_bin, Policy(), parser=parser)
     lines = xcode_lines(result.findings, str(evil_bin))

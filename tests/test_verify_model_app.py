@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llamabuild.gguf_tiny import write_tiny_llama
 from llamabuild.model.capabilities import read_capabilities
+from llamabuild.model.gguf_tiny import write_tiny_llama
 from tests.fixtures.gguf_models import fake_tree, write_manifest, write_model
 from tests.test_verify_app import (
     Parts,

@@ -45,7 +45,7 @@ def homebrew_server(macho: MachOFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def off_macos(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("llamabuild.sign.which", lambda names, extra_dirs=(): None)
+    monkeypatch.setattr("llamabuild.signing.sign.which", lambda names, extra_dirs=(): None)
     for name in XCODE_VARS:
         monkeypatch.delenv(name, raising=False)
 

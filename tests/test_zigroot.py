@@ -14,9 +14,9 @@ import pytest
 
 from llamabuild.builder import ziglink, zigroot
 from llamabuild.builder.zigroot import CANONICAL, ROOT_LENGTH, ZigRoot, zig_root
-from llamabuild.dsym import make_dsym
-from llamabuild.errors import ConfigError, ToolError
+from llamabuild.core.errors import ConfigError, ToolError
 from llamabuild.inspect import integrity
+from llamabuild.inspect.dsym import make_dsym
 from llamabuild.inspect.structure import read_uuids
 from tests.fixtures.macho import MachOFactory
 from tests.test_build import _have_zig_tools

@@ -1,4 +1,4 @@
-"""The App Store preflight of `verify-app`, past linkage: one call from llamabuild/bundle.py."""
+"""The App Store preflight of `verify-app`, past linkage: one call from llamabuild/appstore/verify_app.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from llamabuild.appstore import privacy
 from llamabuild.appstore.metadata import inspect_bundle
 from llamabuild.appstore.provisioning import check_profile
-from llamabuild.findings import Finding, Severity
+from llamabuild.core.findings import Finding, Severity
 from llamabuild.inspect import Binary
 
 STRICT_RULES = frozenset({"privacy-api-undeclared"})

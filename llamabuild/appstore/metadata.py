@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llamabuild.appstore import plist
-from llamabuild.errors import InputError
-from llamabuild.findings import Finding, error
+from llamabuild.config.versions import is_version, version_tuple
+from llamabuild.core.errors import InputError
+from llamabuild.core.findings import Finding, error
+from llamabuild.core.mapped import open_mapped
+from llamabuild.core.resources import data_text
 from llamabuild.inspect import Binary, inspect_binary
-from llamabuild.inspect.mapped import open_mapped
-from llamabuild.resources import data_text
-from llamabuild.versions import is_version, version_tuple
 
 INFO_PLIST = "Contents/Info.plist"
 MACHO_MAGICS = frozenset(

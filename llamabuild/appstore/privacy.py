@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.appstore import plist
-from llamabuild.errors import ConfigError, InputError, ToolError
-from llamabuild.findings import Finding, error, warning
-from llamabuild.inspect.model import Binary
-from llamabuild.resources import data_text, shipped_dir
-from llamabuild.settings import did_you_mean
+from llamabuild.config.settings import did_you_mean
+from llamabuild.core.errors import ConfigError, InputError, ToolError
+from llamabuild.core.findings import Finding, error, warning
+from llamabuild.core.resources import data_text, shipped_dir
+from llamabuild.inspect.binary import Binary
 
 MANIFEST_NAME = "PrivacyInfo.xcprivacy"
 TYPES_KEY = "NSPrivacyAccessedAPITypes"

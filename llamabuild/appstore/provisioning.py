@@ -21,11 +21,11 @@ from typing import Any
 
 from llamabuild.appstore import plist
 from llamabuild.appstore.metadata import Bundle, entitlements_of, policy
-from llamabuild.dsym import file_kind
-from llamabuild.errors import InputError
-from llamabuild.findings import Finding, error
+from llamabuild.core.errors import InputError
+from llamabuild.core.findings import Finding, error
+from llamabuild.core.mapped import open_mapped
 from llamabuild.inspect.cms import parse_signed_data
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.inspect.dsym import file_kind
 
 MAX_PROFILE = 1 << 20
 """A real profile is 8-30 KB; anything over 1 MiB is refused unread."""

@@ -31,8 +31,8 @@ from llamabuild.builder.run import (
     binary_dsym,
     build_slice,
 )
-from llamabuild.files import sha256_file
-from llamabuild.findings import Finding, error, warning
+from llamabuild.core.files import sha256_file
+from llamabuild.core.findings import Finding, error, warning
 from llamabuild.inspect import sectiondiff, structure
 from llamabuild.tools.lipo import Lipo
 from llamabuild.tools.runner import Runner

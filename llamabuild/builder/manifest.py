@@ -10,14 +10,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError, UsageError
-from llamabuild.files import write_atomic
-from llamabuild.findings import FindingOutput
-from llamabuild.jsonout import OMIT_NONE, dumps
+from llamabuild.config.domain import PinKind
+from llamabuild.config.recipes import Recipe
+from llamabuild.config.settings import from_mapping
+from llamabuild.core.errors import ConfigError, UsageError
+from llamabuild.core.files import write_atomic
+from llamabuild.core.findings import FindingOutput
+from llamabuild.core.jsonout import OMIT_NONE, dumps
 from llamabuild.model.capabilities import PinCapabilities
-from llamabuild.recipes import Recipe
-from llamabuild.settings import from_mapping
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA: Final = 1
@@ -134,7 +134,7 @@ MAX_BYTES: Final = 16 << 20
 def read(path: Path) -> Manifest:
     """manifest.json as a Manifest; ConfigError when missing, not a regular file (a FIFO never
     blocks), over MAX_BYTES, not JSON (nesting too deep included) or of another shape."""
-    from llamabuild.inspect.mapped import open_mapped  # mmap + checks: only when reading
+    from llamabuild.core.mapped import open_mapped  # mmap + checks: only when reading
 
     hint = "pass the manifest.json `llamabuild build` wrote; rebuild to rewrite it"
     try:

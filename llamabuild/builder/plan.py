@@ -19,10 +19,10 @@ from typing import Any, Literal
 from llamabuild import __version__
 from llamabuild.builder.remote_cache import RemoteSetting
 from llamabuild.builder.stale import Declarations, check_flags, scan_tree
-from llamabuild.errors import ConfigError
-from llamabuild.findings import Finding, error, has_errors
-from llamabuild.jsonout import to_jsonable
-from llamabuild.recipes import CacheValue, Recipe, cmake_literal
+from llamabuild.config.recipes import CacheValue, Recipe, cmake_literal
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.findings import Finding, error, has_errors
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.source import SourceTree
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.ccache import Ccache

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llamabuild.builder.interrupt import critical
+from llamabuild.core.interrupt import critical
 
 
 def staging_dir(dist_root: Path, name: str) -> Path:

@@ -16,18 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llamabuild import recipes
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import reproducible
 from llamabuild.builder.manifest import Manifest, ManifestOutput, ManifestSlice, OutputRole
 from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, execute
-from llamabuild.config import ProjectConfig
-from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError
-from llamabuild.findings import Finding, error, findings_output, has_errors, warning
+from llamabuild.config import recipes
+from llamabuild.config.domain import PinKind
+from llamabuild.config.project import ProjectConfig
+from llamabuild.config.recipes import CacheValue, Recipe, to_bool
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.findings import Finding, error, findings_output, has_errors, warning
 from llamabuild.outputs_rebuild import CompilerCache, RebuildOutput, ToolDrift
-from llamabuild.recipes import CacheValue, Recipe, to_bool
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.git import is_full_sha
 from llamabuild.tools.runner import Runner

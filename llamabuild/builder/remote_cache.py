@@ -26,10 +26,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from llamabuild.builder.manifest import ManifestCcache
-from llamabuild.domain import CcacheSection, RemoteScheme, check_remote_url
-from llamabuild.errors import ConfigError, ToolError
-from llamabuild.findings import Finding, warning
-from llamabuild.redact import REDACTED, redact_rejected, redact_url
+from llamabuild.config.domain import CcacheSection, RemoteScheme, check_remote_url
+from llamabuild.core.errors import ConfigError, ToolError
+from llamabuild.core.findings import Finding, warning
+from llamabuild.core.redact import REDACTED, redact_rejected, redact_url
 from llamabuild.tools.ccache import Ccache
 from llamabuild.tools.runner import Runner
 

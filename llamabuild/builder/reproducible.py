@@ -37,8 +37,8 @@ from typing import Final
 from llamabuild.builder import zigroot
 from llamabuild.builder.plan import SlicePlan
 from llamabuild.builder.zigroot import ZigRoot, zig_root
-from llamabuild.domain import Toolchain
-from llamabuild.recipes import CacheValue, Recipe
+from llamabuild.config.domain import Toolchain
+from llamabuild.config.recipes import CacheValue, Recipe
 from llamabuild.source import SourceTree
 from llamabuild.tools.git import Git
 from llamabuild.tools.runner import Runner

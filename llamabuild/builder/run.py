@@ -21,7 +21,6 @@ from llamabuild.builder import manifest as mf
 from llamabuild.builder import publish as pub
 from llamabuild.builder import remote_cache as rc
 from llamabuild.builder import ziglink, zigroot
-from llamabuild.builder.interrupt import guarded
 from llamabuild.builder.manifest import (
     MANIFEST,
     MANIFEST_SCHEMA,
@@ -36,21 +35,22 @@ from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_
 from llamabuild.builder.progress import BuildLog
 from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.builder.zigroot import ZigRoot
-from llamabuild.errors import BuildError, ConfigError, ToolError
-from llamabuild.files import sha256_file
-from llamabuild.findings import Finding, FindingOutput, findings_output, has_errors, warning
+from llamabuild.config.recipes import Recipe, cmake_literal, to_bool
+from llamabuild.config.versions import DEFAULT_MIN_MACOS
+from llamabuild.core.errors import BuildError, ConfigError, ToolError
+from llamabuild.core.files import sha256_file
+from llamabuild.core.findings import Finding, FindingOutput, findings_output, has_errors, warning
+from llamabuild.core.interrupt import guarded
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect.policy import Policy
-from llamabuild.jsonout import to_jsonable
 from llamabuild.model.capabilities import read_capabilities
-from llamabuild.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.lipo import Lipo
 from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import Zig
-from llamabuild.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
-    from llamabuild.dsym import DsymResult
+    from llamabuild.inspect.dsym import DsymResult
     from llamabuild.provenance import Provenance
 
 __all__ = ["MANIFEST", "BuildResult", "check_noop", "execute"]
@@ -128,7 +128,7 @@ def policy_for(recipe: Recipe) -> Policy:
 
 
 def _verify(binary: Path, recipe: Recipe, dsym: Path | None) -> list[Finding]:
-    from llamabuild.verify import verify
+    from llamabuild.inspect.verify_binary import verify
 
     return verify(binary, policy_for(recipe), dsym=dsym).findings
 
@@ -323,7 +323,7 @@ def binary_dsym(
     """The dSYM of a macOS binary in `out_dir`. A zig binary first gets the canonical root
     (builder/zigroot.py), then dsymutil reads its objects through a mirror of canonical paths;
     Apple's linker took the build root off with -oso_prefix."""
-    from llamabuild.dsym import make_dsym
+    from llamabuild.inspect.dsym import make_dsym
 
     out = out_dir / f"{binary.name}.dSYM"
     roots = {r for r in map(zig_root_of, slices) if r is not None}

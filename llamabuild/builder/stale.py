@@ -16,9 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llamabuild.findings import Finding, error
-from llamabuild.resources import data_text
-from llamabuild.settings import did_you_mean
+from llamabuild.config.settings import did_you_mean
+from llamabuild.core.findings import Finding, error
+from llamabuild.core.resources import data_text
 
 SCAN_DIRS = ("cmake", "ggml", "tools", "vendor", "common", "src")
 _OPTION = re.compile(r"\b(?:cmake_dependent_)?option\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)", re.I)

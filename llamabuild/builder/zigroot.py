@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from llamabuild.errors import ConfigError, ToolError
+from llamabuild.core.errors import ConfigError, ToolError
 from llamabuild.inspect import integrity
 from llamabuild.inspect import structure as st
 

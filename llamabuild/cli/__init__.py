@@ -9,16 +9,16 @@ import traceback
 import typer
 
 from llamabuild.cli.app import GLOBAL_FLAGS, State, app
-from llamabuild.errors import LlamabuildError
+from llamabuild.core.errors import LlamabuildError
 
 __all__ = ["app", "main"]
 
 
 def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
-    from llamabuild.report import emit_json, inert  # rich: only when there is an error to show
+    from llamabuild.core.report import emit_json, inert  # rich: only when there is an error to show
 
     if "--json" in argv:
-        from llamabuild.outputs import ErrorOutput
+        from llamabuild.outputs_common import ErrorOutput
 
         emit_json(ErrorOutput(ok=False, error=message, hint=hint, exit_code=code))
     # One line each, whatever a path or name in the message holds (ESC, CR, newlines).
@@ -28,7 +28,7 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     return code
 
 
-from llamabuild.errors import LOOP_HINT  # noqa: E402
+from llamabuild.core.errors import LOOP_HINT  # noqa: E402
 
 # A file-system error that reaches here unconverted still gets a hint, never a traceback.
 ERRNO_HINTS = {

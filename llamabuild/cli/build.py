@@ -9,15 +9,16 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import github, recipes, report
 from llamabuild.builder import remote_cache
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import BuildPlan, Options, make_plan
 from llamabuild.builder.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
-from llamabuild.findings import exit_code
-from llamabuild.report import escape
+from llamabuild.config import recipes
+from llamabuild.core import github, report
+from llamabuild.core.findings import exit_code
+from llamabuild.core.report import escape
 from llamabuild.source import LOCK_NAME, SourceRequest, resolve_source
 from llamabuild.source.cache import cache_root, slug, zig_home
 from llamabuild.tools.runner import default_runner
@@ -86,7 +87,7 @@ def build_cmd(
     defines = recipes.parse_defines(define or [])
     resolved = recipes.resolve(recipe, project, defines)
     if not dry_run:  # doctor's reasons now, not a CMake failure 40 log lines later
-        from llamabuild.doctor import refuse_unrunnable
+        from llamabuild.builder.doctor import refuse_unrunnable
 
         refuse_unrunnable(resolved)
     runner = default_runner()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from llamabuild.doctor import DoctorReport
+    from llamabuild.builder.doctor import DoctorReport
 
 
 def _columns() -> int:
@@ -34,9 +34,9 @@ def doctor_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Which tools a recipe needs, which are here (path, version), and how to install the rest."""
-    from llamabuild import github, report
-    from llamabuild.doctor import diagnose
-    from llamabuild.findings import exit_code
+    from llamabuild.builder.doctor import diagnose
+    from llamabuild.core import github, report
+    from llamabuild.core.findings import exit_code
 
     result = diagnose(recipe)
     github.publish(
@@ -90,8 +90,8 @@ class _Row:
 
 
 def _rows(result: DoctorReport) -> list[_Row]:
-    from llamabuild.doctor import tool_rows
-    from llamabuild.report import inert
+    from llamabuild.builder.doctor import tool_rows
+    from llamabuild.core.report import inert
 
     rows = []
     for role, st in tool_rows(result):
@@ -128,7 +128,7 @@ def _tools_table(rows: Sequence[_Row], width: int) -> Table | None:
     from rich.cells import cell_len
     from rich.table import Table
 
-    from llamabuild.report import escape
+    from llamabuild.core.report import escape
 
     labels = [r.label for r in rows]
     tool_w = max(min(TOOL_WIDTH, max(map(cell_len, labels), default=1)), _longest_word(labels))
@@ -164,9 +164,9 @@ def render(result: DoctorReport, out: Console | None = None) -> None:
     Nothing is cut with an ellipsis and no word is split: labels and what a tool is for wrap
     at spaces, paths after a `/`, and every column is at least as wide as its longest word.
     Below about 80 columns the tools are a list instead of a table."""
-    from llamabuild import report
-    from llamabuild.findings import Severity
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.findings import Severity
+    from llamabuild.core.report import escape
 
     out = out or report.console()
     width = out.width if out.is_terminal else min(out.width, _columns())

@@ -10,7 +10,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.dsym import DsymResult
+    from llamabuild.inspect.dsym import DsymResult
 
 
 @app.command("dsym")
@@ -25,9 +25,9 @@ def dsym_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Extract a .dSYM with dsymutil and prove it matches the binary, arch by arch."""
-    from llamabuild import github, report
-    from llamabuild.dsym import make_dsym
-    from llamabuild.findings import exit_code
+    from llamabuild.core import github, report
+    from llamabuild.core.findings import exit_code
+    from llamabuild.inspect.dsym import make_dsym
 
     result = make_dsym(binary, output, strip=strip)
     github.publish("llamabuild dsym", result.findings, default_file=str(binary))
@@ -41,8 +41,8 @@ def dsym_cmd(
 def render_dsym(result: DsymResult) -> None:
     from rich.table import Table
 
-    from llamabuild import report
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     # Paths and dsymutil's own lines are escaped so rich never reads them as markup.

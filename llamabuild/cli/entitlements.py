@@ -34,8 +34,8 @@ def write_atomic(path: Path, data: bytes, parents: bool = True) -> None:
     never turned into a file); without `parents` a missing folder is refused too."""
     import stat
 
-    from llamabuild import files
-    from llamabuild.errors import InputError
+    from llamabuild.core import files
+    from llamabuild.core.errors import InputError
 
     try:
         mode = path.stat().st_mode
@@ -77,10 +77,10 @@ def entitlements_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Render entitlements from a preset, parse them back and lint them."""
-    from llamabuild import entitlements as ent
-    from llamabuild import github, report
-    from llamabuild.findings import exit_code
-    from llamabuild.report import escape
+    from llamabuild.core import github, report
+    from llamabuild.core.findings import exit_code
+    from llamabuild.core.report import escape
+    from llamabuild.signing import entitlements as ent
 
     result = ent.resolve(
         preset=preset, file=entitlements, sets=sets or (), config=ent.load_config(config)

@@ -10,7 +10,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.notarize import NotarizeReport
+    from llamabuild.signing.notarize import NotarizeReport
 
 
 @app.command("notarize")
@@ -41,8 +41,8 @@ def notarize_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Zip a signed executable, submit it to Apple's notary service, fail unless Accepted."""
-    from llamabuild import report
-    from llamabuild.notarize import notarize
+    from llamabuild.core import report
+    from llamabuild.signing.notarize import notarize
     from llamabuild.tools.notarytool import Credentials
 
     creds = Credentials(keychain_profile=keychain_profile, key=key, key_id=key_id, issuer=issuer)
@@ -55,8 +55,8 @@ def notarize_cmd(
 
 
 def render_notarize(result: NotarizeReport) -> None:
-    from llamabuild import report
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     out.print(

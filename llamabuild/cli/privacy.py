@@ -12,7 +12,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.config import ProjectConfig
+    from llamabuild.config.project import ProjectConfig
     from llamabuild.inspect import Binary
     from llamabuild.outputs_privacy import PrivacyManifestOutput
 
@@ -31,9 +31,9 @@ def privacy_manifest_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the privacy manifest declaring the required-reason APIs BINARY imports."""
-    from llamabuild import report
     from llamabuild.cli.entitlements import write_atomic
-    from llamabuild.config import load_project
+    from llamabuild.config.project import load_project
+    from llamabuild.core import report
     from llamabuild.inspect import inspect_binary
 
     project = load_project(config)  # a bad [privacy] is refused before the binary is read
@@ -68,7 +68,7 @@ def build_manifest(binary: Binary, config: ProjectConfig) -> PrivacyManifestOutp
     manifest that leaves it out would be ITMS-91053 again, and llamabuild cannot know why the
     app calls the API."""
     from llamabuild.appstore import privacy
-    from llamabuild.errors import ConfigError, InputError
+    from llamabuild.core.errors import ConfigError, InputError
     from llamabuild.outputs_privacy import PrivacyCategoryOutput, PrivacyManifestOutput
 
     if binary.format != "macho":

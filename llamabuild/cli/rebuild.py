@@ -11,7 +11,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.findings import Finding
+    from llamabuild.core.findings import Finding
     from llamabuild.outputs_rebuild import RebuildOutput
 
 
@@ -44,10 +44,10 @@ def rebuild_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Recreate a build from its manifest alone: same sha256 and UUIDs, and a matching dSYM."""
-    from llamabuild import report
     from llamabuild.builder.plan import Options
     from llamabuild.builder.rebuild import rebuild
-    from llamabuild.findings import exit_code
+    from llamabuild.core import report
+    from llamabuild.core.findings import exit_code
     from llamabuild.source.cache import cache_root, zig_home
     from llamabuild.tools.runner import default_runner
 
@@ -71,8 +71,8 @@ def rebuild_cmd(
 
 
 def render(result: RebuildOutput, findings: list[Finding]) -> None:
-    from llamabuild import report
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     out.print(f"compiler cache: {result.compiler_cache}")

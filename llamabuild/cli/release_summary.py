@@ -10,7 +10,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.release import ReleaseSummaryOutput
+    from llamabuild.builder.release import ReleaseSummaryOutput
 
 
 @app.command("release-summary")
@@ -23,8 +23,8 @@ def release_summary_cmd(
 ) -> None:
     """One summary of a release matrix: every recipe's commit, sha256, UUIDs, verify verdict
     and compiler-cache hits (from its manifest.json and verify.json)."""
-    from llamabuild import github, report
-    from llamabuild.release import summarize, verdicts
+    from llamabuild.builder.release import summarize, verdicts
+    from llamabuild.core import github, report
 
     summary = summarize(root)
     facts = {f"verify {name}": text for name, text in verdicts(summary).items()}
@@ -47,8 +47,8 @@ def release_summary_cmd(
 
 
 def render(summary: ReleaseSummaryOutput) -> None:
-    from llamabuild import report
-    from llamabuild.release import verdicts
+    from llamabuild.builder.release import verdicts
+    from llamabuild.core import report
 
     verdict = verdicts(summary)
     rows = []

@@ -11,7 +11,7 @@ from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import ConfigOpt, EntitlementsOpt, PresetOpt, SetOpt
 
 if TYPE_CHECKING:
-    from llamabuild.sign import SignReport
+    from llamabuild.signing.sign import SignReport
 
 
 @app.command("sign")
@@ -45,11 +45,11 @@ def sign_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign with codesign (macOS) or the rcodesign engine, then read the signature back."""
-    from llamabuild import entitlements as ent
-    from llamabuild import github, report
-    from llamabuild.errors import UsageError
-    from llamabuild.findings import exit_code
-    from llamabuild.sign import SignRequest, sign_binary
+    from llamabuild.core import github, report
+    from llamabuild.core.errors import UsageError
+    from llamabuild.core.findings import exit_code
+    from llamabuild.signing import entitlements as ent
+    from llamabuild.signing.sign import SignRequest, sign_binary
 
     if p12 is not None and identity != "-":
         raise UsageError("--identity and --p12 exclude each other", hint="pass one of them")
@@ -79,8 +79,8 @@ def sign_cmd(
 def render_sign(result: SignReport) -> None:
     from rich.table import Table
 
-    from llamabuild import report
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     req = result.request

@@ -11,7 +11,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.smoke import SmokeResult
+    from llamabuild.builder.smoke import SmokeResult
 
 
 @app.command("smoke")
@@ -35,11 +35,11 @@ def smoke_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Start llama-server on 127.0.0.1, check /health, /v1/models and a 1-token chat, stop it."""
-    from llamabuild import github, report
-    from llamabuild.errors import InputError, ToolError
-    from llamabuild.findings import error
-    from llamabuild.report import escape
-    from llamabuild.smoke import default_binary, run_smoke
+    from llamabuild.builder.smoke import default_binary, run_smoke
+    from llamabuild.core import github, report
+    from llamabuild.core.errors import InputError, ToolError
+    from llamabuild.core.findings import error
+    from llamabuild.core.report import escape
 
     if binary is None:
         binary = default_binary()
@@ -92,8 +92,8 @@ def _summary_rows(result: SmokeResult) -> dict[str, str]:
 def render(result: SmokeResult) -> None:
     from rich.table import Table
 
-    from llamabuild import report
-    from llamabuild.report import escape
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     model = escape(str(result.model)) + (

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from llamabuild import report
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.report import escape
+from llamabuild.core import report
+from llamabuild.core.report import escape
 from llamabuild.source import LOCK_NAME, SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.runner import default_runner
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.versions import DEFAULT_MIN_MACOS
+from llamabuild.config.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
     from llamabuild.inspect.policy import Policy
-    from llamabuild.verify import VerifyReport
+    from llamabuild.inspect.verify_binary import VerifyReport
 
 
 @app.command("verify")
@@ -53,13 +53,13 @@ def verify_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
-    from llamabuild import github, report
-    from llamabuild.errors import UsageError
-    from llamabuild.findings import exit_code
-    from llamabuild.inspect.model import VerifyProfile
+    from llamabuild.core import github, report
+    from llamabuild.core.errors import UsageError
+    from llamabuild.core.findings import exit_code
+    from llamabuild.inspect.binary import VerifyProfile
     from llamabuild.inspect.policy import Policy, parse_archs, parse_min_macos
     from llamabuild.inspect.reader import PARSERS
-    from llamabuild.verify import verify
+    from llamabuild.inspect.verify_binary import verify
 
     if elf_policy not in ("glibc", "static"):
         raise UsageError(f"unknown --elf-policy {elf_policy!r}", hint="use 'glibc' or 'static'")
@@ -91,10 +91,10 @@ def verify_cmd(
 
 
 def render_verify(result: VerifyReport, policy: Policy) -> None:
-    from llamabuild import report
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
     from llamabuild.inspect.policy import verdict
-    from llamabuild.report import escape
-    from llamabuild.verify import import_counts
+    from llamabuild.inspect.verify_binary import import_counts
 
     out = report.console()
     b = result.binary

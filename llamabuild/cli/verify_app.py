@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamabuild.cli.app import JsonOpt, app
-from llamabuild.versions import DEFAULT_MIN_MACOS
+from llamabuild.config.versions import DEFAULT_MIN_MACOS
 
 if TYPE_CHECKING:
-    from llamabuild.bundle import AppReport
+    from llamabuild.appstore.verify_app import AppReport
 
 # bundle.DEFAULT_HELPER (a test keeps the two equal): the default shows in --help without
 # importing the bundle checks.
@@ -43,11 +43,11 @@ def verify_app_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a .app (and its .xcarchive) for the App Store rejections a helper binary causes."""
-    from llamabuild import github, report
-    from llamabuild.bundle import verify_app
-    from llamabuild.findings import exit_code
+    from llamabuild.appstore.verify_app import verify_app
+    from llamabuild.builder.model_pins import bundle_models
+    from llamabuild.core import github, report
+    from llamabuild.core.findings import exit_code
     from llamabuild.inspect.policy import Policy, parse_min_macos
-    from llamabuild.model.pins import bundle_models
 
     policy = Policy(min_macos=parse_min_macos(min_macos))
     models = bundle_models(manifest)
@@ -61,9 +61,9 @@ def verify_app_cmd(
 
 
 def render_app(result: AppReport) -> None:
-    from llamabuild import report
-    from llamabuild.constants import SANDBOX_KEY
-    from llamabuild.report import escape
+    from llamabuild.config.constants import SANDBOX_KEY
+    from llamabuild.core import report
+    from llamabuild.core.report import escape
 
     out = report.console()
     # Paths come from the user's tree: escaped so rich never reads them as markup.

@@ -14,7 +14,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.model.verify import ModelReport, Progress
+    from llamabuild.model.verify_model import ModelReport, Progress
 
 
 @app.command("verify-model")
@@ -44,11 +44,11 @@ def verify_model_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a GGUF model loads in the pinned llama-server: format, tensors, memory, sha256."""
-    from llamabuild import github, report
-    from llamabuild.errors import UsageError
-    from llamabuild.findings import exit_code
-    from llamabuild.model.pins import expected_sha256, load_capabilities
-    from llamabuild.model.verify import ModelOptions, parse_size, verify_model
+    from llamabuild.builder.model_pins import expected_sha256, load_capabilities
+    from llamabuild.core import github, report
+    from llamabuild.core.errors import UsageError
+    from llamabuild.core.findings import exit_code
+    from llamabuild.model.verify_model import ModelOptions, parse_size, verify_model
 
     if ctx is not None and ctx <= 0:
         raise UsageError(f"--ctx {ctx} must be a positive token count", hint="e.g. --ctx 4096")
@@ -76,7 +76,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from llamabuild import report
+    from llamabuild.core import report
 
     bar = Progress(
         "sha256",
@@ -92,8 +92,8 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 
 
 def render_model(result: ModelReport) -> None:
-    from llamabuild import report
-    from llamabuild.model.verify import format_size
+    from llamabuild.core import report
+    from llamabuild.model.verify_model import format_size
 
     out = result.output()
     mem = out.memory

@@ -12,7 +12,7 @@ from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.entitlements import EntitlementsOpt, PresetOpt
 
 if TYPE_CHECKING:
-    from llamabuild.xcode import PhaseReport
+    from llamabuild.signing.xcode_phase import PhaseReport
 
 
 @app.command("xcode-phase")
@@ -47,9 +47,9 @@ def xcode_phase_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign and verify Contents/Resources/llama-server from an Xcode Run Script phase."""
-    from llamabuild import report
-    from llamabuild.findings import exit_code
-    from llamabuild.xcode import run_phase
+    from llamabuild.core import report
+    from llamabuild.core.findings import exit_code
+    from llamabuild.signing.xcode_phase import run_phase
 
     result = run_phase(
         os.environ,

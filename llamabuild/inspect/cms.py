@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 
 DEVELOPER_ID_APPLICATION_OID = "1.2.840.113635.100.6.1.13"
 """Certificate extension marking an Apple Developer ID Application certificate."""

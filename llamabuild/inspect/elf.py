@@ -6,8 +6,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import InputError
-from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Slice
+from llamabuild.core.errors import InputError
+from llamabuild.inspect.binary import Binary, BinaryFormat, Buffer, Dylib, Slice
 
 _MACHINES = {3: "i386", 62: "x86_64", 40: "arm", 183: "aarch64", 243: "riscv64"}
 _TYPES = {1: "relocatable", 2: "execute", 3: "dyn", 4: "core"}

@@ -32,9 +32,9 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.model import SPECIAL_ORDINALS, WEAK_LOOKUP, Buffer, Import
+from llamabuild.inspect.binary import SPECIAL_ORDINALS, WEAK_LOOKUP, Buffer, Import
 
 LC_DYLD_CHAINED_FIXUPS = 0x80000034
 DYLIB_CMDS = frozenset(

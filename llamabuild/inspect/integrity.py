@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import InputError
-from llamabuild.findings import Finding, error
+from llamabuild.core.errors import InputError
+from llamabuild.core.findings import Finding, error
+from llamabuild.core.mapped import open_mapped
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.mapped import open_mapped
-from llamabuild.inspect.model import Buffer
+from llamabuild.inspect.binary import Buffer
 
 RULE = "signature-invalid"
 CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0

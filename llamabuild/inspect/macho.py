@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from llamabuild.inspect import structure as st
+from llamabuild.inspect.binary import Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 from llamabuild.inspect.imports import read_imports
-from llamabuild.inspect.model import Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 from llamabuild.inspect.signature import parse_signature
 
 DYLIB_KINDS = {

@@ -9,11 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 from llamabuild.inspect import structure
+from llamabuild.inspect.binary import (
+    WEAK_LOOKUP,
+    Binary,
+    BinaryFormat,
+    Buffer,
+    Dylib,
+    Import,
+    Slice,
+)
 from llamabuild.inspect.imports import dylib_for_ordinal, read_imports
 from llamabuild.inspect.macho import make_slice
-from llamabuild.inspect.model import WEAK_LOOKUP, Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 
 _KINDS = {
     "LOAD_DYLIB": "load",

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from llamabuild.constants import SANDBOX_KEY as SANDBOX_KEY  # re-exported
-from llamabuild.errors import UsageError
-from llamabuild.findings import Finding, error, warning
-from llamabuild.inspect.model import Binary, Dylib, Slice
-from llamabuild.resources import data_text
-from llamabuild.versions import DEFAULT_MIN_MACOS, version_tuple
-from llamabuild.versions import parse_min_macos as parse_min_macos  # re-exported for the CLI
+from llamabuild.config.constants import SANDBOX_KEY as SANDBOX_KEY  # re-exported
+from llamabuild.config.versions import DEFAULT_MIN_MACOS, version_tuple
+from llamabuild.config.versions import parse_min_macos as parse_min_macos  # re-exported for the CLI
+from llamabuild.core.errors import UsageError
+from llamabuild.core.findings import Finding, error, warning
+from llamabuild.core.resources import data_text
+from llamabuild.inspect.binary import Binary, Dylib, Slice
 
 
 @dataclass(frozen=True)

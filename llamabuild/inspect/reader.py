@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
+from llamabuild.core.mapped import open_mapped, require_regular
 from llamabuild.inspect import structure
-from llamabuild.inspect.mapped import open_mapped, require_regular
-from llamabuild.inspect.model import Binary, Parser
+from llamabuild.inspect.binary import Binary, Parser
 
 __all__ = ["PARSERS", "inspect_binary", "require_regular"]
 

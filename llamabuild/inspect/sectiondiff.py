@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
+from llamabuild.core.mapped import open_mapped
 from llamabuild.inspect import structure
-from llamabuild.inspect.mapped import open_mapped
 
 # linkedit_data_command loads: (dataoff, datasize) at offset 8.
 LINKEDIT_BLOBS = {

@@ -10,7 +10,7 @@ import plistlib
 import struct
 from typing import Any
 
-from llamabuild.inspect.model import Signature
+from llamabuild.inspect.binary import Signature
 
 CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
 CSMAGIC_CODEDIRECTORY = 0xFADE0C02

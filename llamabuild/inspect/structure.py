@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from llamabuild.errors import InputError
+from llamabuild.core.errors import InputError
 
 MH_MAGIC = 0xFEEDFACE
 MH_MAGIC_64 = 0xFEEDFACF
@@ -353,7 +353,7 @@ def _check_strings(commands: tuple[LoadCommand, ...], endian: str, name: str) ->
 
 def read_uuids(path: Path) -> dict[str, str | None]:
     """arch -> UUID for every slice, reading only headers (cheap on a 130 MB dSYM)."""
-    from llamabuild.inspect.mapped import open_mapped
+    from llamabuild.core.mapped import open_mapped
 
     with open_mapped(path) as mm:
         return {s.arch: s.uuid for s in read_slices(mm, len(mm), str(path))}

@@ -7,7 +7,7 @@ multi-minute loop before anything is checked. This walk reads only the header, c
 count and length against the bytes left in the file *before* using it, keeps no per-element
 objects (string arrays are skipped item by item, numeric ones in one step) and caps what it
 keeps (MAX_KEPT_STRING, MAX_KEPT_INTS). Tensor data is never touched. The `gguf` package is
-still the source of the type tables (sizes, names) in llamabuild/model/verify.py.
+still the source of the type tables (sizes, names) in llamabuild/model/verify_model.py.
 
 Anything that stops the walk (bad magic, an unknown value type, a length past the end, an
 absurd count) is an InputError: exit 2, one line, the offset where it went wrong.
@@ -19,8 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from llamabuild.errors import InputError
-from llamabuild.inspect.model import Buffer
+from llamabuild.core.errors import InputError
+from llamabuild.inspect.binary import Buffer
 
 GGUF_MAGIC = b"GGUF"
 READABLE_VERSIONS = (2, 3)  # v1 had 32-bit counts; llama.cpp refuses it since 2023

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from llamabuild.errors import ToolNotFoundError
+from llamabuild.core.errors import ToolNotFoundError
 
 
 @cache

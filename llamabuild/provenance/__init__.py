@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llamabuild.files import sha256_file, write_atomic
-from llamabuild.findings import Finding
+from llamabuild.core.files import sha256_file, write_atomic
+from llamabuild.core.findings import Finding
 
 if TYPE_CHECKING:
     from llamabuild.source.lock import Pin

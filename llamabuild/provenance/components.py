@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from llamabuild.errors import ConfigError, InputError
-from llamabuild.findings import Finding, warning
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.config.settings import from_mapping
+from llamabuild.core.errors import ConfigError, InputError
+from llamabuild.core.findings import Finding, warning
+from llamabuild.core.mapped import open_mapped
+from llamabuild.core.resources import data_text
 from llamabuild.provenance.fileapi import LinkedTree
-from llamabuild.resources import data_text
-from llamabuild.settings import from_mapping
 
 TABLE = "vendored_components.toml"
 MAX_TEXT = 256 * 1024  # one license text; the longest vendored one is ~2 KB

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamabuild.errors import ToolError
+from llamabuild.core.errors import ToolError
 from llamabuild.tools.cmake import CLIENT
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # one reply file; llama.cpp's largest is ~200 KB

@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import InputError
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.core.errors import InputError
+from llamabuild.core.mapped import open_mapped
 
 MAX_OBJECT = 512 * 1024 * 1024  # LIEF maps the file; bound what we hand it anyway
 N_STAB, N_TYPE, N_SECT, N_EXT = 0xE0, 0x0E, 0x0E, 0x01  # <mach-o/nlist.h>

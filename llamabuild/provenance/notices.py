@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from llamabuild.errors import ToolError
+from llamabuild.core.errors import ToolError
+from llamabuild.core.resources import shipped_dir
 from llamabuild.provenance.components import LicenseText
-from llamabuild.resources import shipped_dir
 
 NOTICES_NAME = "THIRD_PARTY_NOTICES.txt"
 CREDITS_NAME = "Credits.html"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from llamabuild import __version__
-from llamabuild.domain import PinKind
+from llamabuild.config.domain import PinKind
 from llamabuild.provenance.components import Component, Found
 from llamabuild.source.lock import Pin
 

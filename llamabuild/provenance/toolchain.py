@@ -23,13 +23,13 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from llamabuild.errors import ConfigError, InputError, ToolError
-from llamabuild.findings import Finding, warning
-from llamabuild.inspect.mapped import open_mapped
+from llamabuild.config.settings import from_mapping
+from llamabuild.core.errors import ConfigError, InputError, ToolError
+from llamabuild.core.findings import Finding, warning
+from llamabuild.core.mapped import open_mapped
+from llamabuild.core.resources import data_file, data_text
 from llamabuild.provenance.components import MAX_TEXT, LicenseText, TextSpec, excerpt
 from llamabuild.provenance.linkcheck import defined_symbols
-from llamabuild.resources import data_file, data_text
-from llamabuild.settings import from_mapping
 from llamabuild.tools.runner import Runner
 
 TABLE = "toolchain_components.toml"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llamabuild.domain import PinKind
-from llamabuild.errors import ConfigError, InputError
-from llamabuild.jsonout import to_jsonable
+from llamabuild.config.domain import PinKind
+from llamabuild.core.errors import ConfigError, InputError
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.source import archive, lock
 from llamabuild.source.cache import cache_root, slug
 from llamabuild.source.lock import LOCK_NAME, Pin
@@ -209,7 +209,7 @@ class TransferDisplay:
                 TransferSpeedColumn,
             )
 
-            from llamabuild import report
+            from llamabuild.core import report
 
             self._bar = Progress(
                 TextColumn("{task.description}", markup=False),  # a file name, not markup

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from llamabuild.errors import ConfigError, InputError, ToolError
-from llamabuild.files import open_atomic, sha256_file, write_atomic
+from llamabuild.core.errors import ConfigError, InputError, ToolError
+from llamabuild.core.files import open_atomic, sha256_file, write_atomic
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 CHUNK = 1 << 18

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamabuild.domain import NonEmpty, PinKind
-from llamabuild.errors import ConfigError
-from llamabuild.files import write_atomic
-from llamabuild.jsonout import to_jsonable
-from llamabuild.settings import from_mapping
+from llamabuild.config.domain import NonEmpty, PinKind
+from llamabuild.config.settings import from_mapping
+from llamabuild.core.errors import ConfigError
+from llamabuild.core.files import write_atomic
+from llamabuild.core.jsonout import to_jsonable
 
 LOCK_NAME = "llamabuild.lock"
 

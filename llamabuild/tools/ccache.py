@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llamabuild.errors import ToolNotFoundError
+from llamabuild.core.errors import ToolNotFoundError
 from llamabuild.tools.runner import Tool, find_tool, python_scripts
 
 # `ccache --print-stats` prints one "name<TAB>count" line per counter; a line of another shape

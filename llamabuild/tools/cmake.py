@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import ToolError
+from llamabuild.config.versions import banner_version
+from llamabuild.core.errors import ToolError
 from llamabuild.tools.runner import Runner, Tool, find_tool
-from llamabuild.versions import banner_version
 
 CLIENT = "client-llamabuild"
 QUERY = {

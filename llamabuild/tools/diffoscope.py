@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llamabuild.errors import ToolError
+from llamabuild.core.errors import ToolError
 from llamabuild.tools.runner import Tool, find_tool, python_scripts
 
 # A report on two 100 MB binaries can take long; the section names never wait for it.

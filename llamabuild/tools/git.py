@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from llamabuild.errors import InputError, ToolError
+from llamabuild.core.errors import InputError, ToolError
 from llamabuild.tools.runner import Tool
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")

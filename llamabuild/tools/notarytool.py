@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import ToolError, UsageError
+from llamabuild.core.errors import ToolError, UsageError
 from llamabuild.tools.runner import Result, Tool, find_tool
 
 HINT = "notarytool comes with Xcode 13+ on macOS (xcrun notarytool); off a Mac use an API key"

@@ -14,10 +14,10 @@ import plistlib
 from pathlib import Path
 from typing import Any
 
-from llamabuild.errors import InputError, ToolError, ToolNotFoundError, UsageError
-from llamabuild.findings import Finding, warning
-from llamabuild.signer import ADHOC, DisplayInfo, SignRequest
+from llamabuild.core.errors import InputError, ToolError, ToolNotFoundError, UsageError
+from llamabuild.core.findings import Finding, warning
 from llamabuild.tools.runner import Tool
+from llamabuild.tools.signer import ADHOC, DisplayInfo, SignRequest
 
 HINT = "pip install apple-platform-py, or sign on a Mac with codesign"
 PASSWORD_ENV = "LLAMABUILD_P12_PASSWORD"  # noqa: S105 (a variable name, not a secret)

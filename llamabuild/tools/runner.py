@@ -22,8 +22,8 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # types-psutil: test extra
 
-from llamabuild.errors import ToolError, ToolNotFoundError
-from llamabuild.redact import redact_url
+from llamabuild.core.errors import ToolError, ToolNotFoundError
+from llamabuild.core.redact import redact_url
 
 log = logging.getLogger("llamabuild.tools")
 

@@ -12,9 +12,9 @@ import shlex
 from pathlib import Path
 from string import Template
 
-from llamabuild.errors import ToolError
-from llamabuild.files import write_atomic
-from llamabuild.resources import data_file
+from llamabuild.core.errors import ToolError
+from llamabuild.core.files import write_atomic
+from llamabuild.core.resources import data_file
 from llamabuild.tools.install_name_tool import InstallNameTool
 from llamabuild.tools.runner import Tool, find_tool
 

@@ -1,0 +1,144 @@
+"""Being a good citizen in a GitHub Actions job.
+
+When GITHUB_ACTIONS=true, findings become `::error`/`::warning` annotations (report.py renders
+them) and a short markdown report is appended to $GITHUB_STEP_SUMMARY, so a reviewer sees the
+recipe, the commit, each output's sha256/UUID and the findings on the run page. Outside Actions
+every function here is a no-op; `--json` stays the machine interface.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
+
+from llamabuild.core import report
+from llamabuild.core.files import sha256_file
+from llamabuild.core.findings import Finding, Severity
+
+if TYPE_CHECKING:  # only build's step summary reads a manifest; verify must not load builder/
+    from llamabuild.builder.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Output:
+    """One published file: path, sha256 and the Mach-O UUID of each arch (if any)."""
+
+    path: str
+    sha256: str | None = None
+    uuids: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_file(cls, path: Path, uuids: Mapping[str, str] | None = None) -> Output:
+        return cls(str(path), sha256_file(path), dict(uuids or {}))
+
+
+def in_actions(env: Mapping[str, str] | None = None) -> bool:
+    return (env if env is not None else os.environ).get("GITHUB_ACTIONS") == "true"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+class Facts(TypedDict, total=False):
+    """What a step summary states besides the findings (every key optional)."""
+
+    recipe: str | None
+    commit: str | None
+    outputs: Sequence[Output]
+    extra: Mapping[str, str] | None
+
+
+def summary_markdown(title: str, findings: Sequence[Finding], **facts: Unpack[Facts]) -> str:
+    """The step-summary section: a heading, key facts, outputs table, findings table."""
+    outputs = facts.get("outputs", ())
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    verdict = "❌ FAIL" if errors else "✅ OK"
+    lines = [f"### {title}: {verdict} ({errors} error(s), {warnings} warning(s))", ""]
+    shown_facts = {
+        "recipe": facts.get("recipe"),
+        "llama.cpp commit": facts.get("commit"),
+        **(facts.get("extra") or {}),
+    }
+    for key, value in shown_facts.items():
+        if value:
+            lines.append(f"- **{_cell(key)}**: `{_cell(value)}`")
+    if outputs:
+        lines += ["", "| output | sha256 | UUID |", "| --- | --- | --- |"]
+        for o in outputs:
+            uuids = ", ".join(f"{arch}: {u}" for arch, u in o.uuids.items()) or "-"
+            lines.append(f"| `{_cell(o.path)}` | `{o.sha256 or '-'}` | {_cell(uuids)} |")
+    shown = [f for f in findings if f.severity is not Severity.INFO]
+    if shown:
+        lines += ["", "| severity | rule | arch | message |", "| --- | --- | --- | --- |"]
+        for f in shown:
+            msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
+            lines.append(f"| {f.severity.value} | `{f.rule}` | {f.arch or ''} | {_cell(msg)} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def append_summary(markdown: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Append to $GITHUB_STEP_SUMMARY under Actions; returns the file written, else None."""
+    env = env if env is not None else os.environ
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not in_actions(env) or not target:
+        return None
+    path = Path(target)
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(markdown)
+    except OSError:
+        return None  # a summary is a courtesy; never fail the step over it
+    return path
+
+
+def publish(
+    title: str,
+    findings: Sequence[Finding],
+    *,
+    default_file: str | None = None,
+    **facts: Unpack[Facts],
+) -> None:
+    """Annotations on stderr plus the step summary; does nothing outside GitHub Actions."""
+    if not in_actions():
+        return
+    report.print_annotations(findings, default_file)
+    append_summary(summary_markdown(title, findings, **facts))
+
+
+def outputs_from_manifest(manifest: Manifest, root: Path | None = None) -> list[Output]:
+    """The outputs a build manifest lists (paths joined to `root`, the dist dir, if given)."""
+    result = []
+    for entry in manifest.outputs:
+        path = str(root / entry.path) if root is not None else entry.path
+        known = {arch: u for arch, u in (entry.uuids or {}).items() if u}
+        result.append(Output(path, entry.sha256, known))
+    return result
+
+
+def publish_manifest(
+    manifest: Manifest,
+    findings: Sequence[Finding],
+    title: str,
+    root: Path | None = None,
+) -> None:
+    """Summary of a build from its manifest.json (paths relative to `root`, the dist dir)."""
+    source = manifest.source
+    extra = {"source": source.url} if source.url else {}
+    if source.sha256:
+        extra["archive sha256"] = source.sha256
+    if manifest.ccache is not None:  # its remote URL is already redacted
+        extra["ccache"] = manifest.ccache.describe()
+    publish(
+        title,
+        findings,
+        recipe=manifest.recipe,
+        commit=source.commit,
+        outputs=outputs_from_manifest(manifest, root),
+        extra=extra,
+        default_file=str(root) if root else None,
+    )

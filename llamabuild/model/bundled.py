@@ -1,0 +1,47 @@
+"""verify-app's model check: every regular `.gguf` file in the bundle, as verify-model sees it.
+
+The bundle walk (llamabuild/appstore/verify_app.py) hands over regular files only, so a FIFO named
+`model.gguf` is never opened here (scan_bundle reports it as a special file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llamabuild.core.errors import InputError
+from llamabuild.core.findings import Finding, error
+from llamabuild.model.capabilities import PinCapabilities
+from llamabuild.model.results import ModelOutput
+from llamabuild.model.verify_model import ModelOptions, verify_model
+
+
+@dataclass(frozen=True)
+class BundleModels:
+    """What bundled models are checked against: the build's capabilities (--manifest) and
+    the sha256 pins of llamabuild.toml's [models] (file name -> sha256)."""
+
+    caps: PinCapabilities | None = None
+    sha256: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_bundle_models(
+    files: Iterable[Path], opts: BundleModels | None = None
+) -> tuple[tuple[ModelOutput, ...], list[Finding]]:
+    """Each `.gguf` among `files` verified; an unreadable one is a `gguf-invalid` finding."""
+    opts = opts or BundleModels()
+    outputs: list[ModelOutput] = []
+    findings: list[Finding] = []
+    for path in files:
+        if path.suffix.lower() != ".gguf":
+            continue
+        pin = opts.sha256.get(path.name)
+        try:
+            report = verify_model(path, ModelOptions(caps=opts.caps, sha256=pin))
+        except InputError as exc:
+            findings.append(error("gguf-invalid", exc.message, path=str(path), hint=exc.hint))
+            continue
+        outputs.append(report.output())
+        findings += report.findings
+    return tuple(outputs), findings

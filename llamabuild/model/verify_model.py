@@ -1,0 +1,454 @@
+"""`verify-model`: will this GGUF load in the llama-server that was built?
+
+The header is walked by gguf_read (bounded; tensor data is never read); the ggml type tables
+(block sizes, names) and the file-type names come from the `gguf` package (gguf_tables).
+With the pinned tree's capabilities (manifest.json), the architecture, every tensor type and
+the GGUF version must be ones the pinned llama.cpp knows. Memory is estimated from the
+model's own metadata; the sha256 pin is checked by streaming the mapped file through hashlib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llamabuild.core.errors import InputError, UsageError
+from llamabuild.core.findings import Finding, error, findings_output, has_errors, warning
+from llamabuild.core.mapped import open_mapped
+from llamabuild.model import gguf_tables
+from llamabuild.model.capabilities import PinCapabilities
+from llamabuild.model.gguf_read import (
+    GGUF_DEFAULT_ALIGNMENT,
+    ArrayValue,
+    GgufHeader,
+    MetaValue,
+    TensorInfo,
+    read_header,
+)
+from llamabuild.model.results import MemoryEstimate, ModelOutput
+
+KV_BYTES_PER_VALUE = 2  # llama-server's default KV cache type is f16 (--cache-type-k/-v)
+HASH_CHUNK = 8 << 20
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+MAX_LISTED = 3  # tensor names quoted in one finding
+
+Progress = Callable[[int, int], None]  # (bytes hashed, total)
+
+
+@dataclass
+class ModelReport:
+    path: Path
+    head: GgufHeader
+    findings: list[Finding] = field(default_factory=list)
+    weights_bytes: int = 0
+    type_counts: dict[str, int] = field(default_factory=dict)
+    memory: MemoryEstimate | None = None
+    sha256: str | None = None
+    sha256_expected: str | None = None
+    pinned: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.findings)
+
+    def meta(self, key: str) -> MetaValue | None:
+        return self.head.metadata.get(key)
+
+    def text(self, key: str) -> str | None:
+        v = self.meta(key)
+        return v if isinstance(v, str) else None
+
+    def number(self, key: str) -> int | None:
+        v = self.meta(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    @property
+    def architecture(self) -> str | None:
+        return self.text("general.architecture")
+
+    def arch_number(self, suffix: str) -> int | None:
+        return self.number(f"{self.architecture}.{suffix}") if self.architecture else None
+
+    def output(self) -> ModelOutput:
+        """The `--json` model."""
+        assert self.memory is not None
+        return ModelOutput(
+            path=self.path,
+            ok=self.ok,
+            size=self.head.file_size,
+            gguf_version=self.head.version,
+            architecture=self.architecture,
+            name=self.text("general.name"),
+            file_type=file_type_name(self.number("general.file_type")),
+            context_length=self.arch_number("context_length"),
+            tokenizer_model=self.text("tokenizer.ggml.model"),
+            chat_template="tokenizer.chat_template" in self.head.metadata,
+            tensors=len(self.head.tensors),
+            parameters=sum(_elements(t) for t in self.head.tensors),
+            tensor_types=dict(sorted(self.type_counts.items())),
+            memory=self.memory,
+            checked_against_pin=self.pinned,
+            sha256=self.sha256,
+            sha256_expected=self.sha256_expected,
+            findings=findings_output(self.findings),
+        )
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    caps: PinCapabilities | None = None
+    sha256: str | None = None
+    ctx: int | None = None
+    max_memory: int | None = None
+    progress: Progress | None = None
+
+
+def file_type_name(value: int | None) -> str | None:
+    return None if value is None else gguf_tables.file_type_name(value)
+
+
+def _elements(t: TensorInfo) -> int:
+    n = 1
+    for d in t.shape:
+        n *= max(d, 0)
+    return n
+
+
+def verify_model(path: Path, options: ModelOptions | None = None) -> ModelReport:
+    """Every check on the GGUF at `path`; InputError when it cannot be read as one."""
+    opts = options or ModelOptions()
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a GGUF file", hint="name the .gguf file")
+    with open_mapped(path) as mm:
+        report = ModelReport(path, read_header(mm, len(mm), str(path)))
+        report.findings += check_metadata(report)
+        report.findings += check_tensors(report, opts.caps)
+        if opts.caps is not None:
+            report.pinned = True
+            report.findings += check_pin(report, opts.caps)
+        report.memory = estimate_memory(report, opts.ctx, opts.max_memory)
+        if opts.max_memory is not None and report.memory.total_bytes > opts.max_memory:
+            report.findings.append(_too_large(report.memory, opts.max_memory, str(path)))
+        if opts.sha256 is not None:
+            report.sha256_expected = opts.sha256.lower()
+            report.sha256 = hash_mapped(mm, opts.progress)
+            if report.sha256 != report.sha256_expected:
+                report.findings.append(_sha_mismatch(report))
+    return report
+
+
+# --- metadata --------------------------------------------------------------------------------
+
+
+def check_metadata(report: ModelReport) -> list[Finding]:
+    """general.architecture present, no duplicate keys, a valid alignment, a parsable template."""
+    where = str(report.path)
+    out: list[Finding] = []
+    if report.architecture is None:
+        out.append(
+            error(
+                "model-metadata-missing",
+                "no general.architecture string: llama.cpp cannot choose a model loader",
+                path=where,
+                hint="convert the model again with llama.cpp's convert_hf_to_gguf.py",
+            )
+        )
+    if report.head.duplicate_keys:
+        keys = ", ".join(repr(k) for k in report.head.duplicate_keys[:MAX_LISTED])
+        out.append(_invalid(f"duplicate metadata key(s) {keys} (gguf.cpp refuses them)", where))
+    align = report.meta("general.alignment")
+    if align is not None and not (isinstance(align, int) and align > 0 and not align & align - 1):
+        out.append(_invalid(f"general.alignment {align!r} is not a power of two", where))
+    template = report.meta("tokenizer.chat_template")
+    if template is not None:
+        out += check_template(template, where)
+    return out
+
+
+def alignment(report: ModelReport) -> int:
+    align = report.meta("general.alignment")
+    if (
+        isinstance(align, int)
+        and not isinstance(align, bool)
+        and align > 0
+        and not align & align - 1
+    ):
+        return align
+    return GGUF_DEFAULT_ALIGNMENT
+
+
+def check_template(template: MetaValue, where: str) -> list[Finding]:
+    """Parse (never render or run) the chat template with jinja2; a syntax error is a warning."""
+    hint = "llama-server falls back to a built-in template or fails to chat; fix the template"
+    if not isinstance(template, str):
+        msg = "tokenizer.chat_template is not a short string (not checked)"
+        return [warning("chat-template-invalid", msg, path=where, hint=hint)]
+    import jinja2
+
+    try:
+        jinja2.Environment(autoescape=False).parse(template)  # noqa: S701 - parsed only
+    except (jinja2.TemplateSyntaxError, RecursionError) as exc:
+        line = getattr(exc, "lineno", None)
+        msg = f"the chat template does not parse: {str(exc)[:200]}" + (
+            f" (line {line})" if line else ""
+        )
+        return [warning("chat-template-invalid", msg, path=where, hint=hint)]
+    return []
+
+
+# --- tensors ---------------------------------------------------------------------------------
+
+
+def _invalid(message: str, where: str) -> Finding:
+    return error(
+        "gguf-invalid",
+        message,
+        path=where,
+        hint="llama.cpp refuses this file: download or convert the model again",
+    )
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:MAX_LISTED])
+    return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+
+
+def check_tensors(report: ModelReport, caps: PinCapabilities | None) -> list[Finding]:
+    """Types known, shapes sane, data inside the file, aligned, no overlaps or duplicates."""
+    where, head = str(report.path), report.head
+    align = alignment(report)
+    data_start = -(-head.header_end // align) * align
+    sizes, names = gguf_tables.type_sizes()
+    problems: dict[str, list[str]] = {}
+    unknown: dict[int, list[str]] = {}
+    spans: list[tuple[int, int, str]] = []
+    seen: set[str] = set()
+    for t in head.tensors:
+        if t.name in seen:
+            problems.setdefault("duplicate tensor name(s)", []).append(t.name)
+        seen.add(t.name)
+        name = names.get(t.type_id) or (caps.type_name(t.type_id) if caps else None)
+        if name is None:
+            unknown.setdefault(t.type_id, []).append(t.name)
+            continue
+        report.type_counts[name] = report.type_counts.get(name, 0) + 1
+        nbytes = _tensor_bytes(t, sizes.get(t.type_id), problems)
+        if nbytes is None:
+            continue
+        report.weights_bytes += nbytes
+        if t.offset % align:
+            problems.setdefault(f"tensor data not aligned to {align} bytes", []).append(t.name)
+        if data_start + t.offset + nbytes > head.file_size:
+            problems.setdefault("tensor data past the end of the file", []).append(t.name)
+        spans.append((t.offset, t.offset + nbytes, t.name))
+    reach = 0  # the furthest end of the spans before this one
+    for start, end, name in sorted(spans):
+        if start < reach:
+            problems.setdefault("tensor data overlapping another tensor's", []).append(name)
+        reach = max(reach, end)
+    out = [_invalid(f"{what}: {_listed(ns)}", where) for what, ns in problems.items()]
+    return out + [_unknown_type(type_id, ns, caps, where) for type_id, ns in unknown.items()]
+
+
+def _tensor_bytes(
+    t: TensorInfo, size: tuple[int, int] | None, problems: dict[str, list[str]]
+) -> int | None:
+    """Bytes of the tensor's data, or None (recorded in `problems`) when its shape is bad."""
+    if any(d < 0 for d in t.shape):
+        problems.setdefault("negative dimension(s)", []).append(t.name)
+        return None
+    if size is None:  # a type the pin knows but this gguf package does not: size unknown
+        return 0
+    block, per_block = size
+    if t.shape and t.shape[0] % block:
+        what = f"row size not a multiple of the type's {block}-element block"
+        problems.setdefault(what, []).append(t.name)
+        return None
+    return _elements(t) // block * per_block
+
+
+def _unknown_type(
+    type_id: int, tensors: list[str], caps: PinCapabilities | None, where: str
+) -> Finding:
+    known = "the pinned llama.cpp" if caps is not None else "ggml (the gguf package)"
+    return error(
+        "tensor-type-unsupported",
+        f"tensor type id {type_id} is unknown to {known}: {_listed(tensors)}",
+        path=where,
+        hint="use a quantization the pinned llama.cpp supports, or pin a newer llama.cpp",
+    )
+
+
+# --- against the pinned tree -----------------------------------------------------------------
+
+
+def check_pin(report: ModelReport, caps: PinCapabilities) -> list[Finding]:
+    """Architecture, tensor types and GGUF version all known to the pinned llama.cpp."""
+    where = str(report.path)
+    out: list[Finding] = []
+    arch = report.architecture
+    if arch is not None and arch not in caps.architectures:
+        out.append(
+            error(
+                "model-arch-unsupported",
+                f"architecture {arch!r} is not in the pinned llama.cpp's table "
+                f"(LLM_ARCH_NAMES, {len(caps.architectures)} names): llama-server would fail "
+                f"with `unknown model architecture: '{arch}'`",
+                path=where,
+                hint=f"pin a llama.cpp that knows {arch!r} and rebuild, or use another model",
+            )
+        )
+    for name, count in sorted(report.type_counts.items()):
+        if name not in caps.tensor_types:
+            out.append(
+                error(
+                    "tensor-type-unsupported",
+                    f"tensor type {name} ({count} tensor(s)) is not in the pinned ggml's "
+                    "enum ggml_type",
+                    path=where,
+                    hint="requantize to a type the pin supports, or pin a newer llama.cpp",
+                )
+            )
+    if report.head.version not in caps.gguf_versions:
+        versions = ", ".join(str(v) for v in caps.gguf_versions)
+        out.append(
+            error(
+                "gguf-version-unsupported",
+                f"GGUF version {report.head.version}; the pinned llama.cpp reads {versions}",
+                path=where,
+                hint="convert the model with the pinned llama.cpp's tools",
+            )
+        )
+    return out
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def _per_layer(value: MetaValue | None, layers: int) -> list[int] | None:
+    """An int, or a per-layer int array (hybrid models), as one value per layer."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value] * layers
+    if isinstance(value, ArrayValue) and value.ints is not None and len(value.ints) == layers:
+        return list(value.ints)
+    return None
+
+
+def kv_cache_bytes(report: ModelReport, ctx: int) -> int | None:
+    """2 (K and V) x ctx x sum over layers of head_count_kv x head size, at f16.
+
+    Head sizes are `{arch}.attention.key_length`/`value_length`, else embedding_length /
+    head_count, as llama.cpp's hparams loader defaults them. None when anything is missing.
+    """
+    layers = report.arch_number("block_count")
+    if layers is None or not 0 < layers <= 1 << 16 or report.architecture is None:
+        return None
+    prefix = f"{report.architecture}.attention."
+    heads = _per_layer(report.meta(prefix + "head_count"), layers)
+    kv_heads = _per_layer(report.meta(prefix + "head_count_kv"), layers) or heads
+    embd = report.arch_number("embedding_length")
+    if kv_heads is None:
+        return None
+    default = embd // heads[0] if embd and embd > 0 and heads and heads[0] > 0 else None
+    k_len = report.arch_number("attention.key_length") or default
+    v_len = report.arch_number("attention.value_length") or default
+    if k_len is None or v_len is None or k_len <= 0 or v_len <= 0:
+        return None  # missing, or a negative size (a hostile file): no estimate, never < 0
+    return ctx * sum(max(h, 0) for h in kv_heads) * (k_len + v_len) * KV_BYTES_PER_VALUE
+
+
+def estimate_memory(report: ModelReport, ctx: int | None, max_memory: int | None) -> MemoryEstimate:
+    ctx = ctx if ctx is not None else report.arch_number("context_length")
+    kv = kv_cache_bytes(report, ctx) if ctx is not None and ctx > 0 else None
+    return MemoryEstimate(
+        weights_bytes=report.weights_bytes,
+        ctx=ctx,
+        kv_cache_bytes=kv,
+        total_bytes=report.weights_bytes + (kv or 0),
+        max_memory_bytes=max_memory,
+    )
+
+
+def _too_large(memory: MemoryEstimate, limit: int, where: str) -> Finding:
+    kv = (
+        "no KV cache estimate"
+        if memory.kv_cache_bytes is None
+        else (f"{format_size(memory.kv_cache_bytes)} KV cache for {memory.ctx} tokens")
+    )
+    return warning(
+        "model-too-large",
+        f"needs about {format_size(memory.total_bytes)} ({format_size(memory.weights_bytes)} "
+        f"weights + {kv}), over --max-memory {format_size(limit)}",
+        path=where,
+        hint="use a smaller quantization or a shorter context (--ctx / llama-server -c)",
+    )
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE_RE = re.compile(r"\s*(\d{1,20}(?:\.\d{1,20})?)\s*([KMGT]?)(?:I?B)?\s*", re.I)
+MAX_SIZE = 1 << 60  # 1 EiB: no Mac has more memory; a longer number is a typo
+
+
+def parse_size(text: str) -> int:
+    """'8G', '8GiB', '512M', '1.5T' or a byte count; binary units, as llama.cpp prints them."""
+    m = _SIZE_RE.fullmatch(text[:64])
+    hint = "e.g. --max-memory 8G (GiB), 512M"
+    if m is None or len(text) > 64:
+        raise UsageError(f"--max-memory {text[:40]!r} is not a size", hint=hint)
+    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if size > MAX_SIZE:
+        raise UsageError(f"--max-memory {text[:40]!r} is over 1 EiB", hint=hint)
+    return size
+
+
+def format_size(n: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if n >= _UNITS[unit]:
+            return f"{n / _UNITS[unit]:.2f} {unit}iB"
+    return f"{n} B"
+
+
+# --- sha256 ----------------------------------------------------------------------------------
+
+
+def check_sha256_text(value: str) -> str:
+    if not SHA256_RE.fullmatch(value):
+        raise UsageError(f"--sha256 {value!r} is not 64 hex digits", hint="copy it again")
+    return value.lower()
+
+
+def hash_mapped(mm: mmap.mmap, progress: Progress | None = None) -> str:
+    """sha256 of the mapped file in 8 MiB steps; each step's pages are dropped after it
+    (MADV_DONTNEED), so hashing a 20 GB model costs 8 MiB of resident memory, not 20 GB."""
+    h = hashlib.sha256()
+    size = len(mm)
+    view = memoryview(mm)
+    drop = getattr(mmap, "MADV_DONTNEED", None)
+    advise: Any = getattr(mm, "madvise", None)
+    if advise is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
+        advise(mmap.MADV_SEQUENTIAL)
+    try:
+        for start in range(0, size, HASH_CHUNK):
+            end = min(start + HASH_CHUNK, size)
+            h.update(view[start:end])
+            if advise is not None and drop is not None:
+                advise(drop, start, end - start)
+            if progress is not None:
+                progress(end, size)
+    finally:
+        view.release()
+    return h.hexdigest()
+
+
+def _sha_mismatch(report: ModelReport) -> Finding:
+    return error(
+        "model-sha256-mismatch",
+        f"sha256 {report.sha256} differs from the pinned {report.sha256_expected}",
+        path=str(report.path),
+        hint="the file is corrupt or another model: download it again, or update the pin",
+    )
