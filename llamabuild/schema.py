@@ -18,30 +18,29 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from llamabuild.appstore.privacy import PrivacyManifestOutput
+from llamabuild.appstore.verify_app import AppOutput
+from llamabuild.builder.doctor import DoctorOutput
 from llamabuild.builder.manifest import Manifest
+from llamabuild.builder.plan import DryRunOutput
+from llamabuild.builder.rebuild import RebuildOutput
 from llamabuild.builder.release import ReleaseSummaryOutput
 from llamabuild.builder.run import BuildReport
+from llamabuild.builder.smoke import SmokeOutput
 from llamabuild.config.domain import ProjectFile, RecipeFile
 from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.core.files import write_atomic
 from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.report import ErrorOutput
 from llamabuild.core.resources import schema_dir
+from llamabuild.inspect.dsym import DsymOutput
+from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.results import ModelOutput
-from llamabuild.outputs_build import DryRunOutput, SourceOutput
-from llamabuild.outputs_common import (
-    AppOutput,
-    DoctorOutput,
-    DsymOutput,
-    EntitlementsOutput,
-    ErrorOutput,
-    PhaseOutput,
-    SignOutput,
-    SmokeOutput,
-    VerifyOutput,
-)
-from llamabuild.outputs_notarize import NotarizeOutput
-from llamabuild.outputs_privacy import PrivacyManifestOutput
-from llamabuild.outputs_rebuild import RebuildOutput
+from llamabuild.signing.entitlements import EntitlementsOutput
+from llamabuild.signing.notarize import NotarizeOutput
+from llamabuild.signing.sign import SignOutput
+from llamabuild.signing.xcode_phase import PhaseOutput
+from llamabuild.source import SourceOutput
 from llamabuild.source.lock import LockFile
 
 SCHEMA_DIR = schema_dir()
@@ -60,7 +59,7 @@ COMMAND_MODELS: dict[str, Any] = {
     "sign": SignOutput,
     "smoke": SmokeOutput,
     "source": SourceOutput,
-    "verify": VerifyOutput,
+    "verify": VerifyReport,
     "verify-app": AppOutput,
     "verify-model": ModelOutput,
     "xcode-phase": PhaseOutput,
@@ -151,11 +150,18 @@ class _Builder:
         props: dict[str, Any] = {}
         required: list[str] = []
         for f in dataclasses.fields(cls):
-            hint = hints[f.name]
+            if not f.metadata.get("json", True):  # INTERNAL: never in the JSON
+                continue
+            hint = f.metadata.get("json_type", hints[f.name])  # a json_view's own type
             if f.metadata.get("omit_none"):  # absent while None, never null
                 hint = _without_none(hint)
             prop = self.of(hint)
-            if f.default is not dataclasses.MISSING:
+            view_always = "view" in f.metadata and not f.metadata.get("omit_none")
+            if f.metadata.get("json_required") or view_always:
+                required.append(f.name)  # always written, whatever the constructor's default
+            elif "view" in f.metadata:
+                pass  # derived from other fields: the constructor's default says nothing
+            elif f.default is not dataclasses.MISSING:
                 if f.default is not None:
                     prop["default"] = to_jsonable(f.default)
             elif f.default_factory is not dataclasses.MISSING:

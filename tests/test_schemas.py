@@ -191,15 +191,14 @@ def test_the_error_object_follows_the_error_schema_whatever_the_command() -> Non
 
 
 def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
-    from llamabuild.core.findings import Severity
+    from llamabuild.core.findings import Finding, Severity
     from llamabuild.core.jsonout import to_jsonable
-    from llamabuild.outputs_common import FindingOutput
 
     spec = validator("command-verify.schema.json").schema["$defs"]
-    finding = spec["FindingOutput"]
+    finding = spec["Finding"]
     assert finding["required"] == ["rule", "severity", "message", "arch"]
     assert finding["properties"]["hint"] == {"type": "string"}
-    assert to_jsonable(FindingOutput("r", Severity.INFO, "m", None)) == {
+    assert to_jsonable(Finding("r", Severity.INFO, "m", None)) == {
         "rule": "r",
         "severity": "info",
         "message": "m",

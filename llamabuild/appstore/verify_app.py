@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +24,7 @@ from llamabuild.appstore import plist
 from llamabuild.appstore.checks import check_app
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import OMIT_NONE, to_jsonable
 from llamabuild.core.mapped import open_mapped, path_error
 from llamabuild.inspect import Binary, inspect_binary, structure
 from llamabuild.inspect.binary import Slice
@@ -33,7 +34,6 @@ from llamabuild.inspect.policy import Policy, check
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.bundled import BundleModels, check_bundle_models
 from llamabuild.model.results import ModelOutput
-from llamabuild.outputs_common import AppOutput, ArchivedDsym, DsymRole, findings_output
 from llamabuild.provenance.shipped_notices import check_notices
 
 DEFAULT_HELPER = "Contents/Resources/llama-server"
@@ -48,6 +48,39 @@ DYLIB_CMDS = frozenset(
         structure.LC_LOAD_UPWARD_DYLIB,
     }
 )
+
+
+@dataclass(frozen=True)
+class ArchivedDsym:
+    """A .dSYM found in the .xcarchive, and the UUIDs of the binary it belongs to."""
+
+    path: str
+    binary: str
+    uuids: dict[str, str | None]
+    binary_uuids: dict[str, str | None] | None = field(default=None, metadata=OMIT_NONE)
+
+
+class DsymRole(StrEnum):
+    HELPER = "helper"
+    APP = "app"
+
+
+@dataclass(frozen=True)
+class AppOutput:
+    """`llamabuild verify-app --json`: the App Store checklist for a .app (and .xcarchive)."""
+
+    app: Path
+    helper: Path
+    xcarchive: Path | None
+    ok: bool
+    helper_binary: VerifyReport | None
+    dsyms: dict[DsymRole, ArchivedDsym]
+    required_reason_apis: dict[str, dict[str, tuple[str, ...]]]
+    """Each Mach-O (bundle-relative) -> the required-reason API categories it imports ->
+    the imported symbols that put it there (llamabuild/data/required_reason_apis.toml)."""
+    models: tuple[ModelOutput, ...]
+    """Every .gguf in the bundle, as `verify-model` reads it."""
+    findings: tuple[Finding, ...]
 
 
 @dataclass
@@ -81,11 +114,11 @@ class AppReport:
             helper=self.helper,
             xcarchive=self.xcarchive,
             ok=self.ok,
-            helper_binary=self.helper_report.output() if self.helper_report else None,
+            helper_binary=self.helper_report,
             dsyms=dsyms,
             required_reason_apis=self.required_reason_apis,
             models=self.models,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -204,7 +237,7 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
                 hint="bundle the macOS build of llama-server (e.g. the macos-arm64-metal recipe)",
             )
         )
-        return VerifyReport(binary=binary, findings=list(findings)), findings
+        return VerifyReport.of(binary, findings), findings
     signed = any(_really_signed(s) for s in binary.slices)
     findings += check(binary, dataclasses.replace(policy, require_sandbox=signed))
     if not signed:
@@ -216,7 +249,7 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
                 hint="sign it with the app-sandbox entitlements before archiving",
             )
         )
-    return VerifyReport(binary=binary, findings=list(findings)), findings
+    return VerifyReport.of(binary, findings), findings
 
 
 def _really_signed(sl: Slice) -> bool:

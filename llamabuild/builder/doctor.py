@@ -14,6 +14,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,60 @@ from typing import Any
 from llamabuild.config.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.config.versions import banner_version
 from llamabuild.core.errors import LlamabuildError, ToolError, UsageError
-from llamabuild.core.findings import Finding, Severity, error, exit_code, findings_output, warning
+from llamabuild.core.findings import Finding, Severity, error, exit_code, warning
 from llamabuild.core.host import HostInfo
 from llamabuild.core.jsonout import to_jsonable
-from llamabuild.outputs_doctor import DoctorOutput, HostOutput, ToolOutput, ToolRole
-from llamabuild.outputs_doctor import ToolStatus as ToolStatus  # re-exported
 from llamabuild.tools.runner import Runner, Tool, default_runner, python_scripts, which
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor_tools.toml"
 
 Which = Callable[[Sequence[str], Sequence[Path]], Path | None]
+
+
+class ToolRole(StrEnum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    NOT_NEEDED = "not needed"
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    """One tool `doctor` looked for: where and which version, what lacks without it."""
+
+    tool: str
+    label: str
+    found: bool
+    path: str | None
+    version: str | None
+    detail: str | None
+    affects: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class ToolOutput(ToolStatus):
+    """One tool `doctor` looked for, and its role in the recipe: what lacks without it."""
+
+    role: ToolRole
+
+
+@dataclass(frozen=True)
+class HostOutput:
+    system: str
+    machine: str
+
+
+@dataclass(frozen=True)
+class DoctorOutput:
+    """`llamabuild doctor --json`: the tools a recipe needs, found or how to install them."""
+
+    ok: bool
+    recipe: str
+    runnable: bool
+    host: HostOutput
+    tools: tuple[ToolOutput, ...]
+    recipes: dict[str, bool]
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -83,7 +128,7 @@ class DoctorReport:
             host=HostOutput(self.host.system, self.host.machine),
             tools=tools,
             recipes=self.recipes,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from llamabuild.config.recipes import Recipe
 from llamabuild.config.settings import from_mapping
 from llamabuild.core.errors import ConfigError, UsageError
 from llamabuild.core.files import write_atomic
-from llamabuild.core.findings import FindingOutput
+from llamabuild.core.findings import Finding
 from llamabuild.core.jsonout import OMIT_NONE, dumps
 from llamabuild.model.capabilities import PinCapabilities
 
@@ -71,7 +71,7 @@ class ManifestOutput:
 @dataclass(frozen=True)
 class ManifestVerify:
     ok: bool
-    findings: tuple[FindingOutput, ...] = ()
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from llamabuild.builder import manifest as mf
@@ -26,8 +27,7 @@ from llamabuild.config.domain import PinKind
 from llamabuild.config.project import ProjectConfig
 from llamabuild.config.recipes import CacheValue, Recipe, to_bool
 from llamabuild.core.errors import ConfigError
-from llamabuild.core.findings import Finding, error, findings_output, has_errors, warning
-from llamabuild.outputs_rebuild import CompilerCache, RebuildOutput, ToolDrift
+from llamabuild.core.findings import Finding, error, has_errors, warning
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.git import is_full_sha
 from llamabuild.tools.runner import Runner
@@ -35,6 +35,45 @@ from llamabuild.tools.runner import Runner
 READ_HINT = "pass the manifest.json `llamabuild build` published (dist/<recipe>/manifest.json)"
 BUILD_INFO = ("LLAMA_BUILD_NUMBER", "LLAMA_BUILD_COMMIT")  # a real one is a few KB
 DRIFT_HINT = "install the manifest's versions (see `versions` in it), or pass --allow-drift"
+
+
+class CompilerCache(StrEnum):
+    """What the rebuild compiled with: `empty` (the default: every object compiled again, a
+    real proof) or `warm` (`--warm-cache`: the user's ccache and zig cache, a fast relink)."""
+
+    EMPTY = "empty"
+    WARM = "warm"
+
+
+@dataclass(frozen=True)
+class ToolDrift:
+    """A tool whose version here differs from the manifest's."""
+
+    tool: str
+    manifest: str | None
+    here: str | None
+
+
+@dataclass(frozen=True)
+class RebuildOutput:
+    """`llamabuild rebuild --json`: ok when the bytes, the UUIDs and the dSYM all match."""
+
+    ok: bool
+    manifest: Path
+    recipe: str
+    published: bool
+    dist: Path | None
+    binary: Path | None
+    dsym: Path | None
+    sha256: str | None
+    expected_sha256: str | None
+    uuids: dict[str, str | None]
+    expected_uuids: dict[str, str | None]
+    dsym_uuids: dict[str, str | None]
+    tool_drift: tuple[ToolDrift, ...]
+    compiler_cache: CompilerCache
+    duration_s: float
+    findings: tuple[Finding, ...]
 
 
 @dataclass
@@ -72,7 +111,7 @@ class Rebuild:
             tool_drift=self.drift,
             compiler_cache=self.compiler_cache,
             duration_s=round(self.duration, 3),
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
 

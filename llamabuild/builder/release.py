@@ -19,7 +19,7 @@ from llamabuild.builder import manifest as mf
 from llamabuild.builder.manifest import ManifestCcache, OutputRole
 from llamabuild.config.settings import from_mapping
 from llamabuild.core.errors import ConfigError, InputError
-from llamabuild.core.findings import FindingOutput, Severity
+from llamabuild.core.findings import Finding, Severity
 
 MAX_VERIFY_JSON = 16 << 20  # a verify --json of 40,000 findings is ~10 MB
 VERIFY_JSON = "verify.json"
@@ -36,7 +36,7 @@ class ReleaseEntry:
     uuids: dict[str, str | None]
     built_verified: bool
     verify_json: bool | None  # verify.json's `ok`; None when there is none
-    findings: tuple[FindingOutput, ...]
+    findings: tuple[Finding, ...]
     ccache: ManifestCcache | None
     duration_s: float
 
@@ -83,7 +83,7 @@ def _entry(path: Path) -> ReleaseEntry:
     )
 
 
-def read_verify_json(path: Path) -> tuple[bool | None, tuple[FindingOutput, ...]]:
+def read_verify_json(path: Path) -> tuple[bool | None, tuple[Finding, ...]]:
     """`verify --json` output: its `ok` and findings (None, () when the file is absent)."""
     if not path.exists():
         return None, ()
@@ -96,11 +96,11 @@ def read_verify_json(path: Path) -> tuple[bool | None, tuple[FindingOutput, ...]
     if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
         raise ConfigError(f"{path}: not a `verify --json` object", hint="re-run verify --json")
     raw = data.get("findings", [])
-    findings = from_mapping(tuple[FindingOutput, ...], raw, str(path))
+    findings = from_mapping(tuple[Finding, ...], raw, str(path))
     return data["ok"], findings
 
 
-def _unique(findings: Sequence[FindingOutput]) -> tuple[FindingOutput, ...]:
+def _unique(findings: Sequence[Finding]) -> tuple[Finding, ...]:
     """The build's own verify and verify.json report the same findings: once each."""
     return tuple(dict.fromkeys(findings))
 

@@ -39,7 +39,7 @@ from llamabuild.config.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.config.versions import DEFAULT_MIN_MACOS
 from llamabuild.core.errors import BuildError, ConfigError, ToolError
 from llamabuild.core.files import sha256_file
-from llamabuild.core.findings import Finding, FindingOutput, findings_output, has_errors, warning
+from llamabuild.core.findings import Finding, has_errors, warning
 from llamabuild.core.interrupt import guarded
 from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect.policy import Policy
@@ -98,7 +98,7 @@ class BuildResult:
             dist=self.dist_dir,
             duration_s=round(self.duration, 3),
             manifest=self.manifest,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
             second_build=self.second_build,
         )
 
@@ -117,7 +117,7 @@ class BuildReport:
     dist: Path | None
     duration_s: float
     manifest: Manifest | None
-    findings: tuple[FindingOutput, ...]
+    findings: tuple[Finding, ...]
     second_build: SecondBuild | None = None
 
 
@@ -130,7 +130,7 @@ def policy_for(recipe: Recipe) -> Policy:
 def _verify(binary: Path, recipe: Recipe, dsym: Path | None) -> list[Finding]:
     from llamabuild.inspect.verify_binary import verify
 
-    return verify(binary, policy_for(recipe), dsym=dsym).findings
+    return list(verify(binary, policy_for(recipe), dsym=dsym).findings)
 
 
 def check_noop(plan: BuildPlan) -> Manifest | None:
@@ -432,7 +432,7 @@ def manifest(
         outputs=tuple(outputs),
         inputs_key=plan.inputs_key,
         recipe_spec=plan.recipe,
-        verify=ManifestVerify(ok=not has_errors(findings), findings=findings_output(findings)),
+        verify=ManifestVerify(ok=not has_errors(findings), findings=tuple(findings)),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         capabilities=read_capabilities(plan.source.root),
     )

@@ -21,14 +21,13 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llamabuild.core.errors import InputError, ToolError, UsageError
 from llamabuild.core.host import ARCH_ALIASES
 from llamabuild.core.host import HostInfo as HostInfo  # re-exported
 from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect.binary import Binary
-from llamabuild.outputs_common import CompletionOutput, SmokeOutput
 from llamabuild.tools.runner import Background, Runner, default_runner
 
 log = logging.getLogger("llamabuild.tools")
@@ -39,6 +38,29 @@ STOP_GRACE = 5.0
 
 Progress = Callable[[float, str], None]
 LogSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompletionOutput:
+    finish_reason: str | None
+    completion_tokens: int | None
+
+
+@dataclass(frozen=True)
+class SmokeOutput:
+    """`llamabuild smoke --json`: the server started, answered and stopped."""
+
+    ok: Literal[True]
+    binary: Path
+    model: Path
+    model_generated: bool
+    host: str
+    port: int
+    timings: dict[str, float]
+    models: tuple[str, ...]
+    completion: CompletionOutput
+    stopped_by: str
+    server_exit_code: int | None
 
 
 def check_runnable(binary: Binary, host: HostInfo) -> None:

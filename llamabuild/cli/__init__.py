@@ -18,7 +18,7 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     from llamabuild.core.report import emit_json, inert  # rich: only when there is an error to show
 
     if "--json" in argv:
-        from llamabuild.outputs_common import ErrorOutput
+        from llamabuild.core.report import ErrorOutput
 
         emit_json(ErrorOutput(ok=False, error=message, hint=hint, exit_code=code))
     # One line each, whatever a path or name in the message holds (ESC, CR, newlines).

@@ -12,9 +12,9 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
+    from llamabuild.appstore.privacy import PrivacyManifestOutput
     from llamabuild.config.project import ProjectConfig
     from llamabuild.inspect import Binary
-    from llamabuild.outputs_privacy import PrivacyManifestOutput
 
 
 @app.command("privacy-manifest")
@@ -68,8 +68,8 @@ def build_manifest(binary: Binary, config: ProjectConfig) -> PrivacyManifestOutp
     manifest that leaves it out would be ITMS-91053 again, and llamabuild cannot know why the
     app calls the API."""
     from llamabuild.appstore import privacy
+    from llamabuild.appstore.privacy import PrivacyCategoryOutput, PrivacyManifestOutput
     from llamabuild.core.errors import ConfigError, InputError
-    from llamabuild.outputs_privacy import PrivacyCategoryOutput, PrivacyManifestOutput
 
     if binary.format != "macho":
         raise InputError(

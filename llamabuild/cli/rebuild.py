@@ -11,8 +11,8 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
+    from llamabuild.builder.rebuild import RebuildOutput
     from llamabuild.core.findings import Finding
-    from llamabuild.outputs_rebuild import RebuildOutput
 
 
 @app.command("rebuild")

@@ -58,7 +58,7 @@ def source_cmd(
     )
     tree = resolve_source(req, default_runner())
     if json_out:
-        from llamabuild.outputs_build import SourceOutput
+        from llamabuild.source import SourceOutput
 
         report.emit_json(SourceOutput.of(tree, req.lock_path), command="source")
         return

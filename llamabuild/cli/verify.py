@@ -84,7 +84,7 @@ def verify_cmd(
             default_file=str(path),
         )
     if json_out:
-        report.emit_json(result.output(symbols), command="verify")
+        report.emit_json(result.listing(symbols), command="verify")
     else:
         render_verify(result, policy)
     raise typer.Exit(exit_code(result.findings))
@@ -93,8 +93,8 @@ def verify_cmd(
 def render_verify(result: VerifyReport, policy: Policy) -> None:
     from llamabuild.core import report
     from llamabuild.core.report import escape
+    from llamabuild.inspect.binary import import_counts
     from llamabuild.inspect.policy import verdict
-    from llamabuild.inspect.verify_binary import import_counts
 
     out = report.console()
     b = result.binary

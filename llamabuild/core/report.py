@@ -11,7 +11,8 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # rich loads on first human output: `--json` never pays for it
     from rich.console import Console
@@ -24,6 +25,16 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 
 # C0/C1 controls, DEL, and the bidi overrides that reorder what a terminal shows.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class ErrorOutput:
+    """Any command's `--json` when it stops on an error: the message, a hint, the exit code."""
+
+    ok: Literal[False]
+    error: str
+    hint: str | None
+    exit_code: int
 
 
 def _escaped(m: re.Match[str]) -> str:

@@ -8,6 +8,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, OMIT_NONE, Plain, json_view, plain
+
+
+def _entitlements(sig: Signature) -> dict[str, Plain] | None:
+    return plain(sig.entitlements) if sig.entitlements is not None else None
+
 
 class BinaryFormat(StrEnum):
     MACHO = "macho"
@@ -62,29 +68,71 @@ class Import(NamedTuple):
 class Signature:
     """A slice's embedded code signature, as read back from the file."""
 
-    identifier: str | None = None
-    flags: tuple[str, ...] = ()
-    entitlements: dict[str, Any] | None = field(default=None, hash=False, compare=True)
-    adhoc: bool = True
-    linker_signed: bool = False
-    team_id: str | None = None
+    identifier: str | None = field(default=None, metadata=ALWAYS)
+    flags: tuple[str, ...] = field(default=(), metadata=ALWAYS)
+    adhoc: bool = field(default=True, metadata=ALWAYS)
+    linker_signed: bool = field(default=False, metadata=ALWAYS)
+    team_id: str | None = field(default=None, metadata=ALWAYS)
+    entitlements: dict[str, Any] | None = field(
+        default=None,
+        hash=False,
+        compare=True,
+        metadata=json_view(_entitlements, dict[str, Plain] | None),
+    )
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One imported symbol and the dylib (or special lookup) it is bound to."""
+
+    name: str
+    dylib: str
+    weak: bool
+
+
+def _import_counts(s: Slice) -> dict[str, int] | None:
+    """The JSON's `imports`: what dyld must bind at launch (Mach-O only)."""
+    return import_counts(s) if s.macho else None
+
+
+def import_counts(s: Slice) -> dict[str, int]:
+    """dylib (or special lookup) -> how many symbols the slice imports from it."""
+    counts: dict[str, int] = {}
+    for imp in s.imports:
+        counts[imp.dylib] = counts.get(imp.dylib, 0) + 1
+    return counts
+
+
+def _symbol_rows(s: Slice) -> tuple[Symbol, ...] | None:
+    if not (s.symbols and s.macho):
+        return None
+    return tuple(Symbol(i.name, i.dylib, i.weak) for i in s.imports)
 
 
 @dataclass(frozen=True)
 class Slice:
+    """One architecture of a binary. `imports` (dylib -> symbol count) only for Mach-O,
+    `symbols` only with `verify --symbols`, `signature` when signed, `interpreter` for ELF."""
+
     arch: str
     filetype: str
-    offset: int
-    size: int
-    minos: str | None = None
-    sdk: str | None = None
-    uuid: str | None = None
-    dylibs: tuple[Dylib, ...] = ()
-    rpaths: tuple[str, ...] = ()
-    signed: bool = False
-    signature: Signature | None = None
-    interpreter: str | None = None
-    imports: tuple[Import, ...] = ()  # sorted, unique; Mach-O only
+    uuid: str | None = field(default=None, metadata=ALWAYS)
+    minos: str | None = field(default=None, metadata=ALWAYS)
+    sdk: str | None = field(default=None, metadata=ALWAYS)
+    dylibs: tuple[Dylib, ...] = field(default=(), metadata=ALWAYS)
+    rpaths: tuple[str, ...] = field(default=(), metadata=ALWAYS)
+    signed: bool = field(default=False, metadata=ALWAYS)
+    imports: tuple[Import, ...] = field(  # sorted, unique; Mach-O only
+        default=(), metadata=json_view(_import_counts, dict[str, int] | None, omit_none=True)
+    )
+    symbols: bool = field(  # list every import in the JSON (`verify --symbols`)
+        default=False, metadata=json_view(_symbol_rows, tuple[Symbol, ...] | None, omit_none=True)
+    )
+    signature: Signature | None = field(default=None, metadata=OMIT_NONE)
+    interpreter: str | None = field(default=None, metadata=OMIT_NONE)
+    offset: int = field(default=0, metadata=INTERNAL)
+    size: int = field(default=0, metadata=INTERNAL)
+    macho: bool = field(default=True, metadata=INTERNAL)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from llamabuild.core.jsonout import to_jsonable
 from llamabuild.core.mapped import open_mapped, path_error
 from llamabuild.inspect import structure
 from llamabuild.inspect.binary import Binary
-from llamabuild.outputs_common import DsymOutput, findings_output
 from llamabuild.tools.dsymutil import Dsymutil, parse_warnings
 from llamabuild.tools.runner import Runner, default_runner
 from llamabuild.tools.strip import Strip
@@ -41,6 +40,22 @@ Uuids = dict[str, str | None]
 
 # A dSYM's Info.plist is a few hundred bytes; anything this big is not one and is not read.
 MAX_PLIST = plists.MAX_PLIST
+
+
+@dataclass(frozen=True)
+class DsymOutput:
+    """`llamabuild dsym --json`: the dSYM made, its UUIDs against the binary's."""
+
+    path: Path
+    binary: Path
+    ok: bool
+    published: bool
+    stripped: bool
+    dwarf_file: Path | None
+    uuids: dict[str, str | None]
+    binary_uuids: dict[str, str | None]
+    tool_warnings: tuple[str, ...]
+    findings: tuple[Finding, ...]
 
 
 def file_kind(mode: int) -> str:
@@ -98,7 +113,7 @@ class DsymResult:
             uuids=self.uuids,
             binary_uuids=self.binary_uuids,
             tool_warnings=self.tool_warnings,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -72,6 +72,7 @@ def inspect_elf(path: Path, data: Buffer, parser: str = "auto") -> Binary:
         dylibs=tuple(Dylib(name=lib, kind="needed") for lib in needed),
         rpaths=tuple(rpaths),
         interpreter=interp,
+        macho=False,
     )
     return Binary(path=path, format=BinaryFormat.ELF, slices=(sl,))
 

@@ -2,50 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from llamabuild.core.findings import Finding, findings_output, has_errors
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.findings import Finding, has_errors
 from llamabuild.inspect import Binary, Slice, inspect_binary
 from llamabuild.inspect.binary import BinaryFormat, VerifyProfile
 from llamabuild.inspect.policy import Policy, check
-from llamabuild.outputs_verify import SliceOutput, VerifyOutput
 
 
-@dataclass
+@dataclass(frozen=True)
 class VerifyReport:
-    binary: Binary
-    findings: list[Finding] = field(default_factory=list)
+    """`llamabuild verify --json`: the binary's slices and the policy findings."""
+
+    path: Path
+    format: BinaryFormat
+    ok: bool
+    fat: bool
+    slices: tuple[Slice, ...]
+    findings: tuple[Finding, ...]
+
+    @classmethod
+    def of(cls, binary: Binary, findings: Iterable[Finding]) -> VerifyReport:
+        found = tuple(findings)
+        ok = not has_errors(found)
+        return cls(binary.path, binary.format, ok, binary.fat, binary.slices, found)
 
     @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
+    def binary(self) -> Binary:
+        return Binary(self.path, self.format, self.slices, self.fat)
 
-    def output(self, symbols: bool = False) -> VerifyOutput:
-        """The `--json` model; `symbols` lists every imported symbol of a Mach-O slice."""
-        macho = self.binary.format is BinaryFormat.MACHO
-        return VerifyOutput(
-            path=self.binary.path,
-            format=self.binary.format,
-            ok=self.ok,
-            fat=self.binary.fat,
-            slices=tuple(SliceOutput.of(s, symbols, macho=macho) for s in self.binary.slices),
-            findings=findings_output(self.findings),
-        )
-
-    def to_json(self, symbols: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output(symbols))
-        return data
-
-
-def import_counts(s: Slice) -> dict[str, int]:
-    """dylib (or special lookup) -> how many symbols the slice imports from it."""
-    counts: dict[str, int] = {}
-    for imp in s.imports:
-        counts[imp.dylib] = counts.get(imp.dylib, 0) + 1
-    return counts
+    def listing(self, symbols: bool) -> VerifyReport:
+        """With `symbols`, each Mach-O slice's JSON lists every imported symbol."""
+        if not symbols:
+            return self
+        return replace(self, slices=tuple(replace(s, symbols=True) for s in self.slices))
 
 
 def verify(
@@ -71,4 +63,4 @@ def verify(
         from llamabuild.inspect.dsym import check_dsym
 
         findings += check_dsym(binary, dsym)
-    return VerifyReport(binary=binary, findings=findings)
+    return VerifyReport.of(binary, findings)

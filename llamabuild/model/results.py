@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llamabuild.core.findings import FindingOutput
+from llamabuild.core.findings import Finding
 from llamabuild.core.jsonout import OMIT_NONE
 
 
@@ -45,4 +45,4 @@ class ModelOutput:
     checked_against_pin: bool  # a manifest's capabilities were given
     sha256: str | None = field(default=None, metadata=OMIT_NONE)
     sha256_expected: str | None = field(default=None, metadata=OMIT_NONE)
-    findings: tuple[FindingOutput, ...] = ()
+    findings: tuple[Finding, ...] = ()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.core.errors import InputError, UsageError
-from llamabuild.core.findings import Finding, error, findings_output, has_errors, warning
+from llamabuild.core.findings import Finding, error, has_errors, warning
 from llamabuild.core.mapped import open_mapped
 from llamabuild.model import gguf_tables
 from llamabuild.model.capabilities import PinCapabilities
@@ -95,7 +95,7 @@ class ModelReport:
             checked_against_pin=self.pinned,
             sha256=self.sha256,
             sha256_expected=self.sha256_expected,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
 

@@ -20,12 +20,23 @@ from llamabuild.config.project import ProjectConfig, load_project
 from llamabuild.config.settings import did_you_mean
 from llamabuild.core.errors import InputError, ToolError, UsageError
 from llamabuild.core.findings import Finding, error, warning
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import Plain, plain, to_jsonable
 from llamabuild.core.resources import data_text, shipped_dir
-from llamabuild.outputs_common import EntitlementsOutput, findings_output, plain
 
 DEFAULT_PRESET = "app-helper"
 _SUFFIX = ".plist.j2"
+
+
+@dataclass(frozen=True)
+class EntitlementsOutput:
+    """`llamabuild entitlements --json`: the rendered plist, parsed back, and its lint."""
+
+    ok: bool
+    source: str
+    entitlements: dict[str, Plain]
+    findings: tuple[Finding, ...]
+    output: Path | None
+    plist: str
 
 
 def templates_dir() -> Path:
@@ -102,7 +113,7 @@ class Entitlements:
             ok=ok,
             source=self.source,
             entitlements=plain(self.data),
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
             output=written,
             plist=self.xml.decode("utf-8", "replace"),
         )

@@ -21,11 +21,10 @@ from typing import Any, Protocol
 
 from llamabuild.core.errors import InputError, ToolError
 from llamabuild.core.files import open_atomic, sha256_file
-from llamabuild.core.findings import Finding, error, findings_output, has_errors
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.findings import Finding, error, has_errors
+from llamabuild.core.jsonout import OMIT_NONE, to_jsonable
 from llamabuild.core.mapped import open_mapped, require_regular
 from llamabuild.inspect import inspect_binary
-from llamabuild.outputs_notarize import NotarizeOutput, NotaryIssueOutput
 from llamabuild.tools.notarytool import (
     ACCEPTED,
     Credentials,
@@ -44,6 +43,40 @@ STAPLE_NOTE = (
     "executable; Gatekeeper looks the ticket up online the first time it runs (ship it inside "
     "a notarized .app, .dmg or .pkg to work offline)"
 )
+
+
+@dataclass(frozen=True)
+class NotaryIssueOutput:
+    """One issue of the notary log (Apple's `issues` entries)."""
+
+    severity: str
+    message: str
+    path: str | None = field(default=None, metadata=OMIT_NONE)
+    architecture: str | None = field(default=None, metadata=OMIT_NONE)
+    doc_url: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class NotarizeOutput:
+    """What was submitted (the zip's name and sha256), how (engine, credentials by name only),
+    Apple's status and log; `ok` only when the status is Accepted. `stapled` is always false:
+    a bare executable has nowhere to hold a ticket (`staple_note`)."""
+
+    ok: bool
+    path: Path
+    engine: str
+    credentials: str
+    submitted: bool
+    zip_name: str
+    zip_sha256: str | None
+    submission_id: str | None
+    status: str | None
+    message: str | None
+    log_summary: str | None
+    issues: tuple[NotaryIssueOutput, ...]
+    stapled: bool
+    staple_note: str
+    findings: tuple[Finding, ...]
 
 
 class Notary(Protocol):
@@ -121,7 +154,7 @@ class NotarizeReport:
             ),
             stapled=False,
             staple_note=STAPLE_NOTE,
-            findings=findings_output(self.findings),
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:

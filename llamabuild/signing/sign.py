@@ -17,11 +17,11 @@ from typing import Any
 
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error, has_errors
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import Plain, plain, to_jsonable
 from llamabuild.inspect import Binary, inspect_binary
+from llamabuild.inspect.binary import Slice
 from llamabuild.inspect.developer_id import STANDALONE_PRESET, check_developer_id
 from llamabuild.inspect.integrity import integrity_findings
-from llamabuild.outputs_common import SignOutput, SliceOutput, findings_output, plain
 from llamabuild.signing.entitlements import Entitlements
 from llamabuild.tools.codesign import Codesign
 from llamabuild.tools.rcodesign import Rcodesign
@@ -29,6 +29,25 @@ from llamabuild.tools.runner import Runner, default_runner, which
 from llamabuild.tools.signer import DisplayInfo, Signer, SignRequest
 
 __all__ = ["SignReport", "SignRequest", "Signer", "choose_signer", "prove", "sign_binary"]
+
+
+@dataclass(frozen=True)
+class SignOutput:
+    """`llamabuild sign --json`: what was asked, and the signature read back from the file."""
+
+    ok: bool
+    path: Path
+    signed: bool
+    engine: str
+    identity: str
+    p12: Path | None
+    identifier: str | None
+    runtime: bool
+    timestamp: bool
+    entitlements_source: str
+    entitlements: dict[str, Plain]
+    slices: tuple[Slice, ...]
+    findings: tuple[Finding, ...]
 
 
 def choose_signer(request: SignRequest, runner: Runner | None = None) -> Signer:
@@ -71,8 +90,8 @@ class SignReport:
             timestamp=req.timestamp and not req.adhoc,
             entitlements_source=self.entitlements.source,
             entitlements=plain(self.entitlements.data),
-            slices=tuple(SliceOutput.of(s) for s in slices),
-            findings=findings_output(self.findings),
+            slices=tuple(slices),
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:

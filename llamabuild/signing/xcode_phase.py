@@ -17,11 +17,23 @@ from llamabuild.core.findings import Finding, has_errors
 from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect.policy import Policy
 from llamabuild.inspect.verify_binary import VerifyReport, verify
-from llamabuild.outputs_common import PhaseOutput, findings_output
 from llamabuild.signing import entitlements as ent
-from llamabuild.signing.sign import Signer, SignReport, SignRequest, sign_binary
+from llamabuild.signing.sign import Signer, SignOutput, SignReport, SignRequest, sign_binary
 
 BINARY_NAME = "llama-server"
+
+
+@dataclass(frozen=True)
+class PhaseOutput:
+    """`llamabuild xcode-phase --json`: the signing (unless not allowed) and the verification."""
+
+    ok: bool
+    app: Path
+    binary: Path
+    signing_allowed: bool
+    sign: SignOutput | None
+    verify: VerifyReport | None
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -94,8 +106,8 @@ class PhaseReport:
             binary=self.inputs.binary,
             signing_allowed=self.inputs.signing_allowed,
             sign=self.sign.output() if self.sign else None,
-            verify=self.verify.output() if self.verify else None,
-            findings=findings_output(self.findings),
+            verify=self.verify,
+            findings=tuple(self.findings),
         )
 
     def to_json(self) -> dict[str, Any]:

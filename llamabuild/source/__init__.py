@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from llamabuild.config.domain import PinKind
 from llamabuild.core.errors import ConfigError, InputError
@@ -32,6 +32,22 @@ DEFAULT_GIT_URL = "https://github.com/ggml-org/llama.cpp"
 GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "git@")
 
 __all__ = ["DEFAULT_GIT_URL", "LOCK_NAME", "Pin", "SourceRequest", "SourceTree", "resolve_source"]
+
+
+@dataclass(frozen=True)
+class SourceOutput:
+    """`llamabuild source --json`: the resolved tree, its pin, and the lock file."""
+
+    ok: Literal[True]
+    root: Path
+    pin: Pin
+    dirty: tuple[str, ...]
+    lock_written: bool
+    lock: Path
+
+    @classmethod
+    def of(cls, tree: SourceTree, lock: Path) -> SourceOutput:
+        return cls(True, tree.root, tree.pin, tree.dirty, tree.lock_written, lock)
 
 
 @dataclass(frozen=True)
