@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from llamabuild.appstore.privacy import PrivacyManifestOutput
 from llamabuild.appstore.verify_app import AppOutput
+from llamabuild.builder.buildplan import DryRunOutput
 from llamabuild.builder.doctor import DoctorOutput
 from llamabuild.builder.manifest import Manifest
-from llamabuild.builder.plan import DryRunOutput
 from llamabuild.builder.rebuild import RebuildOutput
 from llamabuild.builder.release import ReleaseSummaryOutput
 from llamabuild.builder.run import BuildReport

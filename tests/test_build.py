@@ -426,7 +426,7 @@ def test_progress_display_does_not_read_markup(
 def test_stop_group_reaches_jobs_in_other_process_groups(tmp_path: Path) -> None:
     """Like ninja's jobs: a grandchild in its own process group (same session) must not outlive
     a stop that had to SIGKILL its parent."""
-    from llamabuild.tools.runner import session_members, stop_group
+    from llamabuild.core.processes import session_members, stop_group
 
     if not Path("/proc/self/stat").exists():
         pytest.skip("needs /proc")

@@ -1,5 +1,5 @@
-"""Developer ID readiness (llamabuild/inspect/developer_id.py): `verify --profile developer-id` and the
-standalone-server preset's read-back, on real Mach-O binaries signed here by the rcodesign
+"""Developer ID readiness (llamabuild/inspect/developer_id.py): `verify --profile developer-id`
+and the standalone-server preset's read-back, on real Mach-O binaries signed here by the rcodesign
 engine with certificates made in the session (a Developer ID Application one carries Apple's
 marker extension). The engine cannot reach a timestamp server here, so the positive case adds
 a real RFC 3161 token (a TSTInfo signed by a TSA identity made here) to the engine's CMS as the

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from llamabuild.builder import manifest as mf
 from llamabuild.builder.manifest import Manifest
 from llamabuild.cli import run
 from llamabuild.config.settings import from_mapping
@@ -110,7 +111,7 @@ def _manifest() -> Manifest:
 
 
 def test_outputs_from_manifest():
-    outs = github.outputs_from_manifest(_manifest())
+    outs = mf.summary_outputs(_manifest())
     assert outs[0] == github.Output("llama-server", "a" * 64, {"arm64": "U"})
     assert outs[1] == github.Output("llama-server.dSYM", None, {})
     assert outs[2].uuids == {}  # an unknown UUID is left out
@@ -126,9 +127,7 @@ def test_manifest_shapes_the_build_never_writes_are_refused():
 
 
 def test_publish_manifest(actions):
-    github.publish_manifest(
-        _manifest(), [], "llamabuild build", root=Path("dist/macos-arm64-cpu-cross")
-    )
+    mf.publish_summary(_manifest(), [], "llamabuild build", root=Path("dist/macos-arm64-cpu-cross"))
     text = actions.read_text()
     assert "`macos-arm64-cpu-cross`" in text and "e" * 64 in text
     assert f"| `dist/macos-arm64-cpu-cross/llama-server` | `{'a' * 64}` | arm64: U |" in text

@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from llamabuild.core import processes
 from llamabuild.core.errors import InterruptedBuild
 from llamabuild.core.interrupt import guarded
-from llamabuild.tools import runner
-from llamabuild.tools.runner import session_members, stop_group
+from llamabuild.core.processes import session_members, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,13 +72,13 @@ def test_stop_group_sweeps_through_psutil(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(Path, "glob", no_proc)
     proc, grandchild = _spawn_tree(tmp_path, start_new_session=True)
     swept: list[int] = []
-    real_sweep = runner.sweep
+    real_sweep = processes.sweep
 
     def spy(sid: int, known: Sequence[psutil.Process] = ()) -> list[int]:
         swept.extend(real_sweep(sid, known))
         return swept
 
-    monkeypatch.setattr(runner, "sweep", spy)
+    monkeypatch.setattr(processes, "sweep", spy)
     stop_group(proc, (signal.SIGTERM, signal.SIGKILL), grace=0.3)
     assert grandchild in swept
     assert _gone(grandchild)

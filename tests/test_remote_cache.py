@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from llamabuild.builder import remote_cache as rc
+from llamabuild.builder.buildplan import RemoteSetting
 from llamabuild.cli import run
 from llamabuild.config.domain import CcacheSection
 from llamabuild.core.errors import ConfigError
@@ -297,14 +298,14 @@ def test_password_never_shown_at_verbose(work: Path, redis: RedisServer, tmp_pat
 def test_precedence_cli_then_env_then_project_file() -> None:
     project = CcacheSection(remote="redis://toml:6379")
     env = {rc.ENV_VAR: "http://env:8080/cache"}
-    assert rc.resolve("redis://cli:1", env, project) == rc.RemoteSetting(
+    assert rc.resolve("redis://cli:1", env, project) == RemoteSetting(
         "redis://cli:1", "--ccache-remote"
     )
     assert rc.resolve(None, env, project).url == "http://env:8080/cache"
     assert rc.resolve(None, {rc.ENV_VAR: ""}, project).url == "redis://toml:6379"
     assert rc.resolve("-", env, project).url is None
     assert rc.resolve(None, {rc.ENV_VAR: "-"}, project).url is None
-    assert rc.resolve(None, {}, CcacheSection()) == rc.RemoteSetting(None, "default")
+    assert rc.resolve(None, {}, CcacheSection()) == RemoteSetting(None, "default")
 
 
 @pytest.mark.parametrize(

@@ -330,7 +330,8 @@ def test_every_registered_rule_is_emitted_where_it_says() -> None:
 
 def test_docs_rules_md_is_generated_from_the_registry() -> None:
     assert CATALOGUE.read_text(encoding="utf-8") == catalogue(), (
-        "docs/rules.md differs from the registry: run `python -m llamabuild.core.rules > docs/rules.md`"
+        "docs/rules.md differs from the registry: "
+        "run `python -m llamabuild.core.rules > docs/rules.md`"
     )
     text = CATALOGUE.read_text(encoding="utf-8")
     assert all(f"| `{rule}` |" in text for rule in registry())

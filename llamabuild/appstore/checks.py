@@ -1,4 +1,5 @@
-"""The App Store preflight of `verify-app`, past linkage: one call from llamabuild/appstore/verify_app.py."""
+"""The App Store preflight of `verify-app`, past linkage: one call from
+llamabuild/appstore/verify_app.py."""
 
 from __future__ import annotations
 

@@ -10,18 +10,17 @@ reason API" page); a binary's categories come from its imported symbols (inspect
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from llamabuild.appstore import plist
+from llamabuild.config.required_reasons import table as table  # re-exported
 from llamabuild.config.settings import did_you_mean
-from llamabuild.core.errors import ConfigError, InputError, ToolError
+from llamabuild.core.errors import InputError, ToolError
 from llamabuild.core.findings import Finding, error, warning
-from llamabuild.core.resources import data_text, shipped_dir
+from llamabuild.core.resources import shipped_dir
 from llamabuild.inspect.binary import Binary
 
 MANIFEST_NAME = "PrivacyInfo.xcprivacy"
@@ -58,33 +57,6 @@ class PrivacyManifestOutput:
     """The file written (atomically), or null when it went to stdout only."""
     manifest: str
     """The PrivacyInfo.xcprivacy XML, validated as a plist and by verify-app's check."""
-
-
-@dataclass(frozen=True)
-class Category:
-    """One NSPrivacyAccessedAPIType: its symbols and approved reason codes (code -> meaning)."""
-
-    type: str
-    name: str
-    symbols: frozenset[str]
-    reasons: Mapping[str, str]
-    source: str
-
-
-@cache
-def table() -> dict[str, Category]:
-    """llamabuild/data/required_reason_apis.toml, by NSPrivacyAccessedAPIType."""
-    data = tomllib.loads(data_text("required_reason_apis.toml"))
-    return {
-        key: Category(
-            type=key,
-            name=str(entry["name"]),
-            symbols=frozenset(entry["symbols"]),
-            reasons=dict(entry["reasons"]),
-            source=str(entry["source"]),
-        )
-        for key, entry in data.items()
-    }
 
 
 def symbol_key(name: str) -> str:
@@ -200,26 +172,6 @@ def undeclared(
 
 
 # --- writing a manifest -----------------------------------------------------------------------
-
-
-def check_reasons(reasons: Mapping[str, Sequence[str]], where: str) -> None:
-    """[privacy] reasons: known categories, each with reason codes Apple lists for it."""
-    for kind, codes in reasons.items():
-        key = f"privacy.reasons.{kind}"
-        category = table().get(kind)
-        if category is None:
-            raise ConfigError(
-                f"{where}: unknown required-reason category `{kind}`{did_you_mean(kind, table())}",
-                hint="categories: " + ", ".join(table()),
-            )
-        bad = [c for c in codes if c not in category.reasons]
-        if bad or not codes:
-            allowed = "; ".join(f"{c} ({m})" for c, m in category.reasons.items())
-            raise ConfigError(
-                f"{where}: `{key}` = {list(codes)!r}: "
-                + (f"{bad[0]!r} is not a reason code for {kind}" if bad else "no reason code"),
-                hint=f"reason codes for {kind}: {allowed}",
-            )
 
 
 def missing_reasons(found: Iterable[str], reasons: Mapping[str, Sequence[str]]) -> list[str]:

@@ -20,8 +20,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from llamabuild.builder.buildplan import BuildPlan
 from llamabuild.builder.manifest import OutputRole
-from llamabuild.builder.plan import BuildPlan, make_plan
+from llamabuild.builder.plan import make_plan
 from llamabuild.builder.remote_cache import STORAGE_ENV
 from llamabuild.builder.reproducible import apply, epoch_of
 from llamabuild.builder.run import (

@@ -5,6 +5,7 @@ no-op check and by the GitHub step summary; its JSON Schema is generated from th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Final, Literal
 from llamabuild.config.domain import PinKind
 from llamabuild.config.recipes import Recipe
 from llamabuild.config.settings import from_mapping
+from llamabuild.core import github
 from llamabuild.core.errors import ConfigError, UsageError
 from llamabuild.core.files import write_atomic
 from llamabuild.core.findings import Finding
@@ -21,6 +23,40 @@ from llamabuild.model.capabilities import PinCapabilities
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA: Final = 1
+
+
+def summary_outputs(manifest: Manifest, root: Path | None = None) -> list[github.Output]:
+    """The outputs a build manifest lists (paths joined to `root`, the dist dir, if given)."""
+    result = []
+    for entry in manifest.outputs:
+        path = str(root / entry.path) if root is not None else entry.path
+        known = {arch: u for arch, u in (entry.uuids or {}).items() if u}
+        result.append(github.Output(path, entry.sha256, known))
+    return result
+
+
+def publish_summary(
+    manifest: Manifest,
+    findings: Sequence[Finding],
+    title: str,
+    root: Path | None = None,
+) -> None:
+    """Summary of a build from its manifest.json (paths relative to `root`, the dist dir)."""
+    source = manifest.source
+    extra = {"source": source.url} if source.url else {}
+    if source.sha256:
+        extra["archive sha256"] = source.sha256
+    if manifest.ccache is not None:  # its remote URL is already redacted
+        extra["ccache"] = manifest.ccache.describe()
+    github.publish(
+        title,
+        findings,
+        recipe=manifest.recipe,
+        commit=source.commit,
+        outputs=summary_outputs(manifest, root),
+        extra=extra,
+        default_file=str(root) if root else None,
+    )
 
 
 class OutputRole(StrEnum):

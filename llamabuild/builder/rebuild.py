@@ -19,8 +19,9 @@ from pathlib import Path
 
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import reproducible
+from llamabuild.builder.buildplan import BuildPlan, Options
 from llamabuild.builder.manifest import Manifest, ManifestOutput, ManifestSlice, OutputRole
-from llamabuild.builder.plan import LAUNCHERS, BuildPlan, Options, make_plan
+from llamabuild.builder.plan import LAUNCHERS, make_plan
 from llamabuild.builder.run import BuildResult, execute
 from llamabuild.config import recipes
 from llamabuild.config.domain import PinKind

@@ -22,23 +22,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from llamabuild.builder.buildplan import RemoteSetting, SlicePlan
 from llamabuild.builder.manifest import ManifestCcache
 from llamabuild.config.domain import CcacheSection, RemoteScheme, check_remote_url
 from llamabuild.core.errors import ConfigError, ToolError
 from llamabuild.core.findings import Finding, warning
-from llamabuild.core.redact import REDACTED, redact_rejected, redact_url
+from llamabuild.core.redact import REDACTED, redact_rejected
 from llamabuild.tools.ccache import Ccache
 from llamabuild.tools.runner import Runner
-
-
-class SlicePlan(Protocol):
-    """What this module needs of builder.plan.SlicePlan (which imports this module)."""
-
-    env: dict[str, str]
-
 
 S = TypeVar("S", bound=SlicePlan)
 ENV_VAR = "LLAMABUILD_CCACHE_REMOTE"
@@ -137,18 +131,6 @@ def parse(url: str) -> Remote:
         password = password or user or None
         user = b"default" if password and b":" in password else None
     return replace(remote, user=user, password=password)
-
-
-@dataclass(frozen=True)
-class RemoteSetting:
-    """The remote chosen for a build (None: none) and where it came from."""
-
-    url: str | None
-    origin: str
-
-    @property
-    def shown(self) -> str | None:
-        return redact_url(self.url) if self.url else None
 
 
 def resolve(cli: str | None, env: Mapping[str, str], project: CcacheSection) -> RemoteSetting:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Final
 
 from llamabuild.builder import zigroot
-from llamabuild.builder.plan import SlicePlan
+from llamabuild.builder.buildplan import SlicePlan
 from llamabuild.builder.zigroot import ZigRoot, zig_root
 from llamabuild.config.domain import Toolchain
 from llamabuild.config.recipes import CacheValue, Recipe

@@ -21,6 +21,7 @@ from llamabuild.builder import manifest as mf
 from llamabuild.builder import publish as pub
 from llamabuild.builder import remote_cache as rc
 from llamabuild.builder import ziglink, zigroot
+from llamabuild.builder.buildplan import BuildPlan, RemoteSetting, SlicePlan
 from llamabuild.builder.manifest import (
     MANIFEST,
     MANIFEST_SCHEMA,
@@ -31,7 +32,7 @@ from llamabuild.builder.manifest import (
     ManifestVerify,
     OutputRole,
 )
-from llamabuild.builder.plan import BuildPlan, SlicePlan, host_info, init_cache_text
+from llamabuild.builder.plan import host_info, init_cache_text
 from llamabuild.builder.progress import BuildLog
 from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.builder.zigroot import ZigRoot
@@ -205,7 +206,7 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
     result = BuildResult(plan)
     artifacts: list[Path] = []
     compilers: dict[str, Any] = {}
-    remote = plan.options.ccache_remote or rc.RemoteSetting(None, "default")
+    remote = plan.options.ccache_remote or RemoteSetting(None, "default")
     ccache = rc.begin(plan.slices, remote, runner, use_ccache=plan.options.ccache)
     for sl in ccache.slices(plan.slices):
         artifact, reply = build_slice(sl, runner, quiet)

@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 
+from llamabuild.builder import manifest as mf
 from llamabuild.builder import remote_cache
+from llamabuild.builder.buildplan import BuildPlan, Options
 from llamabuild.builder.manifest import OutputRole
-from llamabuild.builder.plan import BuildPlan, Options, make_plan
+from llamabuild.builder.plan import make_plan
 from llamabuild.builder.run import BuildResult, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
@@ -129,7 +131,7 @@ def build_cmd(
             result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start
             # A skipped step still gets its summary: the reviewer sees what is published.
-            github.publish_manifest(manifest, [], f"{title}: up to date", root=plan.dist_dir)
+            mf.publish_summary(manifest, [], f"{title}: up to date", root=plan.dist_dir)
             _emit_result(result, json_out)
             return
     # One clock from the command's start: --json's duration_s == manifest.json's duration_s.
@@ -142,7 +144,7 @@ def build_cmd(
         hook = partial(check, plan, runner, allow=allow_unreproducible, quiet=False)
     result = execute(plan, runner, quiet=False, started=start, after_build=hook)
     if result.manifest:
-        github.publish_manifest(result.manifest, result.findings, title, root=result.dist_dir)
+        mf.publish_summary(result.manifest, result.findings, title, root=result.dist_dir)
     else:
         github.publish(title, result.findings, default_file=str(plan.dist_dir))
     _emit_result(result, json_out)

@@ -44,7 +44,7 @@ def rebuild_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Recreate a build from its manifest alone: same sha256 and UUIDs, and a matching dSYM."""
-    from llamabuild.builder.plan import Options
+    from llamabuild.builder.buildplan import Options
     from llamabuild.builder.rebuild import rebuild
     from llamabuild.core import report
     from llamabuild.core.findings import exit_code

@@ -2,8 +2,9 @@
 
 Every value with a fixed set of choices is a StrEnum here; every default that appeared as a
 literal in several places is a named constant. `ProjectFile` (llamabuild.toml), `RecipeFile`
-(recipes/*.toml) and `RecipeOverride` ([recipes.<name>]) are read by llamabuild/config/settings.py and
-described by the JSON Schemas llamabuild/schema.py generates from them.
+(recipes/*.toml) and `RecipeOverride` ([recipes.<name>]) are read by
+llamabuild/config/settings.py and described by the JSON Schemas llamabuild/schema.py
+generates from them.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ ModelPins = Annotated[
 
 
 def _privacy_reasons(key: str, value: Any, where: str) -> None:
-    from llamabuild.appstore.privacy import check_reasons
+    from llamabuild.config.required_reasons import check_reasons
 
     check_reasons(value, where)
 

@@ -2,8 +2,9 @@
 
 Precedence, lowest first: the recipe file (after its `extends` chain), llamabuild.toml
 `[recipes.<name>]`, llamabuild.toml `[cache]`, then `-D KEY=VALUE` on the command line; all of
-it happens in `resolve`. Files are read by the one settings loader (llamabuild/config/settings.py), so
-unknown keys anywhere are refused with a "did you mean" and a typo never silently does nothing.
+it happens in `resolve`. Files are read by the one settings loader
+(llamabuild/config/settings.py), so unknown keys anywhere are refused with a "did you mean"
+and a typo never silently does nothing.
 """
 
 from __future__ import annotations

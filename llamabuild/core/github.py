@@ -12,14 +12,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 from llamabuild.core import report
 from llamabuild.core.files import sha256_file
 from llamabuild.core.findings import Finding, Severity
-
-if TYPE_CHECKING:  # only build's step summary reads a manifest; verify must not load builder/
-    from llamabuild.builder.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -108,37 +105,3 @@ def publish(
         return
     report.print_annotations(findings, default_file)
     append_summary(summary_markdown(title, findings, **facts))
-
-
-def outputs_from_manifest(manifest: Manifest, root: Path | None = None) -> list[Output]:
-    """The outputs a build manifest lists (paths joined to `root`, the dist dir, if given)."""
-    result = []
-    for entry in manifest.outputs:
-        path = str(root / entry.path) if root is not None else entry.path
-        known = {arch: u for arch, u in (entry.uuids or {}).items() if u}
-        result.append(Output(path, entry.sha256, known))
-    return result
-
-
-def publish_manifest(
-    manifest: Manifest,
-    findings: Sequence[Finding],
-    title: str,
-    root: Path | None = None,
-) -> None:
-    """Summary of a build from its manifest.json (paths relative to `root`, the dist dir)."""
-    source = manifest.source
-    extra = {"source": source.url} if source.url else {}
-    if source.sha256:
-        extra["archive sha256"] = source.sha256
-    if manifest.ccache is not None:  # its remote URL is already redacted
-        extra["ccache"] = manifest.ccache.describe()
-    publish(
-        title,
-        findings,
-        recipe=manifest.recipe,
-        commit=source.commit,
-        outputs=outputs_from_manifest(manifest, root),
-        extra=extra,
-        default_file=str(root) if root else None,
-    )

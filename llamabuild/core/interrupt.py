@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from llamabuild.core.errors import InterruptedBuild
-from llamabuild.tools.runner import descendants, kill_all
+from llamabuild.core.processes import descendants, kill_all
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -11,28 +11,13 @@ import struct
 from typing import Any
 
 from llamabuild.inspect.binary import Signature
+from llamabuild.tools.signer import flag_names
 
 CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
 CSMAGIC_CODEDIRECTORY = 0xFADE0C02
 CSMAGIC_EMBEDDED_ENTITLEMENTS = 0xFADE7171
 CSMAGIC_BLOBWRAPPER = 0xFADE0B01
 CSSLOT_SIGNATURESLOT = 0x10000
-
-CS_FLAGS = {
-    0x1: "host",
-    0x2: "adhoc",
-    0x100: "hard",
-    0x200: "kill",
-    0x800: "restrict",
-    0x1000: "enforcement",
-    0x2000: "library-validation",
-    0x10000: "runtime",
-    0x20000: "linker-signed",
-}
-
-
-def flag_names(value: int) -> tuple[str, ...]:
-    return tuple(name for bit, name in CS_FLAGS.items() if value & bit)
 
 
 def _cstr(blob: bytes, off: int) -> str | None:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from llamabuild.core.findings import Finding, error
-from llamabuild.inspect.signature import flag_names
 from llamabuild.tools.runner import Result, Tool
-from llamabuild.tools.signer import ADHOC, DisplayInfo, SignRequest
+from llamabuild.tools.signer import ADHOC, DisplayInfo, SignRequest, flag_names
 
 HINT = "codesign comes with macOS; off a Mac sign with the rcodesign engine (apple-platform-py)"
 _FLAGS = re.compile(r"flags=0x([0-9a-fA-F]+)")

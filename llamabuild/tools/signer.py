@@ -14,6 +14,23 @@ from llamabuild.core.findings import Finding
 ADHOC = "-"
 
 
+CS_FLAGS = {
+    0x1: "host",
+    0x2: "adhoc",
+    0x100: "hard",
+    0x200: "kill",
+    0x800: "restrict",
+    0x1000: "enforcement",
+    0x2000: "library-validation",
+    0x10000: "runtime",
+    0x20000: "linker-signed",
+}
+
+
+def flag_names(value: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in CS_FLAGS.items() if value & bit)
+
+
 @dataclass(frozen=True)
 class SignRequest:
     """What to sign with. `identity` "-" is ad-hoc unless `p12` names a PKCS#12 identity."""
