@@ -33,7 +33,7 @@ from llamabuild.core.files import write_atomic
 from llamabuild.core.jsonout import to_jsonable
 from llamabuild.core.report import ErrorOutput
 from llamabuild.core.resources import schema_dir
-from llamabuild.inspect.dsym import DsymOutput
+from llamabuild.inspect.dsym import DsymResult
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.results import ModelOutput
 from llamabuild.signing.entitlements import EntitlementsOutput
@@ -50,7 +50,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMMAND_MODELS: dict[str, Any] = {
     "build": BuildReport | DryRunOutput,
     "doctor": DoctorOutput,
-    "dsym": DsymOutput,
+    "dsym": DsymResult,
     "entitlements": EntitlementsOutput,
     "notarize": NotarizeOutput,
     "privacy-manifest": PrivacyManifestOutput,

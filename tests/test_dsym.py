@@ -572,7 +572,7 @@ def test_symlink_loops_get_a_hint(
 )
 def test_hostile_dsym_plist_is_a_value_error(tmp_path: Path, raw: bytes) -> None:
     """Every way plistlib fails on a dSYM's Info.plist is a ValueError (a finding), no crash."""
-    from llamabuild.inspect.dsym import load_plist
+    from llamabuild.core.plists import load_plist
 
     path = tmp_path / "Info.plist"
     path.write_bytes(raw)

@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamabuild.appstore import plist
 from llamabuild.config.versions import is_version, version_tuple
+from llamabuild.core import plists
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error
 from llamabuild.core.mapped import open_mapped
@@ -85,7 +85,7 @@ def read_info(app: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
     path = app / INFO_PLIST
     hint = "Info.plist is an XML or binary property list whose top level is a <dict>"
     try:
-        return plist.load(path), []
+        return plists.load_plist(path, plists.BUNDLE_FILE_HINT), []
     except InputError as exc:
         msg = f"{INFO_PLIST}: {exc.message.removeprefix(f'{path}: ')}"
         return None, [error("info-plist-invalid", msg, path=str(path), hint=exc.hint or hint)]

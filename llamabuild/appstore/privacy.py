@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamabuild.appstore import plist
 from llamabuild.config.required_reasons import table as table  # re-exported
 from llamabuild.config.settings import did_you_mean
+from llamabuild.core import plists
 from llamabuild.core.errors import InputError, ToolError
 from llamabuild.core.findings import Finding, error, warning
 from llamabuild.core.resources import shipped_dir
@@ -135,7 +135,7 @@ def read_manifests(paths: Iterable[Path]) -> tuple[set[str], list[Finding]]:
     hint = "fix it (plutil -lint) or regenerate it with `llamabuild privacy-manifest`"
     for path in paths:
         try:
-            data = plist.load(path)
+            data = plists.load_plist(path, plists.BUNDLE_FILE_HINT)
         except (InputError, ValueError) as exc:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
             msg = f"{path.name}: not a readable property list ({reason})"
@@ -201,7 +201,7 @@ def validate_rendered(xml: bytes, found: Iterable[str]) -> None:
     """The rendered manifest parses, is valid and declares every category found: else a
     ToolError (a broken template is llamabuild's bug, never written out)."""
     try:
-        data = plist.parse(xml)
+        data = plists.parse(xml)
     except ValueError as exc:
         raise ToolError(f"{TEMPLATE} rendered an invalid property list: {exc}") from None
     wrong = problems(data) + [f"{k} not declared" for k in found if k not in declared(data)]

@@ -19,13 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llamabuild.appstore import plist
 from llamabuild.appstore.metadata import Bundle, entitlements_of, policy
+from llamabuild.core import plists
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error
-from llamabuild.core.mapped import open_mapped
+from llamabuild.core.mapped import file_kind, open_mapped
 from llamabuild.inspect.cms import parse_signed_data
-from llamabuild.inspect.dsym import file_kind
 
 MAX_PROFILE = 1 << 20
 """A real profile is 8-30 KB; anything over 1 MiB is refused unread."""
@@ -56,7 +55,7 @@ def parse_profile(der: bytes) -> Profile:
     if signed.content is None:
         raise ValueError("the CMS signature carries no content (detached), not a profile")
     try:
-        data = plist.parse(signed.content)
+        data = plists.parse(signed.content)
     except ValueError as exc:
         raise ValueError(f"its content is not a property list ({exc})") from None
     expires = data.get("ExpirationDate")

@@ -20,15 +20,15 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamabuild.appstore import plist
 from llamabuild.appstore.checks import check_app
+from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
 from llamabuild.core.jsonout import OMIT_NONE, to_jsonable
-from llamabuild.core.mapped import open_mapped, path_error
+from llamabuild.core.mapped import file_kind, open_mapped, path_error
 from llamabuild.inspect import Binary, inspect_binary, structure
 from llamabuild.inspect.binary import Slice
-from llamabuild.inspect.dsym import check_dsym, dsym_uuids, file_kind
+from llamabuild.inspect.dsym import check_dsym, dsym_uuids
 from llamabuild.inspect.integrity import bundle_findings
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.inspect.verify_binary import VerifyReport
@@ -386,7 +386,7 @@ def app_executable(app: Path) -> Path:
     name = app.name.removesuffix(".app")
     try:
         # regular files only, <= 1 MiB; every plistlib failure a ValueError (never a traceback)
-        info = plist.load(app / "Contents" / "Info.plist")
+        info = plists.load_plist(app / "Contents" / "Info.plist", plists.BUNDLE_FILE_HINT)
     except (InputError, OSError, ValueError):
         info = {}
     if isinstance(info.get("CFBundleExecutable"), str):

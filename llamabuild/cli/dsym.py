@@ -32,7 +32,7 @@ def dsym_cmd(
     result = make_dsym(binary, output, strip=strip)
     github.publish("llamabuild dsym", result.findings, default_file=str(binary))
     if json_out:
-        report.emit_json(result.output(), command="dsym")
+        report.emit_json(result, command="dsym")
     else:
         render_dsym(result)
     raise typer.Exit(exit_code(result.findings))

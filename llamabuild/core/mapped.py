@@ -20,6 +20,31 @@ from pathlib import Path
 from llamabuild.core.errors import LOOP_HINT, InputError
 
 
+def file_kind(mode: int) -> str:
+    """'a directory', 'a FIFO', ... for an lstat/stat mode (for one-line messages)."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
+
+
+def require_file(path: Path, hint: str) -> None:
+    """InputError (with `hint`) unless `path` is a regular file; nothing is opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise path_error(path, exc) from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: {file_kind(mode)}, not a regular file", hint=hint)
+
+
 def path_error(path: Path, exc: OSError, noun: str = "file") -> InputError:
     """The one-line InputError, with a hint, for a failed stat() or open() of a user's path."""
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):

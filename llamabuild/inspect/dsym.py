@@ -15,14 +15,12 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llamabuild.core import plists
 from llamabuild.core.errors import LOOP_HINT, InputError, ToolError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors
 from llamabuild.core.interrupt import critical
-from llamabuild.core.jsonout import to_jsonable
-from llamabuild.core.mapped import open_mapped, path_error
+from llamabuild.core.mapped import file_kind, open_mapped, path_error, require_file
 from llamabuild.inspect import structure
 from llamabuild.inspect.binary import Binary
 from llamabuild.tools.dsymutil import Dsymutil, parse_warnings
@@ -43,12 +41,13 @@ MAX_PLIST = plists.MAX_PLIST
 
 
 @dataclass(frozen=True)
-class DsymOutput:
-    """`llamabuild dsym --json`: the dSYM made, its UUIDs against the binary's."""
+class DsymResult:
+    """`llamabuild dsym --json`: the dSYM made, its UUIDs against the binary's. `published` is
+    False when the checks failed (nothing replaced)."""
 
     path: Path
     binary: Path
-    ok: bool
+    ok: bool = field(init=False)  # no error among the findings
     published: bool
     stripped: bool
     dwarf_file: Path | None
@@ -57,68 +56,8 @@ class DsymOutput:
     tool_warnings: tuple[str, ...]
     findings: tuple[Finding, ...]
 
-
-def file_kind(mode: int) -> str:
-    """'a directory', 'a FIFO', ... for an lstat/stat mode (for one-line messages)."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    return "a regular file" if stat.S_ISREG(mode) else "a special file"
-
-
-def require_file(path: Path, hint: str) -> None:
-    """InputError (with `hint`) unless `path` is a regular file; nothing is opened."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise path_error(path, exc) from None
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{path}: {file_kind(mode)}, not a regular file", hint=hint)
-
-
-@dataclass(frozen=True)
-class DsymResult:
-    """What `make_dsym` did. `published` is False when the checks failed (nothing replaced)."""
-
-    path: Path
-    binary: Path
-    uuids: Uuids
-    binary_uuids: Uuids
-    dwarf_file: Path | None
-    findings: list[Finding] = field(default_factory=list)
-    published: bool = False
-    stripped: bool = False
-    tool_warnings: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
-
-    def output(self) -> DsymOutput:
-        """The `--json` model."""
-        return DsymOutput(
-            path=self.path,
-            binary=self.binary,
-            ok=self.ok,
-            published=self.published,
-            stripped=self.stripped,
-            dwarf_file=self.dwarf_file,
-            uuids=self.uuids,
-            binary_uuids=self.binary_uuids,
-            tool_warnings=self.tool_warnings,
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", not has_errors(self.findings))
 
 
 # --- reading a dSYM ---------------------------------------------------------------------------
@@ -224,28 +163,6 @@ def check_against(binary_uuids: Uuids, name: str, dsym: Path) -> list[Finding]:
     return findings
 
 
-def load_plist(path: Path, limit: int = MAX_PLIST, hint: str = DAMAGED_HINT) -> dict[str, Any]:
-    """A plist file's top-level dict.
-
-    ValueError for anything malformed (XML or binary) or larger than `limit` (refused
-    unread); InputError when the path is missing or not a regular file (never opened then).
-    """
-    require_file(path, hint)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise path_error(path, exc) from None
-    if size == 0:
-        raise ValueError("empty file")
-    if size > limit:
-        raise ValueError(f"{size} bytes, over the {limit >> 10} KiB limit; not read")
-    with open_mapped(path) as mm:  # re-checks the opened file (O_NONBLOCK, fstat)
-        if len(mm) > limit:
-            raise ValueError(f"{len(mm)} bytes, over the {limit >> 10} KiB limit; not read")
-        raw = bytes(mm)
-    return plists.parse(raw, limit)
-
-
 def _check_layout(dsym: Path, name: str) -> list[Finding]:
     where = str(dsym)
     hint = "recreate it with `llamabuild dsym BINARY`"
@@ -259,7 +176,9 @@ def _check_layout(dsym: Path, name: str) -> list[Finding]:
         out.append(error("dsym-layout", "Contents/Info.plist is missing", path=where, hint=hint))
     else:
         try:
-            load_plist(plist)  # a FIFO, device or loop: InputError (exit 2), never opened
+            plists.load_plist(
+                plist, DAMAGED_HINT
+            )  # a FIFO, device or loop: InputError (exit 2), never opened
         except ValueError as exc:
             msg = f"Contents/Info.plist is not a valid plist ({exc})"
             out.append(error("dsym-layout", msg, path=where, hint=hint))
@@ -374,7 +293,15 @@ def make_dsym(
         uuids = _safe_uuids(find_dwarf_file(staged, binary.name))
         if has_errors(findings):
             return DsymResult(
-                output, binary, uuids, binary_uuids, None, findings, tool_warnings=notes
+                path=output,
+                binary=binary,
+                published=False,
+                stripped=False,
+                dwarf_file=None,
+                uuids=uuids,
+                binary_uuids=binary_uuids,
+                tool_warnings=notes,
+                findings=tuple(findings),
             )
         _publish(staged, output, stage)
     finally:
@@ -385,15 +312,15 @@ def make_dsym(
         findings += strip_debug(binary, binary_uuids, runner)
         stripped = not has_errors(findings)
     return DsymResult(
-        output,
-        binary,
-        uuids,
-        binary_uuids,
-        final_dwarf,
-        findings,
+        path=output,
+        binary=binary,
         published=True,
         stripped=stripped,
+        dwarf_file=final_dwarf,
+        uuids=uuids,
+        binary_uuids=binary_uuids,
         tool_warnings=notes,
+        findings=tuple(findings),
     )
 
 
