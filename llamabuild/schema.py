@@ -23,9 +23,9 @@ from llamabuild.appstore.verify_app import AppOutput
 from llamabuild.builder.buildplan import DryRunOutput
 from llamabuild.builder.doctor import DoctorOutput
 from llamabuild.builder.manifest import Manifest
-from llamabuild.builder.rebuild import RebuildOutput
+from llamabuild.builder.rebuild import Rebuild
 from llamabuild.builder.release import ReleaseSummaryOutput
-from llamabuild.builder.run import BuildReport
+from llamabuild.builder.run import BuildResult
 from llamabuild.builder.smoke import SmokeOutput
 from llamabuild.config.domain import ProjectFile, RecipeFile
 from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
@@ -48,13 +48,13 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Command name (as typed after `llamabuild`) -> the model(s) of its `--json` output.
 COMMAND_MODELS: dict[str, Any] = {
-    "build": BuildReport | DryRunOutput,
+    "build": BuildResult | DryRunOutput,
     "doctor": DoctorOutput,
     "dsym": DsymResult,
     "entitlements": EntitlementsOutput,
     "notarize": NotarizeOutput,
     "privacy-manifest": PrivacyManifestOutput,
-    "rebuild": RebuildOutput,
+    "rebuild": Rebuild,
     "release-summary": ReleaseSummaryOutput,
     "sign": SignOutput,
     "smoke": SmokeOutput,

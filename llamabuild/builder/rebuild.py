@@ -29,6 +29,7 @@ from llamabuild.config.project import ProjectConfig
 from llamabuild.config.recipes import CacheValue, Recipe, to_bool
 from llamabuild.core.errors import ConfigError
 from llamabuild.core.findings import Finding, error, has_errors, warning
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
 from llamabuild.source import SourceRequest, SourceTree, resolve_source
 from llamabuild.tools.git import is_full_sha
 from llamabuild.tools.runner import Runner
@@ -55,65 +56,54 @@ class ToolDrift:
     here: str | None
 
 
-@dataclass(frozen=True)
-class RebuildOutput:
+def _entry(r: Rebuild, role: OutputRole, *, expected: bool = False) -> ManifestOutput | None:
+    """An output of the manifest followed (`expected`) or of the rebuild's own manifest."""
+    if expected:
+        return r.recorded.output(role)
+    built = r.result.manifest if r.result else None
+    return built.output(role) if built else None
+
+
+def _published(r: Rebuild, role: OutputRole) -> Path | None:
+    entry, dist = _entry(r, role), r.dist
+    return dist / entry.path if dist and entry else None
+
+
+def _sha256(entry: ManifestOutput | None) -> str | None:
+    return entry.sha256 if entry else None
+
+
+def _uuids(entry: ManifestOutput | None) -> dict[str, str | None]:
+    return (entry.uuids or {}) if entry else {}
+
+
+@model
+class Rebuild:
     """`llamabuild rebuild --json`: ok when the bytes, the UUIDs and the dSYM all match."""
 
-    ok: bool
-    manifest: Path
-    recipe: str
-    published: bool
-    dist: Path | None
-    binary: Path | None
-    dsym: Path | None
-    sha256: str | None
-    expected_sha256: str | None
-    uuids: dict[str, str | None]
-    expected_uuids: dict[str, str | None]
-    dsym_uuids: dict[str, str | None]
-    tool_drift: tuple[ToolDrift, ...]
-    compiler_cache: CompilerCache
-    duration_s: float
-    findings: tuple[Finding, ...]
-
-
-@dataclass
-class Rebuild:
-    """One rebuild: the manifest it follows and what came out."""
-
-    manifest_path: Path
-    manifest: Manifest
-    drift: tuple[ToolDrift, ...] = ()
-    compiler_cache: CompilerCache = CompilerCache.EMPTY
-    result: BuildResult | None = None
-    findings: list[Finding] = field(default_factory=list)
-    duration: float = 0.0
-
-    def output(self) -> RebuildOutput:
-        expected = self.manifest.output(OutputRole.BINARY)
-        built = self.result.manifest if self.result else None
-        dist = self.result.dist_dir if self.result else None
-        binary = built.output(OutputRole.BINARY) if built else None
-        dwarf = built.output(OutputRole.DSYM_DWARF) if built else None
-        dsym = built.output(OutputRole.DSYM) if built else None
-        return RebuildOutput(
-            ok=not has_errors(self.findings),
-            manifest=self.manifest_path,
-            recipe=self.manifest.recipe,
-            published=bool(self.result and self.result.published),
-            dist=dist,
-            binary=dist / binary.path if dist and binary else None,
-            dsym=dist / dsym.path if dist and dsym else None,
-            sha256=binary.sha256 if binary else None,
-            expected_sha256=expected.sha256 if expected else None,
-            uuids=(binary.uuids or {}) if binary else {},
-            expected_uuids=(expected.uuids or {}) if expected else {},
-            dsym_uuids=(dwarf.uuids or {}) if dwarf else {},
-            tool_drift=self.drift,
-            compiler_cache=self.compiler_cache,
-            duration_s=round(self.duration, 3),
-            findings=tuple(self.findings),
-        )
+    ok: bool = derived(lambda r: not has_errors(r.findings))
+    manifest: Path  # the manifest.json followed
+    recorded: Manifest = field(metadata=INTERNAL)  # what it records
+    recipe: str = derived(lambda r: r.recorded.recipe)
+    published: bool = derived(lambda r: bool(r.result and r.result.published))
+    dist: Path | None = derived(lambda r: r.result.dist_dir if r.result else None)
+    binary: Path | None = derived(lambda r: _published(r, OutputRole.BINARY))
+    dsym: Path | None = derived(lambda r: _published(r, OutputRole.DSYM))
+    sha256: str | None = derived(lambda r: _sha256(_entry(r, OutputRole.BINARY)))
+    expected_sha256: str | None = derived(
+        lambda r: _sha256(_entry(r, OutputRole.BINARY, expected=True))
+    )
+    uuids: dict[str, str | None] = derived(lambda r: _uuids(_entry(r, OutputRole.BINARY)))
+    expected_uuids: dict[str, str | None] = derived(
+        lambda r: _uuids(_entry(r, OutputRole.BINARY, expected=True))
+    )
+    dsym_uuids: dict[str, str | None] = derived(lambda r: _uuids(_entry(r, OutputRole.DSYM_DWARF)))
+    tool_drift: tuple[ToolDrift, ...] = field(default=(), metadata=ALWAYS)
+    compiler_cache: CompilerCache = field(default=CompilerCache.EMPTY, metadata=ALWAYS)
+    duration_s: float = derived(lambda r: round(r.duration, 3))
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
+    result: BuildResult | None = field(default=None, metadata=INTERNAL)
+    duration: float = field(default=0.0, metadata=INTERNAL)
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -251,17 +241,18 @@ def _rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift:
     start = time.monotonic()
     job = Rebuild(manifest_path, read_manifest(manifest_path))
     with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
-        tree = resolve_source(source_request(job.manifest, Path(lock_dir)), runner)
-    plan = plan_rebuild(job.manifest, tree, options, runner)
-    job.drift = tool_drift(job.manifest.versions, plan.versions)
+        tree = resolve_source(source_request(job.recorded, Path(lock_dir)), runner)
+    plan = plan_rebuild(job.recorded, tree, options, runner)
+    job.tool_drift = tool_drift(job.recorded.versions, plan.versions)
     if not allow_drift:
-        refuse_drift(job.drift)
+        refuse_drift(job.tool_drift)
     drift = [
-        warning("tool-drift", f"{d.tool}: manifest {d.manifest}, here {d.here}") for d in job.drift
+        warning("tool-drift", f"{d.tool}: manifest {d.manifest}, here {d.here}")
+        for d in job.tool_drift
     ]
 
     def after_build(result: BuildResult, _staging: Path) -> None:
-        result.findings += drift + compare(job.manifest, result)
+        result.findings += drift + compare(job.recorded, result)
 
     job.result = execute(plan, runner, after_build=after_build)
     job.findings = job.result.findings

@@ -42,7 +42,7 @@ from llamabuild.core.errors import BuildError, ConfigError, ToolError
 from llamabuild.core.files import sha256_file
 from llamabuild.core.findings import Finding, has_errors, warning
 from llamabuild.core.interrupt import guarded
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
 from llamabuild.inspect.policy import Policy
 from llamabuild.model.capabilities import read_capabilities
 from llamabuild.tools import cmake as cmake_tool
@@ -76,50 +76,21 @@ class SecondBuild:
     compared: tuple[Compared, ...]
 
 
-@dataclass
+@model
 class BuildResult:
-    plan: BuildPlan
-    skipped: bool = False
-    published: bool = False
-    dist_dir: Path | None = None
-    manifest: Manifest | None = None
-    findings: list[Finding] = field(default_factory=list)
-    duration: float = 0.0
-    second_build: SecondBuild | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
-
-    def report(self) -> BuildReport:
-        return BuildReport(
-            ok=self.ok,
-            skipped=self.skipped,
-            published=self.published,
-            dist=self.dist_dir,
-            duration_s=round(self.duration, 3),
-            manifest=self.manifest,
-            findings=tuple(self.findings),
-            second_build=self.second_build,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.report())
-        return data
-
-
-@dataclass(frozen=True)
-class BuildReport:
     """`llamabuild build --json`: the outcome, and the manifest of what was published."""
 
-    ok: bool
-    skipped: bool
-    published: bool
-    dist: Path | None
-    duration_s: float
-    manifest: Manifest | None
-    findings: tuple[Finding, ...]
+    plan: BuildPlan = field(metadata=INTERNAL)
+    ok: bool = derived(lambda r: not has_errors(r.findings))
+    skipped: bool = field(default=False, metadata=ALWAYS)
+    published: bool = field(default=False, metadata=ALWAYS)
+    dist: Path | None = derived(lambda r: r.dist_dir)
+    duration_s: float = derived(lambda r: round(r.duration, 3))
+    manifest: Manifest | None = field(default=None, metadata=ALWAYS)
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
     second_build: SecondBuild | None = None
+    dist_dir: Path | None = field(default=None, metadata=INTERNAL)
+    duration: float = field(default=0.0, metadata=INTERNAL)
 
 
 def policy_for(recipe: Recipe) -> Policy:

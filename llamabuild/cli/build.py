@@ -178,7 +178,7 @@ def _quote(arg: str) -> str:
 
 def _emit_result(result: BuildResult, json_out: bool) -> None:
     if json_out:
-        report.emit_json(result.report(), command="build")
+        report.emit_json(result, command="build")
         return
     out = report.console()
     name = result.plan.recipe.name

@@ -11,7 +11,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.builder.rebuild import RebuildOutput
+    from llamabuild.builder.rebuild import Rebuild
     from llamabuild.core.findings import Finding
 
 
@@ -62,15 +62,14 @@ def rebuild_cmd(
         zig_base=zig_home(),
     )
     job = rebuild(manifest, options, default_runner(), allow_tool_drift, warm=warm_cache)
-    result = job.output()
     if json_out:
-        report.emit_json(result, command="rebuild")
+        report.emit_json(job, command="rebuild")
     else:
-        render(result, job.findings)
+        render(job, job.findings)
     raise typer.Exit(exit_code(job.findings))
 
 
-def render(result: RebuildOutput, findings: list[Finding]) -> None:
+def render(result: Rebuild, findings: list[Finding]) -> None:
     from llamabuild.core import report
     from llamabuild.core.report import escape
 

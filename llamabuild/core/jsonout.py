@@ -6,7 +6,9 @@ field metadata says where its JSON differs from its fields:
 - OMIT_NONE: the key is left out while the value is None (optional entries keep a short shape);
 - INTERNAL: the field is for the code only, never in the JSON;
 - `json_view(fn, json_type)`: the JSON holds `fn(obj)` (typed `json_type` in the schema);
-- ALWAYS: in the schema's `required` although the constructor has a default.
+- ALWAYS: in the schema's `required` although the constructor has a default;
+- `derived(fn)`: a field computed from the others on every read (a property), never stored,
+  shown in the JSON at its place (a result's `ok`, say).
 llamabuild/schema.py reads the same metadata, so JSON and schema cannot drift apart.
 """
 
@@ -16,8 +18,11 @@ import dataclasses
 import enum
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Literal, TypeVar, cast, dataclass_transform, overload
+
+T = TypeVar("T")
 
 OMIT_NONE = {"omit_none": True}
 """Field metadata: leave the key out of the JSON while the value is None."""
@@ -47,6 +52,27 @@ def json_view(
     """Field metadata: the JSON holds `fn(obj)` (the whole object, so a view can read its other
     fields), of type `json_type` in the schema; with `omit_none`, left out when that is None."""
     return {"view": fn, "json_type": json_type, "omit_none": omit_none}
+
+
+def derived(fn: Callable[[Any], T], *, init: Literal[False] = False) -> T:
+    """A field that is a property: `fn(self)` on every read, not an __init__ argument, in the
+    JSON (and required in the schema) at its place among the fields. Classes using it are
+    declared with `@model` so type checkers know it is no __init__ argument."""
+    del init  # always False; the parameter tells type checkers (PEP 681)
+    prop = property(fn)
+    return cast(T, field(init=False, default=prop, repr=False, compare=False, metadata=ALWAYS))
+
+
+@overload
+def model(cls: type[T], /) -> type[T]: ...
+@overload
+def model(*, frozen: bool = ...) -> Callable[[type[T]], type[T]]: ...
+@dataclass_transform(field_specifiers=(field, derived))
+def model(cls: Any = None, /, *, frozen: bool = False) -> Any:
+    """@dataclass for a result that is its own `--json` model with `derived` fields."""
+    if cls is None:
+        return lambda c: dataclasses.dataclass(c, frozen=frozen)
+    return dataclasses.dataclass(cls, frozen=frozen)
 
 
 _Plan = tuple[tuple[str, bool, Callable[[Any], Any] | None], ...]
