@@ -36,10 +36,10 @@ from llamabuild.core.resources import schema_dir
 from llamabuild.inspect.dsym import DsymResult
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.results import ModelOutput
-from llamabuild.signing.entitlements import EntitlementsOutput
-from llamabuild.signing.notarize import NotarizeOutput
-from llamabuild.signing.sign import SignOutput
-from llamabuild.signing.xcode_phase import PhaseOutput
+from llamabuild.signing.entitlements import EntitlementsResult
+from llamabuild.signing.notarize import NotarizeReport
+from llamabuild.signing.sign import SignReport
+from llamabuild.signing.xcode_phase import PhaseReport
 from llamabuild.source import SourceOutput
 from llamabuild.source.lock import LockFile
 
@@ -51,18 +51,18 @@ COMMAND_MODELS: dict[str, Any] = {
     "build": BuildResult | DryRunOutput,
     "doctor": DoctorOutput,
     "dsym": DsymResult,
-    "entitlements": EntitlementsOutput,
-    "notarize": NotarizeOutput,
+    "entitlements": EntitlementsResult,
+    "notarize": NotarizeReport,
     "privacy-manifest": PrivacyManifestOutput,
     "rebuild": Rebuild,
     "release-summary": ReleaseSummaryOutput,
-    "sign": SignOutput,
+    "sign": SignReport,
     "smoke": SmokeOutput,
     "source": SourceOutput,
     "verify": VerifyReport,
     "verify-app": AppOutput,
     "verify-model": ModelOutput,
-    "xcode-phase": PhaseOutput,
+    "xcode-phase": PhaseReport,
 }
 
 

@@ -158,7 +158,7 @@ def test_accepted(ready, tmp_path, capsys):
         "--wait", "--timeout", "30m", "--output-format", "json",
         "--keychain-profile", "llama notary",
     )  # fmt: skip
-    out = report.output()
+    out = report
     assert out.status == "Accepted" and out.stapled is False and out.staple_note == STAPLE_NOTE
     assert out.zip_sha256 == zip_executable(target, tmp_path / "again.zip")
     assert (tmp_path / "k.zip").is_file()
@@ -181,7 +181,7 @@ def test_invalid_even_though_notarytool_exits_0(ready, tmp_path):
         "secure timestamp" in report.findings[1].message and "arm64" in report.findings[1].message
     )
     assert report.findings[1].hint.endswith("#3087733")
-    assert len(report.output().issues) == 2
+    assert len(report.issues) == 2
 
 
 def test_in_progress_then_timeout_is_exit_3(ready, tmp_path):

@@ -48,7 +48,7 @@ def notarize_cmd(
     creds = Credentials(keychain_profile=keychain_profile, key=key, key_id=key_id, issuer=issuer)
     result = notarize(path, creds, timeout_min=timeout, keep_zip=zip_out)
     if json_out:
-        report.emit_json(result.output(), command="notarize")
+        report.emit_json(result, command="notarize")
     else:
         render_notarize(result)
     raise typer.Exit(0 if result.ok else 1)  # Accepted, or a finding says why not
@@ -71,4 +71,4 @@ def render_notarize(result: NotarizeReport) -> None:
         out.print(f"zip {escape(result.zip_name)} sha256 {result.zip_sha256}")
         out.print(f"[{color}]{shown}[/]")
     report.print_findings(result.findings)
-    out.print(escape(result.output().staple_note))
+    out.print(escape(result.staple_note))

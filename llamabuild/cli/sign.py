@@ -70,7 +70,7 @@ def sign_cmd(
         default_file=str(binary),
     )
     if json_out:
-        report.emit_json(result.output(), command="sign")
+        report.emit_json(result, command="sign")
     else:
         render_sign(result)
     raise typer.Exit(exit_code(result.findings) if result.published else 1)
@@ -86,7 +86,7 @@ def render_sign(result: SignReport) -> None:
     req = result.request
     who = f"p12 {req.p12}" if req.p12 else ("ad-hoc" if req.identity == "-" else req.identity)
     out.print(f"[bold]{escape(str(result.path))}[/] via {result.engine} ({escape(who)})")
-    out.print(f"entitlements: {escape(result.entitlements.source)}")
+    out.print(f"entitlements: {escape(result.entitlements_source)}")
     if result.binary is not None:
         table = Table(title="read back", title_justify="left")
         for col in ("arch", "identifier", "flags", "entitlements"):

@@ -65,7 +65,7 @@ def xcode_phase_cmd(
 
         write_atomic(stamp, f"{binary}\n".encode())
     if json_out:
-        report.emit_json(result.output(), command="xcode-phase")
+        report.emit_json(result, command="xcode-phase")
     else:
         for line in report.xcode_lines(result.findings, default_file=binary):
             print(line)
@@ -78,7 +78,7 @@ def _summary(binary: Path, result: PhaseReport) -> str:
         return f"note: llamabuild: {binary} NOT signed (left untouched)"
     if result.sign is not None:
         sign = result.sign
-        what = f"signed ({sign.engine}, {sign.entitlements.source}, {sign.request.identifier})"
+        what = f"signed ({sign.engine}, {sign.entitlements_source}, {sign.request.identifier})"
     else:
         what = "not signed (CODE_SIGNING_ALLOWED=NO), linkage verified"
     verdict = "ok" if result.ok else "FAILED"

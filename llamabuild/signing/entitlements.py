@@ -11,7 +11,7 @@ import plistlib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,23 +20,11 @@ from llamabuild.config.project import ProjectConfig, load_project
 from llamabuild.config.settings import did_you_mean
 from llamabuild.core.errors import InputError, ToolError, UsageError
 from llamabuild.core.findings import Finding, error, warning
-from llamabuild.core.jsonout import Plain, plain, to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, Plain, derived, model, plain
 from llamabuild.core.resources import data_text, shipped_dir
 
 DEFAULT_PRESET = "app-helper"
 _SUFFIX = ".plist.j2"
-
-
-@dataclass(frozen=True)
-class EntitlementsOutput:
-    """`llamabuild entitlements --json`: the rendered plist, parsed back, and its lint."""
-
-    ok: bool
-    source: str
-    entitlements: dict[str, Plain]
-    findings: tuple[Finding, ...]
-    output: Path | None
-    plist: str
 
 
 def templates_dir() -> Path:
@@ -106,23 +94,19 @@ class Entitlements:
     data: dict[str, Any]
     findings: tuple[Finding, ...] = ()
 
-    def output(self, ok: bool, written: Path | None) -> EntitlementsOutput:
-        """The `entitlements --json` model; `written` is where the plist went (None: stdout,
-        or not written because the lint failed)."""
-        return EntitlementsOutput(
-            ok=ok,
-            source=self.source,
-            entitlements=plain(self.data),
-            findings=tuple(self.findings),
-            output=written,
-            plist=self.xml.decode("utf-8", "replace"),
-        )
 
-    def to_json(self) -> dict[str, Any]:
-        """The source, entitlements and findings keys of `output` (cli/entitlements.py adds
-        ok, output and plist)."""
-        data: dict[str, Any] = to_jsonable(self.output(True, None))
-        return {k: data[k] for k in ("source", "entitlements", "findings")}
+@model(frozen=True)
+class EntitlementsResult:
+    """`llamabuild entitlements --json`: the rendered plist, parsed back, and its lint."""
+
+    ok: bool
+    rendered: Entitlements = field(metadata=INTERNAL)
+    source: str = derived(lambda r: r.rendered.source)
+    entitlements: dict[str, Plain] = derived(lambda r: plain(r.rendered.data))
+    findings: tuple[Finding, ...] = derived(lambda r: r.rendered.findings)
+    output: Path | None = field(default=None, metadata=ALWAYS)
+    """Where the plist was written (null: stdout, or not written because the lint failed)."""
+    plist: str = derived(lambda r: r.rendered.xml.decode("utf-8", "replace"))
 
 
 def render_preset(name: str, extra: Mapping[str, Any]) -> bytes:

@@ -15,20 +15,21 @@ import stat
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from llamabuild.core.errors import InputError, ToolError
 from llamabuild.core.files import open_atomic, sha256_file
 from llamabuild.core.findings import Finding, error, has_errors
-from llamabuild.core.jsonout import OMIT_NONE, to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
 from llamabuild.core.mapped import open_mapped, require_regular
 from llamabuild.inspect import inspect_binary
 from llamabuild.tools.notarytool import (
     ACCEPTED,
     Credentials,
     EngineNotary,
+    Issue,
     NotaryLog,
     Notarytool,
     Submission,
@@ -43,40 +44,6 @@ STAPLE_NOTE = (
     "executable; Gatekeeper looks the ticket up online the first time it runs (ship it inside "
     "a notarized .app, .dmg or .pkg to work offline)"
 )
-
-
-@dataclass(frozen=True)
-class NotaryIssueOutput:
-    """One issue of the notary log (Apple's `issues` entries)."""
-
-    severity: str
-    message: str
-    path: str | None = field(default=None, metadata=OMIT_NONE)
-    architecture: str | None = field(default=None, metadata=OMIT_NONE)
-    doc_url: str | None = field(default=None, metadata=OMIT_NONE)
-
-
-@dataclass(frozen=True)
-class NotarizeOutput:
-    """What was submitted (the zip's name and sha256), how (engine, credentials by name only),
-    Apple's status and log; `ok` only when the status is Accepted. `stapled` is always false:
-    a bare executable has nowhere to hold a ticket (`staple_note`)."""
-
-    ok: bool
-    path: Path
-    engine: str
-    credentials: str
-    submitted: bool
-    zip_name: str
-    zip_sha256: str | None
-    submission_id: str | None
-    status: str | None
-    message: str | None
-    log_summary: str | None
-    issues: tuple[NotaryIssueOutput, ...]
-    stapled: bool
-    staple_note: str
-    findings: tuple[Finding, ...]
 
 
 class Notary(Protocol):
@@ -117,49 +84,34 @@ def zip_executable(path: Path, dest: Path) -> str:
     return sha256_file(dest)
 
 
-@dataclass
+def _accepted(r: NotarizeReport) -> bool:
+    sub = r.submission
+    return sub is not None and sub.status == ACCEPTED and not has_errors(r.findings)
+
+
+@model
 class NotarizeReport:
+    """What was submitted (the zip's name and sha256), how (engine, credentials by name only),
+    Apple's status and log; `ok` only when the status is Accepted. `stapled` is always false:
+    a bare executable has nowhere to hold a ticket (`staple_note`)."""
+
+    ok: bool = derived(_accepted)
     path: Path
     engine: str
     credentials: str
+    submitted: bool = derived(lambda r: r.submission is not None)
     zip_name: str
-    zip_sha256: str | None = None
-    submission: Submission | None = None
-    log: NotaryLog | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        accepted = self.submission is not None and self.submission.status == ACCEPTED
-        return accepted and not has_errors(self.findings)
-
-    def output(self) -> NotarizeOutput:
-        sub = self.submission
-        issues = self.log.issues if self.log else ()
-        return NotarizeOutput(
-            ok=self.ok,
-            path=self.path,
-            engine=self.engine,
-            credentials=self.credentials,
-            submitted=sub is not None,
-            zip_name=self.zip_name,
-            zip_sha256=self.zip_sha256,
-            submission_id=sub.id if sub else None,
-            status=sub.status if sub else None,
-            message=sub.message if sub else None,
-            log_summary=self.log.summary if self.log else None,
-            issues=tuple(
-                NotaryIssueOutput(i.severity, i.message, i.path, i.architecture, i.doc_url)
-                for i in issues
-            ),
-            stapled=False,
-            staple_note=STAPLE_NOTE,
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    zip_sha256: str | None = field(default=None, metadata=ALWAYS)
+    submission_id: str | None = derived(lambda r: r.submission.id if r.submission else None)
+    status: str | None = derived(lambda r: r.submission.status if r.submission else None)
+    message: str | None = derived(lambda r: r.submission.message if r.submission else None)
+    log_summary: str | None = derived(lambda r: r.log.summary if r.log else None)
+    issues: tuple[Issue, ...] = derived(lambda r: r.log.issues if r.log else ())
+    stapled: bool = derived(lambda r: False)
+    staple_note: str = derived(lambda r: STAPLE_NOTE)
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
+    submission: Submission | None = field(default=None, metadata=INTERNAL)
+    log: NotaryLog | None = field(default=None, metadata=INTERNAL)
 
 
 def preflight(path: Path) -> list[Finding]:

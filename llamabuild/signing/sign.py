@@ -11,13 +11,13 @@ from __future__ import annotations
 import plistlib
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error, has_errors
-from llamabuild.core.jsonout import Plain, plain, to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, Plain, derived, model, plain
 from llamabuild.inspect import Binary, inspect_binary
 from llamabuild.inspect.binary import Slice
 from llamabuild.inspect.developer_id import STANDALONE_PRESET, check_developer_id
@@ -31,25 +31,6 @@ from llamabuild.tools.signer import DisplayInfo, Signer, SignRequest
 __all__ = ["SignReport", "SignRequest", "Signer", "choose_signer", "prove", "sign_binary"]
 
 
-@dataclass(frozen=True)
-class SignOutput:
-    """`llamabuild sign --json`: what was asked, and the signature read back from the file."""
-
-    ok: bool
-    path: Path
-    signed: bool
-    engine: str
-    identity: str
-    p12: Path | None
-    identifier: str | None
-    runtime: bool
-    timestamp: bool
-    entitlements_source: str
-    entitlements: dict[str, Plain]
-    slices: tuple[Slice, ...]
-    findings: tuple[Finding, ...]
-
-
 def choose_signer(request: SignRequest, runner: Runner | None = None) -> Signer:
     """By capability: a PKCS#12 file needs the engine; else codesign when it is on PATH."""
     runner = runner or default_runner()
@@ -60,43 +41,27 @@ def choose_signer(request: SignRequest, runner: Runner | None = None) -> Signer:
     return Rcodesign(runner)
 
 
-@dataclass
+@model
 class SignReport:
+    """`llamabuild sign --json`: what was asked, and the signature read back from the file."""
+
+    ok: bool = derived(lambda r: r.published and not has_errors(r.findings))
     path: Path
+    signed: bool = derived(lambda r: r.published)
     engine: str
-    request: SignRequest
-    entitlements: Entitlements
-    binary: Binary | None = None
-    findings: list[Finding] = field(default_factory=list)
-    published: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.published and not has_errors(self.findings)
-
-    def output(self) -> SignOutput:
-        """The `--json` model: what was asked, and the signature read back."""
-        req = self.request
-        slices = self.binary.slices if self.binary else ()
-        return SignOutput(
-            ok=self.ok,
-            path=self.path,
-            signed=self.published,
-            engine=self.engine,
-            identity="p12" if req.p12 else req.identity,
-            p12=req.p12,
-            identifier=req.identifier,
-            runtime=req.runtime,
-            timestamp=req.timestamp and not req.adhoc,
-            entitlements_source=self.entitlements.source,
-            entitlements=plain(self.entitlements.data),
-            slices=tuple(slices),
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    request: SignRequest = field(metadata=INTERNAL)
+    rendered: Entitlements = field(metadata=INTERNAL)
+    identity: str = derived(lambda r: "p12" if r.request.p12 else r.request.identity)
+    p12: Path | None = derived(lambda r: r.request.p12)
+    identifier: str | None = derived(lambda r: r.request.identifier)
+    runtime: bool = derived(lambda r: r.request.runtime)
+    timestamp: bool = derived(lambda r: r.request.timestamp and not r.request.adhoc)
+    entitlements_source: str = derived(lambda r: r.rendered.source)
+    entitlements: dict[str, Plain] = derived(lambda r: plain(r.rendered.data))
+    slices: tuple[Slice, ...] = derived(lambda r: r.binary.slices if r.binary else ())
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
+    binary: Binary | None = field(default=None, metadata=INTERNAL)
+    published: bool = field(default=False, metadata=INTERNAL)
 
 
 def sign_binary(

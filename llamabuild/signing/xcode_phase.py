@@ -9,31 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llamabuild.config.versions import DEFAULT_MIN_MACOS
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, has_errors
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
 from llamabuild.inspect.policy import Policy
 from llamabuild.inspect.verify_binary import VerifyReport, verify
 from llamabuild.signing import entitlements as ent
-from llamabuild.signing.sign import Signer, SignOutput, SignReport, SignRequest, sign_binary
+from llamabuild.signing.sign import Signer, SignReport, SignRequest, sign_binary
 
 BINARY_NAME = "llama-server"
-
-
-@dataclass(frozen=True)
-class PhaseOutput:
-    """`llamabuild xcode-phase --json`: the signing (unless not allowed) and the verification."""
-
-    ok: bool
-    app: Path
-    binary: Path
-    signing_allowed: bool
-    sign: SignOutput | None
-    verify: VerifyReport | None
-    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -87,32 +73,18 @@ def read_env(env: Mapping[str, str], binary_name: str = BINARY_NAME) -> PhaseInp
     )
 
 
-@dataclass
+@model
 class PhaseReport:
-    inputs: PhaseInputs
-    sign: SignReport | None = None
-    verify: VerifyReport | None = None
-    findings: list[Finding] = field(default_factory=list)
+    """`llamabuild xcode-phase --json`: the signing (unless not allowed) and the verification."""
 
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
-
-    def output(self) -> PhaseOutput:
-        """The `--json` model."""
-        return PhaseOutput(
-            ok=self.ok,
-            app=self.inputs.app,
-            binary=self.inputs.binary,
-            signing_allowed=self.inputs.signing_allowed,
-            sign=self.sign.output() if self.sign else None,
-            verify=self.verify,
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    ok: bool = derived(lambda r: not has_errors(r.findings))
+    inputs: PhaseInputs = field(metadata=INTERNAL)
+    app: Path = derived(lambda r: r.inputs.app)
+    binary: Path = derived(lambda r: r.inputs.binary)
+    signing_allowed: bool = derived(lambda r: r.inputs.signing_allowed)
+    sign: SignReport | None = field(default=None, metadata=ALWAYS)
+    verify: VerifyReport | None = field(default=None, metadata=ALWAYS)
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
 
 
 def run_phase(

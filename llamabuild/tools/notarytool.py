@@ -10,11 +10,12 @@ line, and the key file's contents are never read here.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llamabuild.core.errors import ToolError, UsageError
+from llamabuild.core.jsonout import OMIT_NONE
 from llamabuild.tools.runner import Result, Tool, find_tool
 
 HINT = "notarytool comes with Xcode 13+ on macOS (xcrun notarytool); off a Mac use an API key"
@@ -66,13 +67,13 @@ class Submission:
 
 @dataclass(frozen=True)
 class Issue:
-    """One entry of the notary log's `issues`."""
+    """One issue of the notary log (Apple's `issues` entries)."""
 
     severity: str
     message: str
-    path: str | None = None
-    architecture: str | None = None
-    doc_url: str | None = None
+    path: str | None = field(default=None, metadata=OMIT_NONE)
+    architecture: str | None = field(default=None, metadata=OMIT_NONE)
+    doc_url: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
