@@ -21,12 +21,12 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from llamabuild.appstore.privacy import PrivacyManifestOutput
 from llamabuild.appstore.verify_app import AppOutput
 from llamabuild.builder.buildplan import DryRunOutput
-from llamabuild.builder.doctor import DoctorOutput
+from llamabuild.builder.doctor import DoctorReport
 from llamabuild.builder.manifest import Manifest
 from llamabuild.builder.rebuild import Rebuild
 from llamabuild.builder.release import ReleaseSummaryOutput
 from llamabuild.builder.run import BuildResult
-from llamabuild.builder.smoke import SmokeOutput
+from llamabuild.builder.smoke import SmokeResult
 from llamabuild.config.domain import ProjectFile, RecipeFile
 from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.core.files import write_atomic
@@ -49,7 +49,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Command name (as typed after `llamabuild`) -> the model(s) of its `--json` output.
 COMMAND_MODELS: dict[str, Any] = {
     "build": BuildResult | DryRunOutput,
-    "doctor": DoctorOutput,
+    "doctor": DoctorReport,
     "dsym": DsymResult,
     "entitlements": EntitlementsResult,
     "notarize": NotarizeReport,
@@ -57,7 +57,7 @@ COMMAND_MODELS: dict[str, Any] = {
     "rebuild": Rebuild,
     "release-summary": ReleaseSummaryOutput,
     "sign": SignReport,
-    "smoke": SmokeOutput,
+    "smoke": SmokeResult,
     "source": SourceOutput,
     "verify": VerifyReport,
     "verify-app": AppOutput,

@@ -278,8 +278,8 @@ def test_table_fits_100_columns_and_wraps_paths_never_cuts(capsys, monkeypatch):
         ("cmake", "cc"),
         (),
         tools,
-        [gap],
         {f"recipe-number-{i}": i % 2 == 0 for i in range(8)},
+        [gap],
     )
     monkeypatch.setenv("COLUMNS", "100")
     for out in (Console(file=StringIO(), width=100), None):  # a 100-column terminal, a pipe
@@ -438,10 +438,10 @@ def test_on_a_mac_with_xcode_the_metal_recipe_runs():
     assert report.runnable, report.findings
     assert ["/usr/bin/xcode-select", "-p"] in runner.argvs
     assert ["/usr/bin/xcrun", "--show-sdk-version"] in runner.argvs
-    assert report.tools["macos-sdk"].version == "14.4"
-    assert report.tools["xcode-select"].detail == "/Applications/Xcode.app/Contents/Developer"
-    assert report.tools["cc"].version == "15.0.0"
-    assert report.tools["signer"].path == "/usr/bin/codesign"
+    assert report.found["macos-sdk"].version == "14.4"
+    assert report.found["xcode-select"].detail == "/Applications/Xcode.app/Contents/Developer"
+    assert report.found["cc"].version == "15.0.0"
+    assert report.found["signer"].path == "/usr/bin/codesign"
     assert not any(a[0] == "/usr/bin/codesign" for a in runner.argvs)  # found, never run
     assert report.recipes["macos-universal"] is True  # lipo is there
     assert report.recipes["linux-x86_64-static"] is False  # needs a Linux host
@@ -455,7 +455,7 @@ def test_on_a_mac_without_an_sdk():
     assert not report.runnable
     [gap] = [f for f in report.findings if f.severity.value == "error"]
     assert gap.rule == "tool-missing" and "macOS SDK" in gap.message
-    assert 'SDK "macosx" cannot be located' in (report.tools["macos-sdk"].detail or "")
+    assert 'SDK "macosx" cannot be located' in (report.found["macos-sdk"].detail or "")
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 
 from llamabuild.cli import run
 from llamabuild.core.errors import ToolError, ToolNotFoundError
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.inspect import inspect_binary, structure
 from llamabuild.inspect.dsym import check_dsym, dsym_uuids, make_dsym
 from llamabuild.tools.dsymutil import Dsymutil, dsymutil_argv, parse_warnings
@@ -185,7 +186,7 @@ def test_make_dsym_thin_and_fat(thin: Path, fat: Path, tmp_path: Path) -> None:
         assert result.uuids == result.binary_uuids == expected == dwarfdump_uuids(out)
         assert result.dwarf_file == out / "Contents" / "Resources" / "DWARF" / "llama-server"
         assert check_dsym(inspect_binary(binary), out) == []
-        assert json.loads(json.dumps(result.to_json()))["uuids"] == expected
+        assert json.loads(json.dumps(to_jsonable(result)))["uuids"] == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fat out.dSYM", "thin out.dSYM"]
 
 
@@ -577,4 +578,4 @@ def test_hostile_dsym_plist_is_a_value_error(tmp_path: Path, raw: bytes) -> None
     path = tmp_path / "Info.plist"
     path.write_bytes(raw)
     with pytest.raises(ValueError):
-        load_plist(path)
+        load_plist(path, "hint")

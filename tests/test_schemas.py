@@ -204,7 +204,7 @@ def test_a_key_present_only_sometimes_is_optional_and_never_null() -> None:
         "message": "m",
         "arch": None,
     }
-    slice_spec = spec["SliceOutput"]
+    slice_spec = spec["Slice"]
     assert {"imports", "symbols", "signature", "interpreter"}.isdisjoint(slice_spec["required"])
 
 
@@ -223,7 +223,7 @@ def test_doctor_and_smoke_output_follows_their_schemas() -> None:
     }
     gap = error("tool-missing", "C compiler not found", hint="x")
     doctor = DoctorReport(
-        "r", HostInfo("Linux", "x86_64"), ("cc",), ("cmake",), tools, [gap], {"r": False}
+        "r", HostInfo("Linux", "x86_64"), ("cc",), ("cmake",), tools, {"r": False}, [gap]
     )
     smoke = SmokeResult(
         Path("/b/llama-server"),
@@ -237,8 +237,8 @@ def test_doctor_and_smoke_output_follows_their_schemas() -> None:
         stopped_by="SIGTERM",
         server_exit_code=0,
     )
-    for model, command in ((doctor.output(), "doctor"), (smoke.output(), "smoke")):
+    for model, command in ((doctor, "doctor"), (smoke, "smoke")):
         data = json.loads(json.dumps(to_jsonable(model)))
         assert assert_command_json(data, command) == schema.command_schema_name(command)
-    assert to_jsonable(doctor.output())["tools"][2]["role"] == "not needed"
-    assert to_jsonable(smoke.output())["timings"] == {"start_s": 0.1235}
+    assert to_jsonable(doctor)["tools"][2]["role"] == "not needed"
+    assert to_jsonable(smoke)["timings"] == {"start_s": 0.1235}

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from llamabuild.cli import run
+from llamabuild.core.jsonout import to_jsonable
 from llamabuild.model.gguf_tiny import TinyShape, vocab, write_tiny_llama
 
 # Each program writes its pid (and its child's) to $SMOKE_PIDFILE so the test can prove
@@ -515,7 +516,7 @@ def test_generated_model_path_exists_after_the_run(programs, tmp_path, monkeypat
     assert result.model_generated and result.models == ["tiny"]
     assert result.model.is_file(), result.model
     assert result.model.read_bytes()[:4] == b"GGUF"
-    assert str(result.model) == result.to_json()["model"]
+    assert str(result.model) == to_jsonable(result)["model"]
 
 
 def test_human_output_of_a_healthy_run(capsys, programs, pidfile, tmp_path, monkeypatch):

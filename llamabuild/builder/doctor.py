@@ -13,21 +13,21 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from llamabuild.config.recipes import Recipe, available, default_recipe_name, load_recipe
 from llamabuild.config.versions import banner_version
 from llamabuild.core.errors import LlamabuildError, ToolError, UsageError
 from llamabuild.core.findings import Finding, Severity, error, exit_code, warning
 from llamabuild.core.host import HostInfo
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
+from llamabuild.core.resources import data_file
 from llamabuild.tools.runner import Runner, Tool, default_runner, python_scripts, which
 
-DATA = Path(__file__).resolve().parent / "data" / "doctor_tools.toml"
+DATA = data_file("doctor_tools.toml")
 
 Which = Callable[[Sequence[str], Sequence[Path]], Path | None]
 
@@ -50,32 +50,8 @@ class ToolStatus:
     detail: str | None
     affects: str
     hint: str
-
-
-@dataclass(frozen=True)
-class ToolOutput(ToolStatus):
-    """One tool `doctor` looked for, and its role in the recipe: what lacks without it."""
-
-    role: ToolRole
-
-
-@dataclass(frozen=True)
-class HostOutput:
-    system: str
-    machine: str
-
-
-@dataclass(frozen=True)
-class DoctorOutput:
-    """`llamabuild doctor --json`: the tools a recipe needs, found or how to install them."""
-
-    ok: bool
-    recipe: str
-    runnable: bool
-    host: HostOutput
-    tools: tuple[ToolOutput, ...]
-    recipes: dict[str, bool]
-    findings: tuple[Finding, ...]
+    role: ToolRole = field(default=ToolRole.NOT_NEEDED, metadata=ALWAYS)
+    """Its role in the recipe `doctor` judged (DoctorReport.tools sets it)."""
 
 
 @dataclass(frozen=True)
@@ -99,41 +75,26 @@ class Needs:
     host: str | None = None  # platform.system() the recipe must build on
 
 
-@dataclass
+def _roles(r: DoctorReport) -> tuple[ToolStatus, ...]:
+    role = {k: ToolRole.OPTIONAL for k in r.optional}
+    role.update({k: ToolRole.REQUIRED for k in r.required})
+    return tuple(replace(t, role=role.get(k, ToolRole.NOT_NEEDED)) for k, t in r.found.items())
+
+
+@model
 class DoctorReport:
+    """`llamabuild doctor --json`: the tools a recipe needs, found or how to install them."""
+
+    ok: bool = derived(lambda r: r.runnable)
     recipe: str
+    runnable: bool = derived(lambda r: exit_code(r.findings) == 0)
     host: HostInfo
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    tools: dict[str, ToolStatus]
-    findings: list[Finding] = field(default_factory=list)
-    recipes: dict[str, bool] = field(default_factory=dict)
-
-    @property
-    def runnable(self) -> bool:
-        return exit_code(self.findings) == 0
-
-    def output(self) -> DoctorOutput:
-        """The `doctor --json` model."""
-        role = {k: ToolRole.OPTIONAL for k in self.optional}
-        role.update({k: ToolRole.REQUIRED for k in self.required})
-        tools = tuple(
-            ToolOutput(**vars(t), role=role.get(k, ToolRole.NOT_NEEDED))
-            for k, t in self.tools.items()
-        )
-        return DoctorOutput(
-            ok=self.runnable,
-            recipe=self.recipe,
-            runnable=self.runnable,
-            host=HostOutput(self.host.system, self.host.machine),
-            tools=tools,
-            recipes=self.recipes,
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    required: tuple[str, ...] = field(metadata=INTERNAL)
+    optional: tuple[str, ...] = field(metadata=INTERNAL)
+    found: dict[str, ToolStatus] = field(metadata=INTERNAL)  # tool key -> what the probe found
+    tools: tuple[ToolStatus, ...] = derived(_roles)
+    recipes: dict[str, bool] = field(default_factory=dict, metadata=ALWAYS)
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
 
 
 @cache
@@ -343,7 +304,7 @@ class Doctor:
             host=self.host,
             required=needs.required,
             optional=needs.optional,
-            tools=dict(self._probed),
+            found=dict(self._probed),
             findings=findings,
             recipes=verdicts,
         )
@@ -399,11 +360,11 @@ def tool_rows(report: DoctorReport) -> list[tuple[str, ToolStatus]]:
     groups: Mapping[str, Sequence[str]] = {
         "required": report.required,
         "optional": report.optional,
-        "not needed": list(report.tools),
+        "not needed": list(report.found),
     }
     for role, keys in groups.items():
         for k in keys:
-            if k not in seen and k in report.tools:
+            if k not in seen and k in report.found:
                 seen.add(k)
-                order.append((role, report.tools[k]))
+                order.append((role, report.found[k]))
     return order

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from llamabuild.core.errors import InputError, ToolError, UsageError
 from llamabuild.core.host import ARCH_ALIASES
 from llamabuild.core.host import HostInfo as HostInfo  # re-exported
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, json_view, model
 from llamabuild.inspect.binary import Binary
 from llamabuild.tools.runner import Background, Runner, default_runner
 
@@ -41,26 +41,11 @@ LogSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class CompletionOutput:
+class Completion:
+    """What the 1-token chat completion answered."""
+
     finish_reason: str | None
     completion_tokens: int | None
-
-
-@dataclass(frozen=True)
-class SmokeOutput:
-    """`llamabuild smoke --json`: the server started, answered and stopped."""
-
-    ok: Literal[True]
-    binary: Path
-    model: Path
-    model_generated: bool
-    host: str
-    port: int
-    timings: dict[str, float]
-    models: tuple[str, ...]
-    completion: CompletionOutput
-    stopped_by: str
-    server_exit_code: int | None
 
 
 def check_runnable(binary: Binary, host: HostInfo) -> None:
@@ -143,38 +128,32 @@ def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tupl
         return int(exc.code), exc.read() or b""
 
 
-@dataclass
+def _rounded_timings(r: SmokeResult) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in r.timings.items()}
+
+
+@model
 class SmokeResult:
+    """`llamabuild smoke --json`: the server started, answered and stopped."""
+
+    ok: Literal[True] = derived(lambda r: True)
     binary: Path
     model: Path
     model_generated: bool
+    host: str = derived(lambda r: HOST)
     port: int
-    timings: dict[str, float] = field(default_factory=dict)
-    models: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-    completion_tokens: int | None = None
-    stopped_by: str = ""
-    server_exit_code: int | None = None
-
-    def output(self) -> SmokeOutput:
-        """The `smoke --json` model."""
-        return SmokeOutput(
-            ok=True,
-            binary=self.binary,
-            model=self.model,
-            model_generated=self.model_generated,
-            host=HOST,
-            port=self.port,
-            timings={k: round(v, 4) for k, v in self.timings.items()},
-            models=tuple(self.models),
-            completion=CompletionOutput(self.finish_reason, self.completion_tokens),
-            stopped_by=self.stopped_by,
-            server_exit_code=self.server_exit_code,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    timings: dict[str, float] = field(
+        default_factory=dict,
+        metadata=json_view(
+            lambda r: {k: round(v, 4) for k, v in r.timings.items()}, dict[str, float]
+        ),
+    )
+    models: list[str] = field(default_factory=list, metadata=ALWAYS)
+    completion: Completion = derived(lambda r: Completion(r.finish_reason, r.completion_tokens))
+    stopped_by: str = field(default="", metadata=ALWAYS)
+    server_exit_code: int | None = field(default=None, metadata=ALWAYS)
+    finish_reason: str | None = field(default=None, metadata=INTERNAL)
+    completion_tokens: int | None = field(default=None, metadata=INTERNAL)
 
     def summary(self) -> str:
         """The human verdict, plain text: "llama-server answered 1 token in 0.41 s

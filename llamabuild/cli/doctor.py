@@ -46,7 +46,7 @@ def doctor_cmd(
         extra={"host": result.host.label},
     )
     if json_out:
-        report.emit_json(result.output(), command="doctor")
+        report.emit_json(result, command="doctor")
     else:
         render(result)
     raise typer.Exit(exit_code(result.findings))

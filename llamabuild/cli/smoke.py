@@ -77,7 +77,7 @@ def smoke_cmd(
             status.stop()
     github.publish("llamabuild smoke", [], outputs=[], extra=_summary_rows(result))
     if json_out:
-        report.emit_json(result.output(), command="smoke")
+        report.emit_json(result, command="smoke")
     else:
         render(result)
 
