@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from llamabuild.appstore.privacy import PrivacyManifestOutput
-from llamabuild.appstore.verify_app import AppOutput
+from llamabuild.appstore.verify_app import AppReport
 from llamabuild.builder.buildplan import DryRunOutput
 from llamabuild.builder.doctor import DoctorReport
 from llamabuild.builder.manifest import Manifest
@@ -35,7 +35,7 @@ from llamabuild.core.report import ErrorOutput
 from llamabuild.core.resources import schema_dir
 from llamabuild.inspect.dsym import DsymResult
 from llamabuild.inspect.verify_binary import VerifyReport
-from llamabuild.model.results import ModelOutput
+from llamabuild.model.verify_model import ModelReport
 from llamabuild.signing.entitlements import EntitlementsResult
 from llamabuild.signing.notarize import NotarizeReport
 from llamabuild.signing.sign import SignReport
@@ -60,8 +60,8 @@ COMMAND_MODELS: dict[str, Any] = {
     "smoke": SmokeResult,
     "source": SourceOutput,
     "verify": VerifyReport,
-    "verify-app": AppOutput,
-    "verify-model": ModelOutput,
+    "verify-app": AppReport,
+    "verify-model": ModelReport,
     "xcode-phase": PhaseReport,
 }
 

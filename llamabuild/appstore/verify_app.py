@@ -18,13 +18,12 @@ import struct
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from llamabuild.appstore.checks import check_app
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
-from llamabuild.core.jsonout import OMIT_NONE, to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, OMIT_NONE, derived, model
 from llamabuild.core.mapped import file_kind, open_mapped, path_error
 from llamabuild.inspect import Binary, inspect_binary, structure
 from llamabuild.inspect.binary import Slice
@@ -33,7 +32,7 @@ from llamabuild.inspect.integrity import bundle_findings
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.bundled import BundleModels, check_bundle_models
-from llamabuild.model.results import ModelOutput
+from llamabuild.model.verify_model import ModelReport
 from llamabuild.provenance.shipped_notices import check_notices
 
 DEFAULT_HELPER = "Contents/Resources/llama-server"
@@ -50,13 +49,13 @@ DYLIB_CMDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class ArchivedDsym:
     """A .dSYM found in the .xcarchive, and the UUIDs of the binary it belongs to."""
 
     path: str
     binary: str
-    uuids: dict[str, str | None]
+    uuids: dict[str, str | None] = field(default_factory=dict, metadata=ALWAYS)
     binary_uuids: dict[str, str | None] | None = field(default=None, metadata=OMIT_NONE)
 
 
@@ -65,65 +64,25 @@ class DsymRole(StrEnum):
     APP = "app"
 
 
-@dataclass(frozen=True)
-class AppOutput:
+@model
+class AppReport:
     """`llamabuild verify-app --json`: the App Store checklist for a .app (and .xcarchive)."""
 
     app: Path
     helper: Path
-    xcarchive: Path | None
-    ok: bool
-    helper_binary: VerifyReport | None
-    dsyms: dict[DsymRole, ArchivedDsym]
-    required_reason_apis: dict[str, dict[str, tuple[str, ...]]]
+    xcarchive: Path | None = field(default=None, metadata=ALWAYS)
+    ok: bool = derived(lambda r: not has_errors(r.findings))
+    helper_binary: VerifyReport | None = derived(lambda r: r.helper_report)
+    dsyms: dict[DsymRole, ArchivedDsym] = field(default_factory=dict, metadata=ALWAYS)
+    required_reason_apis: dict[str, dict[str, tuple[str, ...]]] = field(
+        default_factory=dict, metadata=ALWAYS
+    )
     """Each Mach-O (bundle-relative) -> the required-reason API categories it imports ->
     the imported symbols that put it there (llamabuild/data/required_reason_apis.toml)."""
-    models: tuple[ModelOutput, ...]
+    models: tuple[ModelReport, ...] = field(default=(), metadata=ALWAYS)
     """Every .gguf in the bundle, as `verify-model` reads it."""
-    findings: tuple[Finding, ...]
-
-
-@dataclass
-class AppReport:
-    app: Path
-    helper: Path
-    xcarchive: Path | None = None
-    helper_report: VerifyReport | None = None
-    dsyms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    required_reason_apis: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    models: tuple[ModelOutput, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
-
-    def output(self) -> AppOutput:
-        """The `--json` model."""
-        dsyms = {
-            DsymRole(role): ArchivedDsym(
-                path=entry["path"],
-                binary=entry["binary"],
-                uuids=entry.get("uuids", {}),
-                binary_uuids=entry.get("binary_uuids"),
-            )
-            for role, entry in self.dsyms.items()
-        }
-        return AppOutput(
-            app=self.app,
-            helper=self.helper,
-            xcarchive=self.xcarchive,
-            ok=self.ok,
-            helper_binary=self.helper_report,
-            dsyms=dsyms,
-            required_reason_apis=self.required_reason_apis,
-            models=self.models,
-            findings=tuple(self.findings),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.output())
-        return data
+    findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
+    helper_report: VerifyReport | None = field(default=None, metadata=INTERNAL)
 
 
 def verify_app(
@@ -429,19 +388,18 @@ def _check_archived_dsym(report: AppReport, dsym: Path, binary: Path, role: str)
                 ),
             )
         ]
-    entry: dict[str, Any] = {"path": where, "binary": str(binary)}
-    report.dsyms[role] = entry
+    entry = ArchivedDsym(path=where, binary=str(binary))
+    report.dsyms[DsymRole(role)] = entry
     try:
-        entry["uuids"] = dsym_uuids(dsym)
+        entry.uuids = dsym_uuids(dsym)
     except InputError as exc:
-        entry["uuids"] = {}
         return [error("dsym-layout", exc.message, path=where, hint=exc.hint)]
     try:
         target: Binary = inspect_binary(binary)
     except InputError as exc:
         msg = f"cannot check dSYMs/{dsym.name}: the archived {role} binary: {exc.message}"
         return [error("xcarchive-binary-missing", msg, path=str(binary))]
-    entry["binary_uuids"] = {s.arch: s.uuid for s in target.slices}
+    entry.binary_uuids = {s.arch: s.uuid for s in target.slices}
     try:
         return check_dsym(target, dsym)
     except InputError as exc:  # its Info.plist or DWARF file is a FIFO, a device, a loop

@@ -54,7 +54,7 @@ def verify_app_cmd(
     result = verify_app(app_path, binary_path, xcarchive, policy, strict=strict, models=models)
     github.publish("llamabuild verify-app", result.findings, default_file=str(app_path))
     if json_out:
-        report.emit_json(result.output(), command="verify-app")
+        report.emit_json(result, command="verify-app")
     else:
         render_app(result)
     raise typer.Exit(exit_code(result.findings))
@@ -79,8 +79,8 @@ def render_app(result: AppReport) -> None:
     if result.xcarchive is not None:
         out.print(f"archive: {escape(str(result.xcarchive))}")
         for role, entry in result.dsyms.items():
-            uuids = ", ".join(f"{a} {u}" for a, u in entry.get("uuids", {}).items())
-            out.print(escape(f"  {role} dSYM: {entry['path']}  {uuids or '-'}"))
+            uuids = ", ".join(f"{a} {u}" for a, u in entry.uuids.items())
+            out.print(escape(f"  {role} dSYM: {entry.path}  {uuids or '-'}"))
     for rel, categories in result.required_reason_apis.items():
         out.print(escape(f"required-reason APIs in {rel}: {', '.join(categories)}"))
     for m in result.models:

@@ -62,7 +62,7 @@ def verify_model_cmd(
         result = verify_model(model, replace(opts, progress=progress))
     github.publish("llamabuild verify-model", result.findings, default_file=str(model))
     if json_out:
-        report.emit_json(result.output(), command="verify-model")
+        report.emit_json(result, command="verify-model")
     else:
         render_model(result)
     raise typer.Exit(exit_code(result.findings))
@@ -93,10 +93,10 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 
 def render_model(result: ModelReport) -> None:
     from llamabuild.core import report
-    from llamabuild.model.verify_model import format_size
+    from llamabuild.model.verify_model import format_size, memory_of
 
-    out = result.output()
-    mem = out.memory
+    out = result
+    mem = memory_of(result)
     kv = "unknown" if mem.kv_cache_bytes is None else format_size(mem.kv_cache_bytes)
     types = ", ".join(f"{n} x{c}" for n, c in out.tensor_types.items()) or "-"
     rows = [

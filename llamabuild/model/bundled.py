@@ -13,8 +13,7 @@ from pathlib import Path
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error
 from llamabuild.model.capabilities import PinCapabilities
-from llamabuild.model.results import ModelOutput
-from llamabuild.model.verify_model import ModelOptions, verify_model
+from llamabuild.model.verify_model import ModelOptions, ModelReport, verify_model
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,10 @@ class BundleModels:
 
 def check_bundle_models(
     files: Iterable[Path], opts: BundleModels | None = None
-) -> tuple[tuple[ModelOutput, ...], list[Finding]]:
+) -> tuple[tuple[ModelReport, ...], list[Finding]]:
     """Each `.gguf` among `files` verified; an unreadable one is a `gguf-invalid` finding."""
     opts = opts or BundleModels()
-    outputs: list[ModelOutput] = []
+    outputs: list[ModelReport] = []
     findings: list[Finding] = []
     for path in files:
         if path.suffix.lower() != ".gguf":
@@ -42,6 +41,6 @@ def check_bundle_models(
         except InputError as exc:
             findings.append(error("gguf-invalid", exc.message, path=str(path), hint=exc.hint))
             continue
-        outputs.append(report.output())
+        outputs.append(report)
         findings += report.findings
     return tuple(outputs), findings

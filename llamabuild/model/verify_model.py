@@ -19,6 +19,7 @@ from typing import Any
 
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
+from llamabuild.core.jsonout import INTERNAL, OMIT_NONE, derived, json_view, model
 from llamabuild.core.mapped import open_mapped
 from llamabuild.model import gguf_tables
 from llamabuild.model.capabilities import PinCapabilities
@@ -30,7 +31,6 @@ from llamabuild.model.gguf_read import (
     TensorInfo,
     read_header,
 )
-from llamabuild.model.results import MemoryEstimate, ModelOutput
 
 KV_BYTES_PER_VALUE = 2  # llama-server's default KV cache type is f16 (--cache-type-k/-v)
 HASH_CHUNK = 8 << 20
@@ -40,21 +40,52 @@ MAX_LISTED = 3  # tensor names quoted in one finding
 Progress = Callable[[int, int], None]  # (bytes hashed, total)
 
 
-@dataclass
-class ModelReport:
-    path: Path
-    head: GgufHeader
-    findings: list[Finding] = field(default_factory=list)
-    weights_bytes: int = 0
-    type_counts: dict[str, int] = field(default_factory=dict)
-    memory: MemoryEstimate | None = None
-    sha256: str | None = None
-    sha256_expected: str | None = None
-    pinned: bool = False
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What loading the model costs: its weights plus an f16 KV cache for `ctx` tokens."""
 
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.findings)
+    weights_bytes: int
+    ctx: int | None  # --ctx, else the model's context length (llama-server's default)
+    kv_cache_bytes: int | None  # None when the metadata lacks layers, heads or head size
+    total_bytes: int
+    max_memory_bytes: int | None = field(default=None, metadata=OMIT_NONE)
+
+
+def memory_of(r: ModelReport) -> MemoryEstimate:
+    assert r.memory is not None, "the estimate is made before the report is printed"
+    return r.memory
+
+
+@model
+class ModelReport:
+    """One GGUF model as read from its header (tensor data is never read, only hashed)."""
+
+    path: Path
+    head: GgufHeader = field(metadata=INTERNAL)
+    ok: bool = derived(lambda r: not has_errors(r.findings))
+    size: int = derived(lambda r: r.head.file_size)
+    gguf_version: int = derived(lambda r: r.head.version)
+    architecture: str | None = derived(lambda r: r.text("general.architecture"))
+    name: str | None = derived(lambda r: r.text("general.name"))
+    file_type: str | None = derived(lambda r: file_type_name(r.number("general.file_type")))
+    context_length: int | None = derived(lambda r: r.arch_number("context_length"))
+    tokenizer_model: str | None = derived(lambda r: r.text("tokenizer.ggml.model"))
+    chat_template: bool = derived(lambda r: "tokenizer.chat_template" in r.head.metadata)
+    tensors: int = derived(lambda r: len(r.head.tensors))
+    parameters: int = derived(lambda r: sum(_elements(t) for t in r.head.tensors))
+    tensor_types: dict[str, int] = derived(lambda r: dict(sorted(r.type_counts.items())))
+    """ggml type name -> how many tensors have it."""
+    memory: MemoryEstimate | None = field(
+        default=None, metadata=json_view(memory_of, MemoryEstimate)
+    )
+    checked_against_pin: bool = derived(lambda r: r.pinned)
+    """A manifest's capabilities were given."""
+    sha256: str | None = field(default=None, metadata=OMIT_NONE)
+    sha256_expected: str | None = field(default=None, metadata=OMIT_NONE)
+    findings: list[Finding] = field(default_factory=list)
+    weights_bytes: int = field(default=0, metadata=INTERNAL)
+    type_counts: dict[str, int] = field(default_factory=dict, metadata=INTERNAL)
+    pinned: bool = field(default=False, metadata=INTERNAL)
 
     def meta(self, key: str) -> MetaValue | None:
         return self.head.metadata.get(key)
@@ -67,36 +98,8 @@ class ModelReport:
         v = self.meta(key)
         return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-    @property
-    def architecture(self) -> str | None:
-        return self.text("general.architecture")
-
     def arch_number(self, suffix: str) -> int | None:
         return self.number(f"{self.architecture}.{suffix}") if self.architecture else None
-
-    def output(self) -> ModelOutput:
-        """The `--json` model."""
-        assert self.memory is not None
-        return ModelOutput(
-            path=self.path,
-            ok=self.ok,
-            size=self.head.file_size,
-            gguf_version=self.head.version,
-            architecture=self.architecture,
-            name=self.text("general.name"),
-            file_type=file_type_name(self.number("general.file_type")),
-            context_length=self.arch_number("context_length"),
-            tokenizer_model=self.text("tokenizer.ggml.model"),
-            chat_template="tokenizer.chat_template" in self.head.metadata,
-            tensors=len(self.head.tensors),
-            parameters=sum(_elements(t) for t in self.head.tensors),
-            tensor_types=dict(sorted(self.type_counts.items())),
-            memory=self.memory,
-            checked_against_pin=self.pinned,
-            sha256=self.sha256,
-            sha256_expected=self.sha256_expected,
-            findings=tuple(self.findings),
-        )
 
 
 @dataclass(frozen=True)
