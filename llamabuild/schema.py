@@ -40,7 +40,7 @@ from llamabuild.signing.entitlements import EntitlementsResult
 from llamabuild.signing.notarize import NotarizeReport
 from llamabuild.signing.sign import SignReport
 from llamabuild.signing.xcode_phase import PhaseReport
-from llamabuild.source import SourceOutput
+from llamabuild.source import SourceResult
 from llamabuild.source.lock import LockFile
 
 SCHEMA_DIR = schema_dir()
@@ -58,7 +58,7 @@ COMMAND_MODELS: dict[str, Any] = {
     "release-summary": ReleaseSummaryOutput,
     "sign": SignReport,
     "smoke": SmokeResult,
-    "source": SourceOutput,
+    "source": SourceResult,
     "verify": VerifyReport,
     "verify-app": AppReport,
     "verify-model": ModelReport,
@@ -151,6 +151,14 @@ class _Builder:
         required: list[str] = []
         for f in dataclasses.fields(cls):
             if not f.metadata.get("json", True):  # INTERNAL: never in the JSON
+                continue
+            if f.metadata.get("flatten"):  # FLATTEN: the value's own keys, in place
+                inner = self.object(hints[f.name])
+                for key, prop in inner["properties"].items():
+                    # written every time: a key with a default is required here
+                    if prop.pop("default", None) is not None or key in inner.get("required", ()):
+                        required.append(key)
+                    props[key] = prop
                 continue
             hint = f.metadata.get("json_type", hints[f.name])  # a json_view's own type
             if f.metadata.get("omit_none"):  # absent while None, never null

@@ -28,6 +28,9 @@ OMIT_NONE = {"omit_none": True}
 """Field metadata: leave the key out of the JSON while the value is None."""
 INTERNAL = {"json": False}
 """Field metadata: a field the code uses that the JSON never shows."""
+FLATTEN = {"flatten": True}
+"""Field metadata: the value's own JSON keys appear in place of the field (a command result
+that is a tree or a report plus a few keys of its own)."""
 ALWAYS = {"json_required": True}
 """Field metadata: always in the JSON (required in the schema) though it has a default."""
 
@@ -75,17 +78,22 @@ def model(cls: Any = None, /, *, frozen: bool = False) -> Any:
     return dataclasses.dataclass(cls, frozen=frozen)
 
 
-_Plan = tuple[tuple[str, bool, Callable[[Any], Any] | None], ...]
+_Plan = tuple[tuple[str, bool, Callable[[Any], Any] | None, bool], ...]
 _PLANS: dict[type, _Plan] = {}
 
 
 def _plan(cls: type) -> _Plan:
-    """(name, omit_none, view) of each JSON field, once per class: 40,000 findings convert in
-    a fraction of a second instead of walking dataclasses.fields() each time."""
+    """(name, omit_none, view, flatten) of each JSON field, once per class: 40,000 findings
+    convert in a fraction of a second instead of walking dataclasses.fields() each time."""
     plan = _PLANS.get(cls)
     if plan is None:
         plan = tuple(
-            (f.name, bool(f.metadata.get("omit_none")), f.metadata.get("view"))
+            (
+                f.name,
+                bool(f.metadata.get("omit_none")),
+                f.metadata.get("view"),
+                bool(f.metadata.get("flatten")),
+            )
             for f in dataclasses.fields(cls)
             if f.metadata.get("json", True)
         )
@@ -105,11 +113,14 @@ def to_jsonable(obj: Any) -> Any:
         return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
-        for name, omit_none, view in _plan(type(obj)):
+        for name, omit_none, view, flatten in _plan(type(obj)):
             value = view(obj) if view is not None else getattr(obj, name)
             if value is None and omit_none:
                 continue
-            out[name] = to_jsonable(value)
+            if flatten:
+                out.update(to_jsonable(value))
+            else:
+                out[name] = to_jsonable(value)
         return out
     if isinstance(obj, Mapping):
         return {str(to_jsonable(k)): to_jsonable(v) for k, v in obj.items()}

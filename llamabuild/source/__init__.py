@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from llamabuild.config.domain import PinKind
 from llamabuild.core.errors import ConfigError, InputError
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, FLATTEN
 from llamabuild.source import archive, lock
 from llamabuild.source.cache import cache_root, slug
 from llamabuild.source.lock import LOCK_NAME, Pin
@@ -32,22 +32,6 @@ DEFAULT_GIT_URL = "https://github.com/ggml-org/llama.cpp"
 GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "git@")
 
 __all__ = ["DEFAULT_GIT_URL", "LOCK_NAME", "Pin", "SourceRequest", "SourceTree", "resolve_source"]
-
-
-@dataclass(frozen=True)
-class SourceOutput:
-    """`llamabuild source --json`: the resolved tree, its pin, and the lock file."""
-
-    ok: Literal[True]
-    root: Path
-    pin: Pin
-    dirty: tuple[str, ...]
-    lock_written: bool
-    lock: Path
-
-    @classmethod
-    def of(cls, tree: SourceTree, lock: Path) -> SourceOutput:
-        return cls(True, tree.root, tree.pin, tree.dirty, tree.lock_written, lock)
 
 
 @dataclass(frozen=True)
@@ -73,9 +57,14 @@ class SourceTree:
     dirty: tuple[str, ...] = ()
     lock_written: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
+
+@dataclass(frozen=True)
+class SourceResult:
+    """`llamabuild source --json`: the resolved tree, its pin, and the lock file."""
+
+    ok: Literal[True] = field(default=True, init=False, metadata=ALWAYS)
+    tree: SourceTree = field(metadata=FLATTEN)
+    lock: Path
 
 
 def classify(location: str) -> PinKind:
