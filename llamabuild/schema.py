@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from llamabuild.appstore.privacy import PrivacyManifestOutput
 from llamabuild.appstore.verify_app import AppReport
-from llamabuild.builder.buildplan import DryRunOutput
+from llamabuild.builder.buildplan import BuildPlan
 from llamabuild.builder.doctor import DoctorReport
 from llamabuild.builder.manifest import Manifest
 from llamabuild.builder.rebuild import Rebuild
@@ -48,7 +48,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Command name (as typed after `llamabuild`) -> the model(s) of its `--json` output.
 COMMAND_MODELS: dict[str, Any] = {
-    "build": BuildResult | DryRunOutput,
+    "build": BuildResult | BuildPlan,
     "doctor": DoctorReport,
     "dsym": DsymResult,
     "entitlements": EntitlementsResult,

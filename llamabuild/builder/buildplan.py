@@ -7,12 +7,12 @@ Apart from builder/plan.py (which computes a plan) so the modules that fill in p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from llamabuild.config.recipes import CacheValue, Recipe, cmake_literal
-from llamabuild.core.jsonout import to_jsonable
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, json_view, model
 from llamabuild.core.redact import redact_url
 from llamabuild.source import SourceTree
 
@@ -33,101 +33,44 @@ class Options:
         return self.zig_base or self.cache_root / "zig"
 
 
-@dataclass
+def _cache_entries(sl: SlicePlan) -> dict[str, str]:
+    return {k: cmake_literal(v) for k, v in sorted(sl.entries.items())}
+
+
+@model
 class SlicePlan:
-    recipe: Recipe
-    build_dir: Path
-    entries: dict[str, CacheValue]
-    configure_argv: list[str]
-    build_argv: list[str]
-    env: dict[str, str]
-    toolchain_file: Path | None = None
-
-    @property
-    def init_cache(self) -> Path:
-        return self.build_dir / "llamabuild-init-cache.cmake"
-
-    @property
-    def log_path(self) -> Path:
-        return self.build_dir / "llamabuild.log"
-
-    def report(self) -> SliceReport:
-        return SliceReport(
-            recipe=self.recipe.name,
-            arch=self.recipe.archs[0] if len(self.recipe.archs) == 1 else None,
-            build_dir=self.build_dir,
-            init_cache=self.init_cache,
-            cache_entries={k: cmake_literal(v) for k, v in sorted(self.entries.items())},
-            toolchain_file=self.toolchain_file,
-            configure_argv=tuple(self.configure_argv),
-            build_argv=tuple(self.build_argv),
-            env=self.env,
-            log=self.log_path,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.report())
-        return data
-
-
-@dataclass(frozen=True)
-class SliceReport:
     """One slice of `build --dry-run --json`: where it builds, its final entries, exact argv."""
 
-    recipe: str
-    arch: str | None
+    recipe: Recipe = field(metadata=json_view(lambda sl: sl.recipe.name, str))
+    arch: str | None = derived(lambda sl: sl.recipe.archs[0] if len(sl.recipe.archs) == 1 else None)
     build_dir: Path
-    init_cache: Path
-    cache_entries: dict[str, str]
-    toolchain_file: Path | None
-    configure_argv: tuple[str, ...]
-    build_argv: tuple[str, ...]
-    env: dict[str, str]
-    log: Path
+    init_cache: Path = derived(lambda sl: sl.build_dir / "llamabuild-init-cache.cmake")
+    cache_entries: dict[str, str] = derived(_cache_entries)
+    toolchain_file: Path | None = field(default=None, metadata=ALWAYS)
+    configure_argv: list[str] = field(default_factory=list, metadata=ALWAYS)
+    build_argv: list[str] = field(default_factory=list, metadata=ALWAYS)
+    env: dict[str, str] = field(default_factory=dict, metadata=ALWAYS)
+    log: Path = derived(lambda sl: sl.build_dir / "llamabuild.log")
+    entries: dict[str, CacheValue] = field(default_factory=dict, metadata=INTERNAL)
 
 
-@dataclass(frozen=True)
-class DryRunOutput:
+@model
+class BuildPlan:
     """`llamabuild build --dry-run --json`: everything `build` would run, nothing run."""
 
-    ok: Literal[True]
-    dry_run: Literal[True]
+    ok: Literal[True] = derived(lambda p: True)
+    dry_run: Literal[True] = derived(lambda p: True)
     recipe: Recipe
     source: SourceTree
-    dist: Path
-    versions: dict[str, str]
-    inputs_key: str
-    slices: tuple[SliceReport, ...]
-
-
-@dataclass
-class BuildPlan:
-    recipe: Recipe
-    source: SourceTree
-    slices: list[SlicePlan]
-    options: Options
-    versions: dict[str, str]
-    inputs_key: str = ""
+    options: Options = field(metadata=INTERNAL)
+    dist: Path = derived(lambda p: p.dist_dir)
+    versions: dict[str, str] = field(default_factory=dict, metadata=ALWAYS)
+    inputs_key: str = field(default="", metadata=ALWAYS)
+    slices: list[SlicePlan] = field(default_factory=list, metadata=ALWAYS)
 
     @property
     def dist_dir(self) -> Path:
         return self.options.dist_root / self.recipe.name
-
-    def report(self) -> DryRunOutput:
-        return DryRunOutput(
-            ok=True,
-            dry_run=True,
-            recipe=self.recipe,
-            source=self.source,
-            dist=self.dist_dir,
-            versions=self.versions,
-            inputs_key=self.inputs_key,
-            slices=tuple(s.report() for s in self.slices),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self.report())
-        return data
 
 
 @dataclass(frozen=True)

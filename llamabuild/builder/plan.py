@@ -128,7 +128,7 @@ def make_plan(
     epoch = reproducible.source_date_epoch(source, runner)
     for sl in slices:
         reproducible.apply(sl, source, options.build_root, epoch, options.zig_home)
-    plan = BuildPlan(recipe, source, slices, options, versions)
+    plan = BuildPlan(recipe, source, options, versions=versions, slices=slices)
     plan.inputs_key = inputs_key(plan)
     return plan
 
@@ -164,7 +164,15 @@ def _slice(
         cm.exe, cm.ninja, source.root, build_dir, init, toolchain_file
     )
     build = cmake_tool.build_argv(cm.exe, build_dir, recipe.target, options.jobs)
-    return SlicePlan(recipe, build_dir, entries, configure, build, env, toolchain_file)
+    return SlicePlan(
+        recipe,
+        build_dir,
+        toolchain_file=toolchain_file,
+        configure_argv=configure,
+        build_argv=build,
+        env=env,
+        entries=entries,
+    )
 
 
 @functools.cache

@@ -187,7 +187,7 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
     ccache_stats, ccache_findings = ccache.end()
     result.findings += ccache_findings
     binary = staging / plan.recipe.target
-    log = plan.slices[-1].log_path
+    log = plan.slices[-1].log
     with timed(log, "join"):
         if len(artifacts) > 1:
             Lipo(runner).create(artifacts, binary)
@@ -256,7 +256,7 @@ def build_slice(sl: SlicePlan, runner: Runner, quiet: bool) -> tuple[Path, cmake
             zigroot.prepare(root, zig.lib_dir())
             prime_compiler_checks(sl.build_dir / "zig-c++", root, sl.env)
     label = sl.recipe.name
-    with BuildLog(sl.log_path, label, quiet=quiet) as log:
+    with BuildLog(sl.log, label, quiet=quiet) as log:
         log.phase("configure")
         _step(runner, sl.configure_argv, sl, log, "cmake configure")
         reply = cmake_tool.read_reply(sl.build_dir)
@@ -315,7 +315,7 @@ def _step(runner: Runner, argv: list[str], sl: SlicePlan, log: BuildLog, what: s
         log.show_tail()
         raise BuildError(
             f"{what} of {sl.recipe.name} failed (exit {res.returncode})",
-            hint=f"the last lines are above; full log: {sl.log_path}",
+            hint=f"the last lines are above; full log: {sl.log}",
         )
 
 

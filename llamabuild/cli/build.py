@@ -153,7 +153,7 @@ def build_cmd(
 
 def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
     if json_out:
-        report.emit_json(plan.report(), command="build")
+        report.emit_json(plan, command="build")
         return
     out = report.console()
     r = plan.recipe
@@ -163,7 +163,7 @@ def _emit_plan(plan: BuildPlan, json_out: bool) -> None:
     out.print(f"source {escape(where)}")
     for sl in plan.slices:
         out.print(f"[bold]{escape(sl.recipe.name)}[/] -> {escape(str(sl.build_dir))}")
-        for key, value in sl.report().cache_entries.items():
+        for key, value in sl.cache_entries.items():
             out.print(escape(f"  -D{key}={value}"))
         out.print(escape("  $ " + " ".join(_quote(a) for a in sl.configure_argv)))
         out.print(escape("  $ " + " ".join(_quote(a) for a in sl.build_argv)))
