@@ -18,29 +18,29 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from llamabuild.appstore.privacy import PrivacyManifestOutput
+from llamabuild.appstore.privacy import PrivacyManifestReport
 from llamabuild.appstore.verify_app import AppReport
 from llamabuild.builder.buildplan import BuildPlan
 from llamabuild.builder.doctor import DoctorReport
 from llamabuild.builder.manifest import Manifest
-from llamabuild.builder.rebuild import Rebuild
-from llamabuild.builder.release import ReleaseSummaryOutput
-from llamabuild.builder.run import BuildResult
-from llamabuild.builder.smoke import SmokeResult
+from llamabuild.builder.rebuild import RebuildReport
+from llamabuild.builder.release import ReleaseSummary
+from llamabuild.builder.run import BuildReport
+from llamabuild.builder.smoke import SmokeReport
 from llamabuild.config.domain import ProjectFile, RecipeFile
 from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
 from llamabuild.core.files import write_atomic
 from llamabuild.core.jsonout import to_jsonable
-from llamabuild.core.report import ErrorOutput
+from llamabuild.core.report import ErrorReport
 from llamabuild.core.resources import schema_dir
-from llamabuild.inspect.dsym import DsymResult
+from llamabuild.inspect.dsym import DsymReport
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.verify_model import ModelReport
-from llamabuild.signing.entitlements import EntitlementsResult
+from llamabuild.signing.entitlements import EntitlementsReport
 from llamabuild.signing.notarize import NotarizeReport
 from llamabuild.signing.sign import SignReport
 from llamabuild.signing.xcode_phase import PhaseReport
-from llamabuild.source import SourceResult
+from llamabuild.source import SourceReport
 from llamabuild.source.lock import LockFile
 
 SCHEMA_DIR = schema_dir()
@@ -48,17 +48,17 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Command name (as typed after `llamabuild`) -> the model(s) of its `--json` output.
 COMMAND_MODELS: dict[str, Any] = {
-    "build": BuildResult | BuildPlan,
+    "build": BuildReport | BuildPlan,
     "doctor": DoctorReport,
-    "dsym": DsymResult,
-    "entitlements": EntitlementsResult,
+    "dsym": DsymReport,
+    "entitlements": EntitlementsReport,
     "notarize": NotarizeReport,
-    "privacy-manifest": PrivacyManifestOutput,
-    "rebuild": Rebuild,
-    "release-summary": ReleaseSummaryOutput,
+    "privacy-manifest": PrivacyManifestReport,
+    "rebuild": RebuildReport,
+    "release-summary": ReleaseSummary,
     "sign": SignReport,
-    "smoke": SmokeResult,
-    "source": SourceResult,
+    "smoke": SmokeReport,
+    "source": SourceReport,
     "verify": VerifyReport,
     "verify-app": AppReport,
     "verify-model": ModelReport,
@@ -82,7 +82,7 @@ MODELS: dict[str, tuple[Any, str]] = {
         command_schema_name(name): (model, f"llamabuild {name} --json")
         for name, model in COMMAND_MODELS.items()
     },
-    ERROR_SCHEMA: (ErrorOutput, "llamabuild <command> --json, on an error"),
+    ERROR_SCHEMA: (ErrorReport, "llamabuild <command> --json, on an error"),
 }
 
 

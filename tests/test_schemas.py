@@ -212,7 +212,7 @@ def test_doctor_and_smoke_output_follows_their_schemas() -> None:
     """What doctor and smoke print (their models) follows their schemas; smoke succeeds only
     against a real llama-server, so this is the fast suite's check of its shape."""
     from llamabuild.builder.doctor import DoctorReport, ToolStatus
-    from llamabuild.builder.smoke import HostInfo, SmokeResult
+    from llamabuild.builder.smoke import HostInfo, SmokeReport
     from llamabuild.core.findings import error
     from llamabuild.core.jsonout import to_jsonable
 
@@ -225,7 +225,7 @@ def test_doctor_and_smoke_output_follows_their_schemas() -> None:
     doctor = DoctorReport(
         "r", HostInfo("Linux", "x86_64"), ("cc",), ("cmake",), tools, {"r": False}, [gap]
     )
-    smoke = SmokeResult(
+    smoke = SmokeReport(
         Path("/b/llama-server"),
         Path("/m.gguf"),
         True,

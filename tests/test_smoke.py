@@ -328,10 +328,10 @@ def test_progress_only_on_a_tty(programs, tmp_path):
 
 def test_human_output_shows_markup_literally(capsys):
     """Paths and what the server reports (model names, finish reason) are text, not markup."""
-    from llamabuild.builder.smoke import SmokeResult
+    from llamabuild.builder.smoke import SmokeReport
     from llamabuild.cli.smoke import render
 
-    result = SmokeResult(Path("a[/]b [red]c/llama-server"), Path("m[/]x.gguf"), False, 8080)
+    result = SmokeReport(Path("a[/]b [red]c/llama-server"), Path("m[/]x.gguf"), False, 8080)
     result.timings = {"healthy": 0.5, "models": 0.01, "chat": 0.02, "stop": 0.1, "total": 1}
     result.models = ["[bold]tiny[/]"]
     result.finish_reason = "[/]"
@@ -353,9 +353,9 @@ def test_human_output_shows_markup_literally(capsys):
 )
 def test_summary_line_reads_as_a_sentence(tokens, reason, models, line):
     """It ended `served tiny; finish length`."""
-    from llamabuild.builder.smoke import SmokeResult
+    from llamabuild.builder.smoke import SmokeReport
 
-    result = SmokeResult(Path("/opt/x/llama-server"), Path("m.gguf"), False, 8080)
+    result = SmokeReport(Path("/opt/x/llama-server"), Path("m.gguf"), False, 8080)
     result.timings = {"chat": 0.4149 if "ms" not in line else 0.0041}
     result.completion_tokens, result.finish_reason, result.models = tokens, reason, models
     assert result.summary() == f"llama-server {line}"

@@ -33,7 +33,7 @@ MANIFEST_DIR = "Contents/Resources"
 
 
 @dataclass(frozen=True)
-class PrivacyCategoryOutput:
+class FoundCategory:
     """One required-reason API category the binary imports."""
 
     type: str
@@ -47,12 +47,12 @@ class PrivacyCategoryOutput:
 
 
 @dataclass(frozen=True)
-class PrivacyManifestOutput:
+class PrivacyManifestReport:
     """`llamabuild privacy-manifest --json`: the categories found and the manifest written."""
 
     binary: Path
     ok: bool
-    categories: tuple[PrivacyCategoryOutput, ...]
+    categories: tuple[FoundCategory, ...]
     output: Path | None
     """The file written (atomically), or null when it went to stdout only."""
     manifest: str

@@ -26,7 +26,7 @@ from llamabuild.builder.plan import make_plan
 from llamabuild.builder.remote_cache import STORAGE_ENV
 from llamabuild.builder.reproducible import apply, epoch_of
 from llamabuild.builder.run import (
-    BuildResult,
+    BuildReport,
     Compared,
     SecondBuild,
     binary_dsym,
@@ -115,7 +115,7 @@ def findings_for(results: list[Compared], allow: bool) -> list[Finding]:
 
 
 def check(
-    plan: BuildPlan, runner: Runner, result: BuildResult, staging: Path, allow: bool, quiet: bool
+    plan: BuildPlan, runner: Runner, result: BuildReport, staging: Path, allow: bool, quiet: bool
 ) -> None:
     """The after_build hook of builder/run.execute: compare, add findings, mark the manifest."""
     if not result.ok or result.manifest is None:

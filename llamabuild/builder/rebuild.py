@@ -22,7 +22,7 @@ from llamabuild.builder import reproducible
 from llamabuild.builder.buildplan import BuildPlan, Options
 from llamabuild.builder.manifest import Manifest, ManifestOutput, ManifestSlice, OutputRole
 from llamabuild.builder.plan import LAUNCHERS, make_plan
-from llamabuild.builder.run import BuildResult, execute
+from llamabuild.builder.run import BuildReport, execute
 from llamabuild.config import recipes
 from llamabuild.config.domain import PinKind
 from llamabuild.config.project import ProjectConfig
@@ -56,7 +56,7 @@ class ToolDrift:
     here: str | None
 
 
-def _entry(r: Rebuild, role: OutputRole, *, expected: bool = False) -> ManifestOutput | None:
+def _entry(r: RebuildReport, role: OutputRole, *, expected: bool = False) -> ManifestOutput | None:
     """An output of the manifest followed (`expected`) or of the rebuild's own manifest."""
     if expected:
         return r.recorded.output(role)
@@ -64,7 +64,7 @@ def _entry(r: Rebuild, role: OutputRole, *, expected: bool = False) -> ManifestO
     return built.output(role) if built else None
 
 
-def _published(r: Rebuild, role: OutputRole) -> Path | None:
+def _published(r: RebuildReport, role: OutputRole) -> Path | None:
     entry, dist = _entry(r, role), r.dist
     return dist / entry.path if dist and entry else None
 
@@ -78,7 +78,7 @@ def _uuids(entry: ManifestOutput | None) -> dict[str, str | None]:
 
 
 @model
-class Rebuild:
+class RebuildReport:
     """`llamabuild rebuild --json`: ok when the bytes, the UUIDs and the dSYM all match."""
 
     ok: bool = derived(lambda r: not has_errors(r.findings))
@@ -102,7 +102,7 @@ class Rebuild:
     compiler_cache: CompilerCache = field(default=CompilerCache.EMPTY, metadata=ALWAYS)
     duration_s: float = derived(lambda r: round(r.duration, 3))
     findings: list[Finding] = field(default_factory=list, metadata=ALWAYS)
-    result: BuildResult | None = field(default=None, metadata=INTERNAL)
+    result: BuildReport | None = field(default=None, metadata=INTERNAL)
     duration: float = field(default=0.0, metadata=INTERNAL)
 
 
@@ -191,7 +191,7 @@ def plan_rebuild(m: Manifest, tree: SourceTree, options: Options, runner: Runner
     return plan
 
 
-def compare(expected: Manifest, result: BuildResult) -> list[Finding]:
+def compare(expected: Manifest, result: BuildReport) -> list[Finding]:
     """rebuild-mismatch findings: sha256 and UUIDs of the binary, the dSYM's UUIDs."""
     want = expected.output(OutputRole.BINARY)
     built = result.manifest
@@ -221,7 +221,7 @@ def _mismatch(what: str, want: ManifestOutput) -> Finding:
 
 def rebuild(
     manifest_path: Path, options: Options, runner: Runner, allow_drift: bool, warm: bool = False
-) -> Rebuild:
+) -> RebuildReport:
     """Resolve the pin, plan, check tool versions, build into options.dist_root, compare;
     the build dir (options.build_root, a fresh one) is removed afterwards. Unless `warm`, the
     compiler caches (ccache, zig's) are new and empty under it: every object is compiled
@@ -237,9 +237,11 @@ def rebuild(
         shutil.rmtree(options.build_root, ignore_errors=True)
 
 
-def _rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift: bool) -> Rebuild:
+def _rebuild(
+    manifest_path: Path, options: Options, runner: Runner, allow_drift: bool
+) -> RebuildReport:
     start = time.monotonic()
-    job = Rebuild(manifest_path, read_manifest(manifest_path))
+    job = RebuildReport(manifest_path, read_manifest(manifest_path))
     with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
         tree = resolve_source(source_request(job.recorded, Path(lock_dir)), runner)
     plan = plan_rebuild(job.recorded, tree, options, runner)
@@ -251,7 +253,7 @@ def _rebuild(manifest_path: Path, options: Options, runner: Runner, allow_drift:
         for d in job.tool_drift
     ]
 
-    def after_build(result: BuildResult, _staging: Path) -> None:
+    def after_build(result: BuildReport, _staging: Path) -> None:
         result.findings += drift + compare(job.recorded, result)
 
     job.result = execute(plan, runner, after_build=after_build)

@@ -42,7 +42,7 @@ class ReleaseEntry:
 
 
 @dataclass(frozen=True)
-class ReleaseSummaryOutput:
+class ReleaseSummary:
     """`llamabuild release-summary --json`: every recipe of the release, and one verdict."""
 
     ok: bool
@@ -50,7 +50,7 @@ class ReleaseSummaryOutput:
     recipes: tuple[ReleaseEntry, ...]
 
 
-def summarize(root: Path) -> ReleaseSummaryOutput:
+def summarize(root: Path) -> ReleaseSummary:
     """Every `<root>/*/manifest.json`; InputError (exit 2) when there is none."""
     manifests = sorted(p for p in root.glob(f"*/{mf.MANIFEST}") if p.is_file())
     if not manifests:
@@ -62,7 +62,7 @@ def summarize(root: Path) -> ReleaseSummaryOutput:
     ok = all(e.built_verified and e.verify_json is not False for e in entries) and not any(
         f.severity is Severity.ERROR for e in entries for f in e.findings
     )
-    return ReleaseSummaryOutput(ok=ok, root=root, recipes=entries)
+    return ReleaseSummary(ok=ok, root=root, recipes=entries)
 
 
 def _entry(path: Path) -> ReleaseEntry:
@@ -105,7 +105,7 @@ def _unique(findings: Sequence[Finding]) -> tuple[Finding, ...]:
     return tuple(dict.fromkeys(findings))
 
 
-def verdicts(summary: ReleaseSummaryOutput) -> dict[str, str]:
+def verdicts(summary: ReleaseSummary) -> dict[str, str]:
     """recipe -> "ok" or what failed, for the step summary and the table."""
     out = {}
     for e in summary.recipes:

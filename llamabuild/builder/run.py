@@ -51,10 +51,10 @@ from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import Zig
 
 if TYPE_CHECKING:
-    from llamabuild.inspect.dsym import DsymResult
+    from llamabuild.inspect.dsym import DsymReport
     from llamabuild.provenance import Provenance
 
-__all__ = ["MANIFEST", "BuildResult", "check_noop", "execute"]
+__all__ = ["MANIFEST", "BuildReport", "check_noop", "execute"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class SecondBuild:
 
 
 @model
-class BuildResult:
+class BuildReport:
     """`llamabuild build --json`: the outcome, and the manifest of what was published."""
 
     plan: BuildPlan = field(metadata=INTERNAL)
@@ -147,8 +147,8 @@ def execute(
     runner: Runner,
     quiet: bool = False,
     started: float | None = None,
-    after_build: Callable[[BuildResult, Path], None] | None = None,
-) -> BuildResult:
+    after_build: Callable[[BuildReport, Path], None] | None = None,
+) -> BuildReport:
     """Build, verify, write the manifest, publish. `started` (time.monotonic() when the
     command began) makes manifest.json's duration_s the one the CLI reports; `after_build`
     sees the staged outputs before that (the reproducibility check, rebuild's comparison)."""
@@ -173,8 +173,8 @@ def execute(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> BuildResult:
-    result = BuildResult(plan)
+def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> BuildReport:
+    result = BuildReport(plan)
     artifacts: list[Path] = []
     compilers: dict[str, Any] = {}
     remote = plan.options.ccache_remote or RemoteSetting(None, "default")
@@ -291,7 +291,7 @@ def zig_root_of(sl: SlicePlan) -> ZigRoot | None:
 
 def binary_dsym(
     slices: list[SlicePlan], binary: Path, out_dir: Path, runner: Runner, build_root: Path
-) -> DsymResult:
+) -> DsymReport:
     """The dSYM of a macOS binary in `out_dir`. A zig binary first gets the canonical root
     (builder/zigroot.py), then dsymutil reads its objects through a mirror of canonical paths;
     Apple's linker took the build root off with -oso_prefix."""

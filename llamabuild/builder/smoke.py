@@ -128,12 +128,12 @@ def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tupl
         return int(exc.code), exc.read() or b""
 
 
-def _rounded_timings(r: SmokeResult) -> dict[str, float]:
+def _rounded_timings(r: SmokeReport) -> dict[str, float]:
     return {k: round(v, 4) for k, v in r.timings.items()}
 
 
 @model
-class SmokeResult:
+class SmokeReport:
     """`llamabuild smoke --json`: the server started, answered and stopped."""
 
     ok: Literal[True] = derived(lambda r: True)
@@ -225,7 +225,7 @@ def _json_call(method: str, url: str, body: Any, timeout: float) -> tuple[dict[s
     return data, elapsed
 
 
-def _exercise(result: SmokeResult, base: str, timeout: float) -> None:
+def _exercise(result: SmokeReport, base: str, timeout: float) -> None:
     models, result.timings["models"] = _json_call("GET", f"{base}/v1/models", None, timeout)
     entries = models.get("data")
     if not isinstance(entries, list) or not entries:
@@ -279,7 +279,7 @@ def run_smoke(
     on_log: LogSink | None = None,
     host: HostInfo | None = None,
     runner: Runner | None = None,
-) -> SmokeResult:
+) -> SmokeReport:
     """Start, probe and stop the server; ToolError (exit 3) on any failure, log tail to on_log."""
     if timeout <= 0:
         raise UsageError(f"--timeout must be positive, not {timeout:g}")
@@ -296,7 +296,7 @@ def run_smoke(
         workdir = Path(tmp)
         with _model_file(model) as (model_path, generated):
             port = port or free_port()
-            result = SmokeResult(binary, model_path, generated, port)
+            result = SmokeReport(binary, model_path, generated, port)
             server = (runner or default_runner()).start(
                 server_argv(binary, model_path, port), log_path=workdir / "server.log", cwd=workdir
             )

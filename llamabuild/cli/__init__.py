@@ -18,9 +18,9 @@ def _fail(message: str, hint: str | None, code: int, argv: list[str]) -> int:
     from llamabuild.core.report import emit_json, inert  # rich: only when there is an error to show
 
     if "--json" in argv:
-        from llamabuild.core.report import ErrorOutput
+        from llamabuild.core.report import ErrorReport
 
-        emit_json(ErrorOutput(ok=False, error=message, hint=hint, exit_code=code))
+        emit_json(ErrorReport(ok=False, error=message, hint=hint, exit_code=code))
     # One line each, whatever a path or name in the message holds (ESC, CR, newlines).
     print(f"error: {inert(message)}", file=sys.stderr)
     if hint:

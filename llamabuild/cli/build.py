@@ -14,7 +14,7 @@ from llamabuild.builder import remote_cache
 from llamabuild.builder.buildplan import BuildPlan, Options
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import make_plan
-from llamabuild.builder.run import BuildResult, check_noop, execute
+from llamabuild.builder.run import BuildReport, check_noop, execute
 from llamabuild.cli.app import JsonOpt, app
 from llamabuild.cli.source import DirtyOpt, LockOpt, RefOpt, Sha256Opt, SourceOpt, UpdateOpt
 from llamabuild.config import recipes
@@ -128,7 +128,7 @@ def build_cmd(
         # --check-reproducible always builds twice: a stored verdict proves nothing here.
         if manifest is not None and not check_reproducible:
             # This run's time; manifest.json keeps the duration of the build it describes.
-            result = BuildResult(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
+            result = BuildReport(plan, skipped=True, dist_dir=plan.dist_dir, manifest=manifest)
             result.duration = time.monotonic() - start
             # A skipped step still gets its summary: the reviewer sees what is published.
             mf.publish_summary(manifest, [], f"{title}: up to date", root=plan.dist_dir)
@@ -176,7 +176,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def _emit_result(result: BuildResult, json_out: bool) -> None:
+def _emit_result(result: BuildReport, json_out: bool) -> None:
     if json_out:
         report.emit_json(result, command="build")
         return

@@ -10,7 +10,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.inspect.dsym import DsymResult
+    from llamabuild.inspect.dsym import DsymReport
 
 
 @app.command("dsym")
@@ -38,7 +38,7 @@ def dsym_cmd(
     raise typer.Exit(exit_code(result.findings))
 
 
-def render_dsym(result: DsymResult) -> None:
+def render_dsym(result: DsymReport) -> None:
     from rich.table import Table
 
     from llamabuild.core import report

@@ -92,7 +92,7 @@ def entitlements_cmd(
     github.publish("llamabuild entitlements", findings, default_file=str(output or "") or None)
     if json_out:
         written = output if code == 0 else None
-        report.emit_json(ent.EntitlementsResult(code == 0, result, written), command="entitlements")
+        report.emit_json(ent.EntitlementsReport(code == 0, result, written), command="entitlements")
     else:
         err = report.console(stderr=True)
         if findings:

@@ -12,7 +12,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.appstore.privacy import PrivacyManifestOutput
+    from llamabuild.appstore.privacy import PrivacyManifestReport
     from llamabuild.config.project import ProjectConfig
     from llamabuild.inspect import Binary
 
@@ -55,20 +55,20 @@ def privacy_manifest_cmd(
         err.print(f"wrote {report.escape(str(out))} ({len(result.categories)} categories)")
 
 
-def _with_output(result: PrivacyManifestOutput, out: Path) -> PrivacyManifestOutput:
+def _with_output(result: PrivacyManifestReport, out: Path) -> PrivacyManifestReport:
     import dataclasses
 
     return dataclasses.replace(result, output=out)
 
 
-def build_manifest(binary: Binary, config: ProjectConfig) -> PrivacyManifestOutput:
+def build_manifest(binary: Binary, config: ProjectConfig) -> PrivacyManifestReport:
     """Categories of `binary`, reasons from `config`, the rendered and re-checked manifest.
 
     A category without a configured reason is a ConfigError (exit 2) naming what to set: a
     manifest that leaves it out would be ITMS-91053 again, and llamabuild cannot know why the
     app calls the API."""
     from llamabuild.appstore import privacy
-    from llamabuild.appstore.privacy import PrivacyCategoryOutput, PrivacyManifestOutput
+    from llamabuild.appstore.privacy import FoundCategory, PrivacyManifestReport
     from llamabuild.core.errors import ConfigError, InputError
 
     if binary.format != "macho":
@@ -91,11 +91,11 @@ def build_manifest(binary: Binary, config: ProjectConfig) -> PrivacyManifestOutp
     xml = privacy.render(list(found), reasons)
     privacy.validate_rendered(xml, found)
     table = privacy.table()
-    return PrivacyManifestOutput(
+    return PrivacyManifestReport(
         binary=binary.path,
         ok=True,
         categories=tuple(
-            PrivacyCategoryOutput(
+            FoundCategory(
                 type=k,
                 name=table[k].name,
                 symbols=syms,

@@ -11,7 +11,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.builder.rebuild import Rebuild
+    from llamabuild.builder.rebuild import RebuildReport
     from llamabuild.core.findings import Finding
 
 
@@ -69,7 +69,7 @@ def rebuild_cmd(
     raise typer.Exit(exit_code(job.findings))
 
 
-def render(result: Rebuild, findings: list[Finding]) -> None:
+def render(result: RebuildReport, findings: list[Finding]) -> None:
     from llamabuild.core import report
     from llamabuild.core.report import escape
 

@@ -10,7 +10,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.builder.release import ReleaseSummaryOutput
+    from llamabuild.builder.release import ReleaseSummary
 
 
 @app.command("release-summary")
@@ -46,7 +46,7 @@ def release_summary_cmd(
     raise typer.Exit(0 if summary.ok else 1)
 
 
-def render(summary: ReleaseSummaryOutput) -> None:
+def render(summary: ReleaseSummary) -> None:
     from llamabuild.builder.release import verdicts
     from llamabuild.core import report
 

@@ -11,7 +11,7 @@ import typer
 from llamabuild.cli.app import JsonOpt, app
 
 if TYPE_CHECKING:
-    from llamabuild.builder.smoke import SmokeResult
+    from llamabuild.builder.smoke import SmokeReport
 
 
 @app.command("smoke")
@@ -82,14 +82,14 @@ def smoke_cmd(
         render(result)
 
 
-def _summary_rows(result: SmokeResult) -> dict[str, str]:
+def _summary_rows(result: SmokeReport) -> dict[str, str]:
     rows = {"binary": str(result.binary), "model": result.models[0] if result.models else "-"}
     rows.update({f"{k} (ms)": f"{v * 1000:.1f}" for k, v in result.timings.items()})
     rows["stopped by"] = result.stopped_by
     return rows
 
 
-def render(result: SmokeResult) -> None:
+def render(result: SmokeReport) -> None:
     from rich.table import Table
 
     from llamabuild.core import report

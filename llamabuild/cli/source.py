@@ -58,9 +58,9 @@ def source_cmd(
     )
     tree = resolve_source(req, default_runner())
     if json_out:
-        from llamabuild.source import SourceResult
+        from llamabuild.source import SourceReport
 
-        report.emit_json(SourceResult(tree, req.lock_path), command="source")
+        report.emit_json(SourceReport(tree, req.lock_path), command="source")
         return
     render_source(tree, req.lock_path)
 

@@ -28,7 +28,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069
 
 
 @dataclass(frozen=True)
-class ErrorOutput:
+class ErrorReport:
     """Any command's `--json` when it stops on an error: the message, a hint, the exit code."""
 
     ok: Literal[False]

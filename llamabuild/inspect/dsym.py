@@ -41,7 +41,7 @@ MAX_PLIST = plists.MAX_PLIST
 
 
 @dataclass(frozen=True)
-class DsymResult:
+class DsymReport:
     """`llamabuild dsym --json`: the dSYM made, its UUIDs against the binary's. `published` is
     False when the checks failed (nothing replaced)."""
 
@@ -253,7 +253,7 @@ def make_dsym(
     strip: bool = False,
     runner: Runner | None = None,
     oso_prepend: Path | None = None,
-) -> DsymResult:
+) -> DsymReport:
     """Run dsymutil into a temp dir beside `output`, check the result, then publish it.
 
     A dSYM that fails the checks is not published (the previous one stays) and the result
@@ -292,7 +292,7 @@ def make_dsym(
         findings = [_moved(f, staged, output) for f in findings]
         uuids = _safe_uuids(find_dwarf_file(staged, binary.name))
         if has_errors(findings):
-            return DsymResult(
+            return DsymReport(
                 path=output,
                 binary=binary,
                 published=False,
@@ -311,7 +311,7 @@ def make_dsym(
     if strip:
         findings += strip_debug(binary, binary_uuids, runner)
         stripped = not has_errors(findings)
-    return DsymResult(
+    return DsymReport(
         path=output,
         binary=binary,
         published=True,

@@ -96,7 +96,7 @@ class Entitlements:
 
 
 @model(frozen=True)
-class EntitlementsResult:
+class EntitlementsReport:
     """`llamabuild entitlements --json`: the rendered plist, parsed back, and its lint."""
 
     ok: bool

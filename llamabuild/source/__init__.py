@@ -59,7 +59,7 @@ class SourceTree:
 
 
 @dataclass(frozen=True)
-class SourceResult:
+class SourceReport:
     """`llamabuild source --json`: the resolved tree, its pin, and the lock file."""
 
     ok: Literal[True] = field(default=True, init=False, metadata=ALWAYS)
