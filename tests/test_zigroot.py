@@ -104,7 +104,7 @@ def test_canonicalize_rewrites_the_root_and_keeps_the_signature_valid(
         copy = Path(f"{mirror}{CANONICAL}/zr-arm.build/zr-arm.o")
         assert copy.is_file() and not copy.is_symlink() and not _contains(copy, real)
         made = make_dsym(binary, tmp_path / "zr-fat.dSYM", oso_prepend=mirror)
-    assert not mirror.exists() and made.path is not None and made.findings == []
+    assert not mirror.exists() and made.path is not None and made.findings == ()
     dwarf = made.path / "Contents" / "Resources" / "DWARF" / "zr-fat"
     assert read_uuids(dwarf) == uuids and not _contains(dwarf, real)
     assert _contains(dwarf, f"{CANONICAL}/zr-arm.build/zr-arm.c".encode())  # DW_AT_name
@@ -139,7 +139,7 @@ def _zig_link(home: Path, build: Path) -> tuple[Path, Path, ZigRoot]:
     zigroot.canonicalize(build / "hello", root)
     with zigroot.debug_map_mirror(build / "hello", root) as mirror:
         made = make_dsym(build / "hello", build / "hello.dSYM", oso_prepend=mirror)
-    assert made.path is not None and made.findings == [], made.findings
+    assert made.path is not None and made.findings == (), made.findings
     return build / "hello", made.path, root
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from llamabuild.builder import platforms
 from llamabuild.builder.buildplan import BuildPlan
 from llamabuild.builder.manifest import OutputRole
 from llamabuild.builder.plan import make_plan
@@ -70,7 +71,7 @@ def second_build(plan: BuildPlan, runner: Runner, work: Path, quiet: bool) -> Pa
         Lipo(runner).create(artifacts, binary)
     else:
         shutil.copy2(artifacts[0], binary)
-    if plan.recipe.is_macos:
+    if platforms.for_recipe(plan.recipe).target.makes_dsym:
         binary_dsym(again.slices, binary, out, runner, options.build_root)
     return out
 

@@ -15,17 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llamabuild import __version__
-from llamabuild.builder import reproducible
+from llamabuild.builder import platforms, reproducible
 from llamabuild.builder.buildplan import BuildPlan, Options, SlicePlan
 from llamabuild.builder.stale import Declarations, check_flags, scan_tree
 from llamabuild.config.recipes import CacheValue, Recipe, cmake_literal
 from llamabuild.core.errors import ConfigError
-from llamabuild.core.findings import Finding, error, has_errors
+from llamabuild.core.findings import Finding, has_errors
 from llamabuild.source import SourceTree
 from llamabuild.tools import cmake as cmake_tool
 from llamabuild.tools.ccache import Ccache
-from llamabuild.tools.runner import Runner, which
-from llamabuild.tools.zig import Zig
+from llamabuild.tools.runner import Runner
 
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER")
 
@@ -50,14 +49,7 @@ def stale_check(recipes: list[Recipe], decl: Declarations) -> list[Finding]:
     findings: list[Finding] = []
     for r in recipes:
         findings += check_flags(r.cache_dict, decl)
-        if r.is_macos and r.cache_dict.get("GGML_STATIC") not in (None, False, "OFF"):
-            findings.append(
-                error(
-                    "macos-ggml-static",
-                    "GGML_STATIC=ON links with -static, which Apple's linker rejects",
-                    hint="drop GGML_STATIC; BUILD_SHARED_LIBS=OFF already makes a static server",
-                )
-            )
+        findings += platforms.for_recipe(r).target.refused_flags(r)
     unique = {(f.rule, f.message): f for f in findings}
     return list(unique.values())
 
@@ -73,28 +65,8 @@ def raise_on_stale(findings: list[Finding]) -> None:
     )
 
 
-def compiler_version(runner: Runner, env_var: str, default: str) -> str:
-    exe = os.environ.get(env_var) or default
-    found = which([exe])
-    if found is None:
-        return "not found"
-    result = runner.run([found, "--version"], check=False)
-    first = (result.stdout or result.stderr).strip().splitlines()
-    return f"{found}: {first[0] if first else 'unknown'}"
-
-
 def toolchain_versions(runner: Runner, recipe: Recipe, cm: cmake_tool.CMake) -> dict[str, str]:
-    versions = cm.versions()
-    if recipe.is_macos:  # the dSYM's bytes are dsymutil's
-        from llamabuild.tools.dsymutil import Dsymutil
-
-        versions["dsymutil"] = Dsymutil(runner).version()
-    if recipe.toolchain == "zig":
-        versions["zig"] = Zig(runner).version()
-    else:
-        versions["cc"] = compiler_version(runner, "CC", "cc")
-        versions["cxx"] = compiler_version(runner, "CXX", "c++")
-    return versions
+    return {**cm.versions(), **platforms.for_recipe(recipe).tool_versions(runner)}
 
 
 def host_info() -> dict[str, str]:
@@ -142,6 +114,7 @@ def _slice(
     ccache: Path | None,
 ) -> SlicePlan:
     build_dir = options.build_root / recipe.name
+    platform = platforms.for_recipe(recipe)
     entries: dict[str, CacheValue] = {}
     pin = source.pin
     if "LLAMA_BUILD_NUMBER" in decl.declared:
@@ -155,10 +128,9 @@ def _slice(
         env["CCACHE_DIR"] = str(options.cache_root / "ccache")
         env["CCACHE_BASEDIR"] = os.path.commonpath([source.root, build_dir])
         env["CCACHE_NOHASHDIR"] = "1"
-        if recipe.toolchain == "zig":
-            env["CCACHE_COMPILERCHECK"] = "content"
+        env.update(platform.toolchain.ccache_env())
     entries.update(recipe_entries)
-    toolchain_file = build_dir / "zig-toolchain.cmake" if recipe.toolchain == "zig" else None
+    toolchain_file = platform.toolchain.toolchain_file(build_dir)
     init = build_dir / "llamabuild-init-cache.cmake"
     configure = cmake_tool.configure_argv(
         cm.exe, cm.ninja, source.root, build_dir, init, toolchain_file

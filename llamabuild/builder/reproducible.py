@@ -34,10 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from llamabuild.builder import zigroot
+from llamabuild.builder import platforms, zigroot
 from llamabuild.builder.buildplan import SlicePlan
 from llamabuild.builder.zigroot import ZigRoot, zig_root
-from llamabuild.config.domain import Toolchain
 from llamabuild.config.recipes import CacheValue, Recipe
 from llamabuild.source import SourceTree
 from llamabuild.tools.git import Git
@@ -63,8 +62,7 @@ ARCHIVE_RULES: Final = {
 
 def languages(recipe: Recipe) -> tuple[str, ...]:
     """The languages whose flags get the prefix maps (Objective-C only on macOS: Metal)."""
-    base = ("C", "CXX", "ASM")
-    return (*base, "OBJC", "OBJCXX") if recipe.is_macos else base
+    return platforms.for_recipe(recipe).target.languages
 
 
 def source_date_epoch(source: SourceTree, runner: Runner) -> int:
@@ -105,11 +103,12 @@ def entries_for(
     flags = prefix_flags(source.root, sl.build_dir)
     for lang in languages(recipe):
         out[f"CMAKE_{lang}_FLAGS"] = _join(have.get(f"CMAKE_{lang}_FLAGS"), flags)
-    if recipe.toolchain is Toolchain.ZIG or not recipe.is_macos:
+    platform = platforms.for_recipe(recipe)
+    if platform.archive_rules:
         for lang in ("C", "CXX"):
             out.update({f"CMAKE_{lang}_{k}": v for k, v in ARCHIVE_RULES.items()})
-    if recipe.is_macos and recipe.toolchain is not Toolchain.ZIG:
-        link = ["-Wl,-reproducible", _arg(f"-Wl,-oso_prefix,{build_root}/")]
+    link = list(platform.link_flags(build_root))
+    if link:
         out["CMAKE_EXE_LINKER_FLAGS"] = _join(have.get("CMAKE_EXE_LINKER_FLAGS"), link)
     if root is not None:
         from llamabuild.builder import ziglink  # stdlib only: runs as a script, installed or not
@@ -154,7 +153,8 @@ def environment(epoch: int) -> dict[str, str]:
 def apply(sl: SlicePlan, source: SourceTree, build_root: Path, epoch: int, zig_home: Path) -> None:
     """Make one planned slice deterministic (entries and environment, in place). A zig slice
     works under the zig root in `zig_home` (a second build's is its own, empty)."""
-    root = _zig_root(zig_home) if sl.recipe.toolchain is Toolchain.ZIG else None
+    uses_zig = platforms.for_recipe(sl.recipe).toolchain.uses_zig_root
+    root = _zig_root(zig_home) if uses_zig else None
     sl.entries.update(entries_for(sl, source, build_root, epoch, root))
     sl.env.update(environment(epoch))
     if root is not None:
@@ -206,6 +206,4 @@ def _managed_flag(arg: str) -> bool:
 
 def oso_prepend(recipe: Recipe, build_root: Path) -> Path | None:
     """The dir dsymutil puts before the relative N_OSO paths `-oso_prefix` left (Apple only)."""
-    if recipe.is_macos and recipe.toolchain is not Toolchain.ZIG:
-        return build_root
-    return None
+    return platforms.for_recipe(recipe).oso_prepend(build_root)

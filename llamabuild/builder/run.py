@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llamabuild.builder import manifest as mf
+from llamabuild.builder import platforms, ziglink, zigroot
 from llamabuild.builder import publish as pub
 from llamabuild.builder import remote_cache as rc
-from llamabuild.builder import ziglink, zigroot
 from llamabuild.builder.buildplan import BuildPlan, RemoteSetting, SlicePlan
 from llamabuild.builder.manifest import (
     MANIFEST,
@@ -37,7 +37,6 @@ from llamabuild.builder.progress import BuildLog
 from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.builder.zigroot import ZigRoot
 from llamabuild.config.recipes import Recipe, cmake_literal, to_bool
-from llamabuild.config.versions import DEFAULT_MIN_MACOS
 from llamabuild.core.errors import BuildError, ConfigError, ToolError
 from llamabuild.core.files import sha256_file
 from llamabuild.core.findings import Finding, has_errors, warning
@@ -94,9 +93,7 @@ class BuildReport:
 
 
 def policy_for(recipe: Recipe) -> Policy:
-    if recipe.is_macos:
-        return Policy(archs=recipe.archs, min_macos=recipe.min_macos or DEFAULT_MIN_MACOS)
-    return Policy(archs=recipe.archs, min_macos=None, elf=recipe.elf_policy)
+    return platforms.for_recipe(recipe).target.policy(recipe)
 
 
 def _verify(binary: Path, recipe: Recipe, dsym: Path | None) -> list[Finding]:
@@ -194,7 +191,7 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
         else:
             shutil.copy2(artifacts[0], binary)
     dsym_path: Path | None = None
-    if plan.recipe.is_macos:
+    if platforms.for_recipe(plan.recipe).target.makes_dsym:
         with timed(log, "dsym"):
             dsym = binary_dsym(plan.slices, binary, staging, runner, plan.options.build_root)
         result.findings += dsym.findings
