@@ -52,3 +52,58 @@ def test_readme_build_types_match_the_recipes():
     assert "RelWithDebInfo + dSYM for macOS, Release for Linux" in text
     assert load_recipe("macos-arm64-metal").cache_dict["CMAKE_BUILD_TYPE"] == "RelWithDebInfo"
     assert load_recipe("linux-x86_64-static").cache_dict["CMAKE_BUILD_TYPE"] == "Release"
+
+
+# --- docs/development.md's map follows the package on disk ---------------------------------
+
+PACKAGE = ROOT / "llamabuild"
+
+
+def map_blocks() -> dict[str, str]:
+    """Package path (`core`, `builder/platforms`) -> its entry in the map: from its line to
+    the next package's line."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    block = text.split("## The map", 1)[1].split("```", 2)[1]
+    entries: dict[str, str] = {}
+    current = ""
+    for line in block.splitlines():
+        head = re.match(r"^  ([a-z_]+(?:/[a-z_]+)*)/\s", line + " ")
+        if head:
+            current = head.group(1)
+        elif re.match(r"^\S", line):
+            current = ""
+        if current:
+            entries[current] = entries.get(current, "") + line + "\n"
+    return entries
+
+
+def packages() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        rel = init.parent.relative_to(PACKAGE).as_posix()
+        if rel == ".":
+            continue
+        modules = sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__")
+        out[rel] = modules
+    return out
+
+
+def test_every_package_and_module_is_on_the_map() -> None:
+    entries = map_blocks()
+    missing = [p for p in packages() if p not in entries]
+    assert not missing, f"packages missing from docs/development.md's map: {missing}"
+    unnamed = [
+        f"{pkg}/{m}.py"
+        for pkg, modules in packages().items()
+        for m in modules
+        if not re.search(rf"\b{m}\b", entries[pkg])
+    ]
+    assert not unnamed, f"modules missing from their package's entry in the map: {unnamed}"
+    flat = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    top = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    assert all(name in top for name in flat), flat
+
+
+def test_the_map_check_sees_a_missing_package(tmp_path: Path) -> None:
+    assert "core" in map_blocks() and "builder/platforms" in map_blocks()
+    assert "nonexistent" not in map_blocks()

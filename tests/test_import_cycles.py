@@ -1,69 +1,37 @@
 """Every llamabuild module imports, and no two modules import each other, even indirectly.
 
-The graph is built with ast over llamabuild/: each module-level `import` / `from … import`
-(also inside a module-level `if` or `try`, so `if TYPE_CHECKING:` counts: a type-only cycle is
-still two modules that cannot be understood apart). Imports inside functions are deferred on
-purpose and not counted. `from pkg import name` is an edge to `pkg.name` when that is a module,
-else to `pkg`.
+The graph is grimp's (the one import-linter checks the layers on, tests/test_layers.py): every
+`import`, module-level or inside a function, `if TYPE_CHECKING:` included, so a lazy import
+kept for start-up time is still an edge. A cycle is a strongly connected component of more
+than one module.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 
+import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llamabuild"
 
 
-def module_files(package: Path = PACKAGE) -> dict[str, Path]:
-    out: dict[str, Path] = {}
+def module_names(package: Path = PACKAGE) -> list[str]:
+    out = []
     for path in sorted(package.rglob("*.py")):
         parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
-        out[".".join(parts)] = path
+        out.append(".".join(parts))
     return out
 
 
-def module_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
-    stack: list[ast.stmt] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
-        elif isinstance(node, ast.If | ast.Try):
-            stack += node.body + node.orelse
-            if isinstance(node, ast.Try):
-                stack += node.finalbody + [s for h in node.handlers for s in h.body]
-
-
-def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        is_package = path.name == "__init__.py"
-        deps: set[str] = set()
-        for node in module_level_imports(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names if a.name in modules}
-                continue
-            base = node.module or ""
-            if node.level:
-                here = name.split(".") if is_package else name.split(".")[:-1]
-                here = here[: len(here) - (node.level - 1)]
-                base = ".".join([*here, *([node.module] if node.module else [])])
-            for alias in node.names:
-                if f"{base}.{alias.name}" in modules:
-                    deps.add(f"{base}.{alias.name}")
-                elif base in modules:
-                    deps.add(base)
-        deps.discard(name)
-        graph[name] = deps
-    return graph
+def import_graph(package: str = "llamabuild") -> dict[str, set[str]]:
+    """Module -> the modules it imports (all of them: grimp counts function-level imports)."""
+    graph = grimp.build_graph(package, cache_dir=None)
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -109,8 +77,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles() -> None:
-    graph = import_graph(module_files())
-    assert len(graph) > 40
+    graph = import_graph()
+    assert len(graph) > 100
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(
         " <-> ".join(c) + "\n  " + "\n  ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c)
@@ -118,12 +86,14 @@ def test_no_import_cycles() -> None:
     )
 
 
-@pytest.mark.parametrize("module", sorted(m for m in module_files() if m != "llamabuild.__main__"))
+@pytest.mark.parametrize("module", [m for m in module_names() if m != "llamabuild.__main__"])
 def test_every_module_imports(module: str) -> None:
     importlib.import_module(module)
 
 
-def test_the_graph_sees_type_checking_and_relative_imports(tmp_path: Path) -> None:
+def test_the_graph_sees_function_level_and_type_checking_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -132,9 +102,9 @@ def test_the_graph_sees_type_checking_and_relative_imports(tmp_path: Path) -> No
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.sub.b import X\n"
     )
     (pkg / "sub" / "b.py").write_text("from ..a import Y\ndef late():\n    import pkg.c\n")
-    (pkg / "c.py").write_text("import pkg.a\n")
-    graph = import_graph(module_files(pkg))
+    (pkg / "c.py").write_text("def later():\n    import pkg.sub.b\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    graph = import_graph("pkg")
     assert graph["pkg.a"] == {"pkg.sub.b"}
-    assert graph["pkg.sub.b"] == {"pkg.a"}  # the function-level import is not counted
-    assert graph["pkg.sub"] == {"pkg.sub.b"}
-    assert cycles(graph) == [["pkg.a", "pkg.sub.b"]]
+    assert graph["pkg.sub.b"] == {"pkg.a", "pkg.c"}  # the function-level import counts
+    assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]

@@ -131,30 +131,35 @@ def _fail(tp: Any, value: Any, where: str, key: str, example: str = "") -> Confi
     return ConfigError(f"{where}: `{key}` must be {describe(tp)}, not {value!r}", hint=hint)
 
 
+def _annotated(tp: Any, value: Any, where: str, key: str) -> Any:
+    """An Annotated type: numbers given as text, a Pattern the text must match, Checks."""
+    base, *extras = get_args(tp)
+    if any(isinstance(e, NumbersAsText) for e in extras) and (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    ):
+        value = str(value)
+    pattern = next((e for e in extras if isinstance(e, Pattern)), None)
+    try:
+        out = convert(base, value, where, key)
+    except ConfigError:
+        if pattern is None:
+            raise
+        raise _fail(tp, value, where, key, pattern.example) from None
+    for extra in extras:
+        if isinstance(extra, Pattern) and not (
+            isinstance(out, str) and re.fullmatch(extra.regex, out)
+        ):
+            raise _fail(tp, value, where, key, extra.example)
+        if isinstance(extra, Check):
+            extra.func(key, out, where)
+    return out
+
+
 def convert(tp: Any, value: Any, where: str, key: str) -> Any:
     """One value checked against (and converted to) the type `tp`."""
     origin = get_origin(tp)
     if origin is Annotated:
-        base, *extras = get_args(tp)
-        if any(isinstance(e, NumbersAsText) for e in extras) and (
-            isinstance(value, int | float) and not isinstance(value, bool)
-        ):
-            value = str(value)
-        pattern = next((e for e in extras if isinstance(e, Pattern)), None)
-        try:
-            out = convert(base, value, where, key)
-        except ConfigError:
-            if pattern is None:
-                raise
-            raise _fail(tp, value, where, key, pattern.example) from None
-        for extra in extras:
-            if isinstance(extra, Pattern) and not (
-                isinstance(out, str) and re.fullmatch(extra.regex, out)
-            ):
-                raise _fail(tp, value, where, key, extra.example)
-            if isinstance(extra, Check):
-                extra.func(key, out, where)
-        return out
+        return _annotated(tp, value, where, key)
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):

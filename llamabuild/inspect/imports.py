@@ -34,7 +34,15 @@ from typing import NamedTuple
 
 from llamabuild.core.errors import InputError
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.binary import SPECIAL_ORDINALS, WEAK_LOOKUP, Buffer, Import
+from llamabuild.inspect.binary import Buffer, Import
+from llamabuild.inspect.bindinfo import BIND, LAZY, WEAK, bind_stream_imports
+from llamabuild.inspect.decoding import (
+    ImportKey,
+    Malformed,
+    c_symbol,
+    corrupt,
+    ordinal_dylib,
+)
 
 LC_DYLD_CHAINED_FIXUPS = 0x80000034
 DYLIB_CMDS = frozenset(
@@ -52,46 +60,6 @@ CHAINED_HEADER = 28
 CHAINED_IMPORT_SIZE = {1: 4, 2: 8, 3: 16}  # DYLD_CHAINED_IMPORT, _ADDEND, _ADDEND64
 SYMBOLS_ZLIB = 1
 
-# <mach-o/loader.h> bind opcodes
-BIND_OPCODE_MASK = 0xF0
-BIND_IMMEDIATE_MASK = 0x0F
-BIND_OPCODE_DONE = 0x00
-BIND_OPCODE_SET_DYLIB_ORDINAL_IMM = 0x10
-BIND_OPCODE_SET_DYLIB_ORDINAL_ULEB = 0x20
-BIND_OPCODE_SET_DYLIB_SPECIAL_IMM = 0x30
-BIND_OPCODE_SET_SYMBOL_TRAILING_FLAGS_IMM = 0x40
-BIND_OPCODE_SET_TYPE_IMM = 0x50
-BIND_OPCODE_SET_ADDEND_SLEB = 0x60
-BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB = 0x70
-BIND_OPCODE_ADD_ADDR_ULEB = 0x80
-BIND_OPCODE_DO_BIND = 0x90
-BIND_OPCODE_DO_BIND_ADD_ADDR_ULEB = 0xA0
-BIND_OPCODE_DO_BIND_ADD_ADDR_IMM_SCALED = 0xB0
-BIND_OPCODE_DO_BIND_ULEB_TIMES_SKIPPING_ULEB = 0xC0
-BIND_OPCODE_THREADED = 0xD0
-BIND_SUBOPCODE_THREADED_SET_BIND_ORDINAL_TABLE_SIZE_ULEB = 0x00
-BIND_SUBOPCODE_THREADED_APPLY = 0x01
-BIND_SYMBOL_FLAGS_WEAK_IMPORT = 0x1
-BIND_SYMBOL_FLAGS_NON_WEAK_DEFINITION = 0x8
-BIND_TYPES = frozenset({1, 2, 3})  # POINTER, TEXT_ABSOLUTE32, TEXT_PCREL32
-
-BIND = "bind"
-LAZY = "lazy bind"
-WEAK = "weak bind"
-
-_Key = tuple[str, str, bool]  # an Import's fields: cheaper to collect and sort than Imports
-_HINT = "the file is damaged or was patched by hand; rebuild or copy it again"
-_MASK64 = (1 << 64) - 1
-
-
-def _corrupt(name: str, what: str) -> InputError:
-    return InputError(f"{name}: corrupt Mach-O ({what})", hint=_HINT)
-
-
-class _Malformed(Exception):
-    """What is wrong, raised from inner loops; the caller adds the file name and the place,
-    so no message is formatted while nothing is wrong."""
-
 
 def dylib_names(raw: st.RawSlice) -> tuple[str, ...]:
     """Install names of the dylib-loading commands, in load-command order (ordinal n = [n-1])."""
@@ -103,24 +71,13 @@ def dylib_names(raw: st.RawSlice) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _dylib(ordinal: int, dylibs: Sequence[str]) -> str:
-    if ordinal >= 1:
-        if ordinal > len(dylibs):
-            raise _Malformed(f"library ordinal {ordinal}, but only {len(dylibs)} dylibs")
-        return dylibs[ordinal - 1]
-    special = SPECIAL_ORDINALS.get(ordinal)
-    if special is None:
-        raise _Malformed(f"unknown special library ordinal {ordinal}")
-    return special
-
-
 def dylib_for_ordinal(ordinal: int, dylibs: Sequence[str], name: str, where: str) -> str:
     """The install name (or SPECIAL_ORDINALS pseudo-name) a library ordinal stands for;
     InputError naming `where` for an ordinal that names nothing."""
     try:
-        return _dylib(ordinal, dylibs)
-    except _Malformed as exc:
-        raise _corrupt(name, f"{where}: {exc}") from None
+        return ordinal_dylib(ordinal, dylibs)
+    except Malformed as exc:
+        raise corrupt(name, f"{where}: {exc}") from None
 
 
 def read_imports(
@@ -132,28 +89,28 @@ def read_imports(
     (default: read from `raw`; the readers pass the names they report so both agree).
     """
     names = dylib_names(raw) if dylibs is None else dylibs
-    found: set[_Key] = set()
+    found: set[ImportKey] = set()
     linkedit = _linkedit(raw, name)
     fixups = [c for c in raw.commands if c.cmd == LC_DYLD_CHAINED_FIXUPS]
     infos = [c for c in raw.commands if c.cmd in (st.LC_DYLD_INFO, st.LC_DYLD_INFO_ONLY)]
     if len(fixups) > 1 or len(infos) > 1:
-        raise _corrupt(name, "more than one LC_DYLD_CHAINED_FIXUPS or LC_DYLD_INFO")
+        raise corrupt(name, "more than one LC_DYLD_CHAINED_FIXUPS or LC_DYLD_INFO")
     e = raw.endian
     for c in fixups:
         if len(c.data) < 16:
-            raise _corrupt(name, "LC_DYLD_CHAINED_FIXUPS is too short")
+            raise corrupt(name, "LC_DYLD_CHAINED_FIXUPS is too short")
         off, size = struct.unpack_from(e + "II", c.data, 8)
         blob = _range(buf, raw, linkedit, off, size, "chained fixups", name)
         found.update(_chained(blob, e, names, list(_segments(raw)), name))
     for c in infos:
         if len(c.data) < 48:
-            raise _corrupt(name, "LC_DYLD_INFO is too short")
+            raise corrupt(name, "LC_DYLD_INFO is too short")
         v = struct.unpack_from(e + "10I", c.data, 8)
         segments = _segment_sizes(raw)
         ptr = 8 if raw.is64 else 4
         for kind, off, size in ((BIND, v[2], v[3]), (WEAK, v[4], v[5]), (LAZY, v[6], v[7])):
             stream = _range(buf, raw, linkedit, off, size, f"{kind} opcodes", name)
-            found.update(_opcodes(stream, kind, names, segments, ptr, name))
+            found.update(bind_stream_imports(stream, kind, names, segments, ptr, name))
     return tuple(Import(*key) for key in sorted(found))  # tuples sort as Import does
 
 
@@ -191,7 +148,7 @@ def _linkedit(raw: st.RawSlice, name: str) -> tuple[int, int]:
     for s in _segments(raw):
         if s.name == "__LINKEDIT":
             if s.fileoff + s.filesize > raw.size:
-                raise _corrupt(name, "__LINKEDIT lies outside the slice")
+                raise corrupt(name, "__LINKEDIT lies outside the slice")
             return s.fileoff, s.fileoff + s.filesize
     return 0, raw.size
 
@@ -209,20 +166,8 @@ def _range(
         return b""
     start, end = linkedit
     if off < start or off + size > end or raw.offset + off + size > len(buf):
-        raise _corrupt(name, f"{what} at {off}+{size} lie outside __LINKEDIT ({start}..{end})")
+        raise corrupt(name, f"{what} at {off}+{size} lie outside __LINKEDIT ({start}..{end})")
     return buf[raw.offset + off : raw.offset + off + size]
-
-
-def _symbol(data: bytes, start: int, end: int) -> tuple[str, int]:
-    """The NUL-terminated UTF-8 symbol name at data[start:] (NUL before `end`), and where
-    its NUL is."""
-    nul = data.find(b"\0", start, end)
-    if nul < 0:
-        raise _Malformed("symbol name without a terminating NUL")
-    try:
-        return data[start:nul].decode("utf-8"), nul
-    except UnicodeDecodeError:
-        raise _Malformed("symbol name is not valid UTF-8") from None
 
 
 # --- chained fixups -----------------------------------------------------------------------
@@ -238,45 +183,45 @@ def _ordinal(value: int, bits: int) -> int:
 
 def _chained(
     blob: bytes, e: str, dylibs: Sequence[str], segments: Sequence[_Segment], name: str
-) -> set[_Key]:
+) -> set[ImportKey]:
     """The imports table (what dyld resolves at launch), after dyld's checks of the header and
     of the chain starts (LIEF walks those chains: both readers must refuse the same files)."""
     size = len(blob)
     if size < CHAINED_HEADER:
-        raise _corrupt(name, f"chained fixups header needs {CHAINED_HEADER} bytes, has {size}")
+        raise corrupt(name, f"chained fixups header needs {CHAINED_HEADER} bytes, has {size}")
     version, starts, imports_off, symbols_off, count, fmt, symbols_fmt = struct.unpack_from(
         e + "7I", blob, 0
     )
     if version != 0:
-        raise _corrupt(name, f"chained fixups version {version}, only 0 exists")
+        raise corrupt(name, f"chained fixups version {version}, only 0 exists")
     if symbols_fmt == SYMBOLS_ZLIB:
         raise InputError(
             f"{name}: unsupported Mach-O (zlib-compressed chained fixups symbol names)",
             hint="Apple's linker never writes them (dyld refuses them too); relink the binary",
         )
     if symbols_fmt != 0:
-        raise _corrupt(name, f"chained fixups symbols_format {symbols_fmt}")
+        raise corrupt(name, f"chained fixups symbols_format {symbols_fmt}")
     entry = CHAINED_IMPORT_SIZE.get(fmt)
     if entry is None:
-        raise _corrupt(name, f"chained fixups imports_format {fmt}")
+        raise corrupt(name, f"chained fixups imports_format {fmt}")
     for what, value, limit in (
         ("starts_offset", starts, size - 1),
         ("imports_offset", imports_off, size),
         ("symbols_offset", symbols_off, size),
     ):
         if not CHAINED_HEADER <= value <= limit:
-            raise _corrupt(name, f"chained fixups {what} {value} outside {CHAINED_HEADER}..{size}")
+            raise corrupt(name, f"chained fixups {what} {value} outside {CHAINED_HEADER}..{size}")
     if imports_off + count * entry > symbols_off:
-        raise _corrupt(
+        raise corrupt(
             name,
             f"chained fixups: {count} imports x {entry} bytes at {imports_off} overlap the "
             f"symbol names at {symbols_off}",
         )
     try:
         _check_starts(blob, e, starts, imports_off, segments)
-    except _Malformed as exc:
-        raise _corrupt(name, f"chained fixups: {exc}") from None
-    out: set[_Key] = set()
+    except Malformed as exc:
+        raise corrupt(name, f"chained fixups: {exc}") from None
+    out: set[ImportKey] = set()
     symbols: dict[int, str] = {}
     i = 0
     try:
@@ -292,12 +237,12 @@ def _chained(
             symbol = symbols.get(name_off)
             if symbol is None:
                 if symbols_off + name_off >= size:
-                    raise _Malformed(f"name offset {name_off} outside the symbol pool")
-                symbol, _ = _symbol(blob, symbols_off + name_off, size)
+                    raise Malformed(f"name offset {name_off} outside the symbol pool")
+                symbol, _ = c_symbol(blob, symbols_off + name_off, size)
                 symbols[name_off] = symbol
-            out.add((_dylib(ordinal, dylibs), symbol, bool(weak)))
-    except _Malformed as exc:
-        raise _corrupt(name, f"chained import {i}: {exc}") from None
+            out.add((ordinal_dylib(ordinal, dylibs), symbol, bool(weak)))
+    except Malformed as exc:
+        raise corrupt(name, f"chained import {i}: {exc}") from None
     return out
 
 
@@ -316,53 +261,53 @@ def _check_starts(
     dyld ignores but LIEF walks the chains from: what LIEF would otherwise walk into garbage
     or skip silently."""
     if starts + 4 > imports_off:
-        raise _Malformed(f"starts_offset {starts} leaves no room before the imports")
+        raise Malformed(f"starts_offset {starts} leaves no room before the imports")
     seg_count = struct.unpack_from(e + "I", blob, starts)[0]
     n = len(segments)
     if seg_count > n or (seg_count < n and segments[-1].name != "__CTF"):
-        raise _Malformed(f"seg_count {seg_count}, but {n} segments")
+        raise Malformed(f"seg_count {seg_count}, but {n} segments")
     base = next((s.vmaddr for s in segments if s.name == "__TEXT"), 0)
     if starts + 4 + 4 * seg_count > imports_off:
-        raise _Malformed(f"{seg_count} segment offsets overrun the imports")
+        raise Malformed(f"{seg_count} segment offsets overrun the imports")
     pointer_format = max_valid = 0
     for i, seg_info in enumerate(struct.unpack_from(f"{e}{seg_count}I", blob, starts + 4)):
         if seg_info == 0:  # no fixups in this segment
             continue
         at = starts + seg_info
         if at + SEGMENT_STARTS > imports_off:
-            raise _Malformed(f"segment #{i} starts overrun the imports")
+            raise Malformed(f"segment #{i} starts overrun the imports")
         size, page_size, fmt, seg_offset, max_ptr, page_count = struct.unpack_from(
             e + "IHHQIH", blob, at
         )
         if seg_offset != segments[i].vmaddr - base:
-            raise _Malformed(f"segment #{i} segment_offset {seg_offset:#x} is not its address")
+            raise Malformed(f"segment #{i} segment_offset {seg_offset:#x} is not its address")
         if size < SEGMENT_STARTS or at + size > imports_off:
-            raise _Malformed(f"segment #{i} starts ({size} bytes) overrun the imports")
+            raise Malformed(f"segment #{i} starts ({size} bytes) overrun the imports")
         if page_size not in (0x1000, 0x4000):
-            raise _Malformed(f"segment #{i} page_size {page_size:#x} is not 4 or 16 KB")
+            raise Malformed(f"segment #{i} page_size {page_size:#x} is not 4 or 16 KB")
         if fmt not in CHAINED_POINTER_FORMATS or fmt != (pointer_format or fmt):
-            raise _Malformed(f"segment #{i} pointer_format {fmt}")
+            raise Malformed(f"segment #{i} pointer_format {fmt}")
         pointer_format = fmt
         if max_ptr and max_ptr != (max_valid or max_ptr):
-            raise _Malformed("different max_valid_pointer values in different segments")
+            raise Malformed("different max_valid_pointer values in different segments")
         max_valid = max_ptr or max_valid
         if SEGMENT_STARTS + 2 * page_count > size:
-            raise _Malformed(f"segment #{i}: {page_count} page starts overflow its size")
+            raise Malformed(f"segment #{i}: {page_count} page starts overflow its size")
         table = struct.unpack_from(f"{e}{(size - SEGMENT_STARTS) // 2}H", blob, at + 22)
         for page, start in enumerate(table[:page_count]):
             if start == DYLD_CHAINED_PTR_START_NONE:
                 continue
             if not start & DYLD_CHAINED_PTR_START_MULTI:
                 if start > page_size:
-                    raise _Malformed(f"segment #{i} page {page} starts past the page")
+                    raise Malformed(f"segment #{i} page {page} starts past the page")
                 continue
             index, last = start & ~DYLD_CHAINED_PTR_START_MULTI, 0
             while True:  # the page's overflow starts: inside the page, ascending
                 if index >= len(table):
-                    raise _Malformed(f"segment #{i} page {page}: overflow start out of range")
+                    raise Malformed(f"segment #{i} page {page}: overflow start out of range")
                 offset = table[index] & ~DYLD_CHAINED_PTR_START_LAST
                 if offset > page_size or (last and offset <= last):
-                    raise _Malformed(f"segment #{i} page {page}: bad overflow start {offset:#x}")
+                    raise Malformed(f"segment #{i} page {page}: bad overflow start {offset:#x}")
                 last = offset
                 if table[index] & DYLD_CHAINED_PTR_START_LAST:
                     break
@@ -370,181 +315,3 @@ def _check_starts(
 
 
 # --- classic bind opcodes -----------------------------------------------------------------
-
-
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the ULEB128 at data[pos]; at most 64 bits (10 bytes)."""
-    size = len(data)
-    if pos < size and data[pos] < 0x80:  # one byte: most ordinals, counts and small steps
-        return data[pos], pos + 1
-    value = shift = 0
-    stop = min(size, pos + 10)
-    while pos < stop:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if value >> 64:
-                raise _Malformed("ULEB128 overflows 64 bits")
-            return value, pos
-        shift += 7
-    raise _Malformed("ULEB128 runs off the end" if pos >= size else "ULEB128 overflows 64 bits")
-
-
-def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the SLEB128 at data[pos]; must fit a signed 64-bit."""
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise _Malformed("SLEB128 runs off the end")
-        byte = data[pos]
-        pos += 1
-        slice_ = byte & 0x7F
-        if shift > 63 or (shift == 63 and slice_ not in (0, 0x7F)):
-            raise _Malformed("SLEB128 overflows 64 bits")
-        value |= slice_ << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                value -= 1 << shift
-            return value, pos
-
-
-_DO_BINDS = frozenset(
-    {
-        BIND_OPCODE_DO_BIND,
-        BIND_OPCODE_DO_BIND_ADD_ADDR_ULEB,
-        BIND_OPCODE_DO_BIND_ADD_ADDR_IMM_SCALED,
-        BIND_OPCODE_DO_BIND_ULEB_TIMES_SKIPPING_ULEB,
-    }
-)
-
-
-# What dyld accepts in a lazy-bind stream (each entry: segment+offset, ordinal, symbol, bind);
-# LIEF skips the rest a byte at a time and so would read a different stream.
-_LAZY_OPCODES = frozenset(
-    {
-        BIND_OPCODE_DONE,
-        BIND_OPCODE_SET_DYLIB_ORDINAL_IMM,
-        BIND_OPCODE_SET_DYLIB_ORDINAL_ULEB,
-        BIND_OPCODE_SET_DYLIB_SPECIAL_IMM,
-        BIND_OPCODE_SET_SYMBOL_TRAILING_FLAGS_IMM,
-        BIND_OPCODE_SET_ADDEND_SLEB,
-        BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB,
-        BIND_OPCODE_DO_BIND,
-    }
-)
-
-
-def _opcodes(
-    data: bytes,
-    kind: str,
-    dylibs: Sequence[str],
-    segments: Sequence[int],
-    ptr: int,
-    name: str,
-) -> set[_Key]:
-    """The imports one bind stream binds. Addresses are tracked only to bound-check them: a
-    bind must land inside its segment's file content, so DO_BIND_ULEB_TIMES cannot ask any
-    reader (LIEF included) to loop more often than the file has pointers."""
-    allowed = _LAZY_OPCODES if kind == LAZY else None
-    out: set[_Key] = set()
-    ordinal: int | None = None
-    symbol: str | None = None
-    flags = 0
-    seg: int | None = None
-    offset = 0
-    threaded = False
-    pos = start = 0
-    end = len(data)
-    try:
-        while pos < end:
-            start = pos
-            byte = data[pos]
-            pos += 1
-            op, imm = byte & BIND_OPCODE_MASK, byte & BIND_IMMEDIATE_MASK
-            if allowed is not None and op not in allowed:
-                raise _Malformed(f"opcode {byte:#04x} is not allowed in a lazy bind stream")
-            if op in _DO_BINDS:
-                times, skip = 1, 0
-                if op == BIND_OPCODE_DO_BIND_ADD_ADDR_ULEB:
-                    skip, pos = _uleb(data, pos)
-                elif op == BIND_OPCODE_DO_BIND_ADD_ADDR_IMM_SCALED:
-                    skip = imm * ptr
-                elif op == BIND_OPCODE_DO_BIND_ULEB_TIMES_SKIPPING_ULEB:
-                    times, pos = _uleb(data, pos)
-                    skip, pos = _uleb(data, pos)
-                if symbol is None:
-                    raise _Malformed("a bind before any symbol name")
-                if op != BIND_OPCODE_DO_BIND or not threaded:  # threaded DO_BIND fills a table
-                    offset = _advance(segments, seg, offset, times, ptr + skip, ptr)
-                if not times:
-                    continue
-                if kind == WEAK:
-                    if not flags & BIND_SYMBOL_FLAGS_NON_WEAK_DEFINITION:
-                        out.add((WEAK_LOOKUP, symbol, False))
-                    continue
-                if ordinal is None:
-                    raise _Malformed("a bind before any library ordinal")
-                weak = bool(flags & BIND_SYMBOL_FLAGS_WEAK_IMPORT)
-                out.add((_dylib(ordinal, dylibs), symbol, weak))
-            elif op == BIND_OPCODE_DONE:
-                if kind != LAZY:  # lazy entries are each terminated by DONE
-                    break
-            elif op == BIND_OPCODE_SET_SYMBOL_TRAILING_FLAGS_IMM:
-                symbol, nul = _symbol(data, pos, end)
-                flags = imm
-                pos = nul + 1
-            elif op == BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB:
-                if imm >= len(segments):
-                    raise _Malformed(f"segment {imm}, but only {len(segments)}")
-                seg = imm
-                offset, pos = _uleb(data, pos)
-            elif op == BIND_OPCODE_ADD_ADDR_ULEB:
-                delta, pos = _uleb(data, pos)
-                offset = (offset + delta) & _MASK64  # ld64 steps back with a wrapped delta
-            elif op in (
-                BIND_OPCODE_SET_DYLIB_ORDINAL_IMM,
-                BIND_OPCODE_SET_DYLIB_ORDINAL_ULEB,
-                BIND_OPCODE_SET_DYLIB_SPECIAL_IMM,
-            ):
-                if kind == WEAK:
-                    raise _Malformed("a library ordinal in the weak bind stream")
-                if op == BIND_OPCODE_SET_DYLIB_ORDINAL_IMM:
-                    ordinal = imm
-                elif op == BIND_OPCODE_SET_DYLIB_ORDINAL_ULEB:
-                    ordinal, pos = _uleb(data, pos)
-                else:  # a sign-extended immediate: 0 self, 0xF -1, 0xE -2, 0xD -3
-                    ordinal = imm - 16 if imm else 0
-                _dylib(ordinal, dylibs)
-            elif op == BIND_OPCODE_SET_TYPE_IMM:
-                if imm not in BIND_TYPES:
-                    raise _Malformed(f"bind type {imm}")
-            elif op == BIND_OPCODE_SET_ADDEND_SLEB:
-                _, pos = _sleb(data, pos)
-            elif op == BIND_OPCODE_THREADED and kind == BIND:
-                if imm == BIND_SUBOPCODE_THREADED_SET_BIND_ORDINAL_TABLE_SIZE_ULEB:
-                    _, pos = _uleb(data, pos)
-                    threaded = True
-                elif imm == BIND_SUBOPCODE_THREADED_APPLY:
-                    _advance(segments, seg, offset, 1, 0, ptr)
-                else:
-                    raise _Malformed(f"unknown threaded sub-opcode {imm:#x}")
-            else:
-                raise _Malformed(f"unknown opcode {byte:#04x}")
-    except _Malformed as exc:
-        raise _corrupt(name, f"{kind} opcode at {start}: {exc}") from None
-    return out
-
-
-def _advance(
-    segments: Sequence[int], seg: int | None, offset: int, times: int, stride: int, ptr: int
-) -> int:
-    """Check `times` pointers at offset, offset+stride, ... lie in the segment; the new offset."""
-    if seg is None:
-        raise _Malformed("a bind before BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB")
-    if times:
-        if offset + (times - 1) * stride + ptr > segments[seg]:
-            raise _Malformed(f"binds past the end of segment {seg}")
-        offset = (offset + times * stride) & _MASK64
-    return offset
