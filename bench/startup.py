@@ -4,7 +4,7 @@
   llamabuild verify --json MACHO            goal: <= 0.15 s over the baseline
   llamabuild build (no-op skip)             goal: <= 0.30 s over the baseline
 
-    python3 bench/startup.py [--repeat 7]
+    python3 bench/startup.py [--repeat 7] [--before OTHER_CHECKOUT]
 
 Each command runs as a user runs it (`python -m llamabuild ...`, a fresh interpreter); the best
 of --repeat runs is taken for each, the baseline included, so a loaded machine shifts all alike.
@@ -12,6 +12,8 @@ MACHO is the real llama-server of a macos-* build under the llamabuild cache (wh
 tests/plugin_real_llama.py builds it) if present, else a small Mach-O linked here with
 clang-19 / ld64.lld-19 (tests/fixtures/macho.py). The no-op build uses tests/cmake_project, as
 tests/test_build.py does: one real build first (not timed), then the timed no-op skips.
+With --before, the same commands also run from another checkout (PYTHONPATH, its own no-op
+project and cache), interleaved in the same run: a change's before and after, measured alike.
 """
 
 from __future__ import annotations
@@ -83,12 +85,20 @@ def fixture_macho(tmp: Path) -> Path:
     return MachOFactory(tmp / "macho").build("llama-server", system("libSystem", "libc++"))
 
 
-def noop_project(tmp: Path) -> tuple[Path, dict[str, str], list[str]]:
+def tree_env(tree: Path | None, **extra: str) -> dict[str, str]:
+    """The environment that runs llamabuild from `tree` (None: the installed one)."""
+    env = {**ENV, **extra}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def noop_project(tmp: Path, tree: Path | None = None) -> tuple[Path, dict[str, str], list[str]]:
     proj = tmp / "proj"
     (proj / "recipes").mkdir(parents=True)
     (proj / "recipes" / "bench-native.toml").write_text(RECIPE)
     shutil.copytree(ROOT / "tests" / "cmake_project", proj / "llama src")
-    env = {**ENV, "LLAMABUILD_CACHE": str(tmp / "cache")}
+    env = tree_env(tree, LLAMABUILD_CACHE=str(tmp / "cache"))
     argv = [sys.executable, "-m", "llamabuild", "build", "-r", "bench-native"]
     argv += ["--source", "llama src", "--json"]
     first = subprocess.run(argv, cwd=proj, env=env, capture_output=True, text=True)
@@ -97,40 +107,47 @@ def noop_project(tmp: Path) -> tuple[Path, dict[str, str], list[str]]:
     return proj, env, argv
 
 
+def measures(tmp: Path, macho: Path, repeat: int, tree: Path | None) -> list[float]:
+    """--version, verify --json, the no-op build: best wall times, from `tree`."""
+    py, env = sys.executable, tree_env(tree)
+    proj, build_env, build_argv = noop_project(tmp, tree)
+    verify = [py, "-m", "llamabuild", "verify", "--json", str(macho)]
+    return [
+        best([py, "-m", "llamabuild", "--version"], repeat, env=env),
+        best(verify, repeat, env=env, ok=(0, 1)),
+        best(build_argv, repeat, proj, build_env),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--before", type=Path, help="another checkout to measure alongside")
     args = ap.parse_args()
-    py = sys.executable
     with tempfile.TemporaryDirectory(prefix="llamabuild-startup-") as td:
         tmp = Path(td)
         macho = real_macho() or fixture_macho(tmp)
-        proj, env, build_argv = noop_project(tmp)
-        base = best([py, "-c", "pass"], args.repeat)
-        rows = [
-            (
-                "llamabuild --version",
-                best([py, "-m", "llamabuild", "--version"], args.repeat),
-                0.10,
-            ),
-            (
-                f"llamabuild verify --json ({macho.stat().st_size / 1e6:.1f} MB Mach-O)",
-                best(
-                    [py, "-m", "llamabuild", "verify", "--json", str(macho)], args.repeat, ok=(0, 1)
-                ),
-                0.15,
-            ),
-            ("llamabuild build (no-op skip)", best(build_argv, args.repeat, proj, env), 0.30),
-        ]
+        base = best([sys.executable, "-c", "pass"], args.repeat)
+        after = measures(tmp / "after", macho, args.repeat, None)
+        before = measures(tmp / "before", macho, args.repeat, args.before) if args.before else None
+    names = [
+        "llamabuild --version",
+        f"llamabuild verify --json ({macho.stat().st_size / 1e6:.1f} MB Mach-O)",
+        "llamabuild build (no-op skip)",
+    ]
+    goals = [0.10, 0.15, 0.30]
     print(f"baseline `python -c pass`: {base * 1000:.0f} ms (best of {args.repeat})")
-    print(f"{'measure':<44} {'result':>10} {'goal':>10} {'ratio':>7}")
+    head = f"{'measure':<44} {'result':>10}"
+    head += f" {'before':>10}" if before else ""
+    print(f"{head} {'goal':>10} {'ratio':>7}")
     failed = False
-    for name, t, goal in rows:
-        over = t - base
+    for i, (name, goal) in enumerate(zip(names, goals, strict=True)):
+        over = after[i] - base
         ratio = over / goal
         failed |= ratio > 1
+        was = f" {(before[i] - base) * 1000:>7.0f} ms" if before else ""
         print(
-            f"{name:<44} {over * 1000:>7.0f} ms {goal * 1000:>7.0f} ms {ratio:>7.2f}"
+            f"{name:<44} {over * 1000:>7.0f} ms{was} {goal * 1000:>7.0f} ms {ratio:>7.2f}"
             f"  {'ok' if ratio <= 1 else 'OVER'}"
         )
     print("result = best wall time minus the baseline; ratio = result / goal (<= 1 meets it)")
