@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from llamabuild.config.domain import PinKind
+from llamabuild.config.domain import Name, PinKind, RelPath
 from llamabuild.config.recipes import Recipe
 from llamabuild.config.settings import from_mapping
 from llamabuild.core import github
@@ -83,8 +83,8 @@ class ManifestSource:
 
 @dataclass(frozen=True)
 class ManifestSlice:
-    recipe: str
-    archs: tuple[str, ...]
+    recipe: Name
+    archs: tuple[Name, ...]
     cache_entries: dict[str, str]
     configure_argv: tuple[str, ...]
     build_argv: tuple[str, ...]
@@ -96,7 +96,7 @@ class ManifestSlice:
 class ManifestOutput:
     """One published path (relative to dist/<recipe>); files carry sha256, size and mtime."""
 
-    path: str
+    path: RelPath
     role: OutputRole
     sha256: str | None = field(default=None, metadata=OMIT_NONE)
     size: int | None = field(default=None, metadata=OMIT_NONE)
@@ -136,7 +136,7 @@ class Manifest:
     """dist/<recipe>/manifest.json."""
 
     schema: Literal[1]
-    recipe: str
+    recipe: Name  # `rebuild` publishes to OUT/<recipe>: never a path
     source: ManifestSource
     slices: tuple[ManifestSlice, ...]
     versions: dict[str, str]

@@ -59,6 +59,15 @@ DEFAULT_ELF_POLICY = ElfPolicy.GLIBC
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 Name = Annotated[str, Pattern(NAME_PATTERN, "a name", 'e.g. archs = ["arm64"]')]
 NonEmpty = Annotated[str, Pattern(r"[\s\S]+", "a non-empty string")]
+RelPath = Annotated[
+    str,
+    Pattern(
+        r"(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00\\]+",
+        "a relative path inside its folder (no `..`, no leading `/`)",
+        'e.g. "llama-server.dSYM/Contents/Info.plist"',
+    ),
+]
+"""A path a manifest names inside dist/<recipe>: it can never point outside it."""
 Version = Annotated[
     str,
     Pattern(

@@ -10,6 +10,7 @@ and a typo never silently does nothing.
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,8 +20,10 @@ from llamabuild.config.domain import (
     DEFAULT_ELF_POLICY,
     DEFAULT_TARGET,
     DEFAULT_TOOLCHAIN,
+    NAME_PATTERN,
     CacheValue,
     ElfPolicy,
+    Name,
     Platform,
     RecipeFile,
     RecipeOverride,
@@ -53,15 +56,15 @@ __all__ = [
 class Recipe:
     """One resolved recipe. `cache` is every CMake cache entry the recipe itself sets."""
 
-    name: str
+    name: Name  # a folder name under dist/ and the build root: checked again when read back
     description: str
     platform: Platform
-    archs: tuple[str, ...]
+    archs: tuple[Name, ...]
     toolchain: Toolchain = DEFAULT_TOOLCHAIN
-    target: str = DEFAULT_TARGET
+    target: Name = DEFAULT_TARGET  # the published file's name
     min_macos: str | None = None
     elf_policy: ElfPolicy = DEFAULT_ELF_POLICY
-    slices: tuple[str, ...] = ()
+    slices: tuple[Name, ...] = ()
     cache: Mapping[str, CacheValue] = field(default_factory=dict)
     origin: str = ""
 
@@ -166,6 +169,12 @@ def finish(name: str, data: RecipeFile, origin: str, where: str) -> Recipe:
 def load_recipe(name: str, dirs: Sequence[Path] | None = None) -> Recipe:
     """Load `name` and its `extends` parents; a child's keys replace, its cache entries merge."""
     known = available(dirs)
+    if name in known and not re.fullmatch(NAME_PATTERN, name):
+        raise ConfigError(
+            f"recipe file {known[name]}: {name!r} is no recipe name "
+            "(letters, digits, `_`, `.` and `-`; not starting with `.` or `-`)",
+            hint="rename the file: its name is the dist/ folder and the build dir",
+        )
     data = load_file_chain(name, known)
     return finish(name, data, str(known[name]), f"recipe {known[name]}")
 
