@@ -28,7 +28,7 @@ from llamabuild.builder.release import ReleaseSummary
 from llamabuild.builder.run import BuildReport
 from llamabuild.builder.smoke import SmokeReport
 from llamabuild.config.domain import ProjectFile, RecipeFile
-from llamabuild.config.settings import Doc, NumbersAsText, Pattern, hints_of
+from llamabuild.config.settings import Doc, NumbersAsText, Pattern, Range, hints_of
 from llamabuild.core.files import write_atomic
 from llamabuild.core.jsonout import to_jsonable
 from llamabuild.core.report import ErrorReport
@@ -106,6 +106,8 @@ class _Builder:
             for extra in extras:
                 if isinstance(extra, Pattern):
                     out["pattern"] = f"^(?:{extra.regex})$"
+                elif isinstance(extra, Range):
+                    out["minimum"], out["maximum"] = extra.minimum, extra.maximum
                 elif isinstance(extra, Doc):
                     out["description"] = extra.text
                 elif isinstance(extra, NumbersAsText):

@@ -64,6 +64,7 @@ HOSTILE = {
     "recipe_spec.target": "../../bin/sh",
     "recipe_spec.archs": ["../x"],
     "outputs.0.path": "../../precious.txt",
+    "source.subdir": "../../etc",
     "slices.0.archs": ["a\x00b"],
 }
 
@@ -110,3 +111,17 @@ def test_rebuild_writes_and_deletes_nothing_outside_out(tmp_path: Path, key: str
     assert (victim / "precious.txt").read_text() == "keep me"
     after = [p.relative_to(tmp_path) for p in tmp_path.rglob("*")]
     assert sorted(p for p in after if p.parts[0] != "cache") == before  # $LLAMABUILD_CACHE
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("source.date_epoch", 10**30), ("source.date_epoch", -1), ("outputs.0.size", -5)],
+)
+def test_numbers_out_of_range_are_refused_when_read(tmp_path: Path, key: str, value: int) -> None:
+    """A date_epoch of 10**30 was found only after the whole build ran (exit 3)."""
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest(**{key: value})))
+    with pytest.raises(ConfigError) as err:
+        mf.read(path)
+    assert key.split(".")[-1] in err.value.message and "outside" in err.value.message
+    assert len(err.value.message) < 300

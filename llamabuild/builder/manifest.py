@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from llamabuild.config.domain import Name, PinKind, RelPath
+from llamabuild.config.domain import Count, Epoch, Name, PinKind, RelPath, SubDir
 from llamabuild.config.recipes import Recipe
 from llamabuild.config.settings import from_mapping
 from llamabuild.core import github
@@ -75,10 +75,10 @@ class ManifestSource:
     ref: str | None = None
     commit: str | None = None
     sha256: str | None = None
-    subdir: str = ""
+    subdir: SubDir = ""
     dirty: tuple[str, ...] = ()
     # SOURCE_DATE_EPOCH the build used (the commit time, or a fixed value for an archive).
-    date_epoch: int | None = field(default=None, metadata=OMIT_NONE)
+    date_epoch: Epoch | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ class ManifestOutput:
     path: RelPath
     role: OutputRole
     sha256: str | None = field(default=None, metadata=OMIT_NONE)
-    size: int | None = field(default=None, metadata=OMIT_NONE)
-    mtime_ns: int | None = field(default=None, metadata=OMIT_NONE)
+    size: Count | None = field(default=None, metadata=OMIT_NONE)
+    mtime_ns: Count | None = field(default=None, metadata=OMIT_NONE)
     uuids: dict[str, str | None] | None = field(default=None, metadata=OMIT_NONE)
 
 
@@ -115,13 +115,13 @@ class ManifestCcache:
     """This build's compiler-cache counters (ccache's own, zeroed when the build began);
     `remote` is the shared cache's URL with its credentials redacted, None when none was used."""
 
-    local_hits: int
-    local_misses: int
-    compiled: int
+    local_hits: Count
+    local_misses: Count
+    compiled: Count
     remote: str | None = None
-    remote_hits: int = 0
-    remote_misses: int = 0
-    remote_errors: int = 0
+    remote_hits: Count = 0
+    remote_misses: Count = 0
+    remote_errors: Count = 0
 
     def describe(self) -> str:
         text = f"local {self.local_hits} hit(s) / {self.local_misses} miss(es)"

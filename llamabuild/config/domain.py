@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
-from llamabuild.config.settings import Check, Doc, NumbersAsText, Pattern, dotted
+from llamabuild.config.settings import Check, Doc, NumbersAsText, Pattern, Range, dotted
 from llamabuild.config.versions import DEFAULT_MIN_MACOS, VERSION_PATTERN
 from llamabuild.core.errors import ConfigError
 
@@ -68,6 +68,18 @@ RelPath = Annotated[
     ),
 ]
 """A path a manifest names inside dist/<recipe>: it can never point outside it."""
+SubDir = Annotated[
+    str,
+    Pattern(
+        r"|(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00\\]+",
+        "a folder inside the unpacked archive (no `..`, no leading `/`), or empty",
+    ),
+]
+"""Where llama.cpp sits inside an archive: never a path out of it."""
+Epoch = Annotated[int, Range(0, 253_402_300_799)]
+"""SOURCE_DATE_EPOCH: 1970 to the end of year 9999 (what `date` and zip stamps can show)."""
+Count = Annotated[int, Range(0, (1 << 63) - 1)]
+"""A size, a count, a nanosecond time: a non-negative 64-bit number."""
 Version = Annotated[
     str,
     Pattern(

@@ -40,6 +40,15 @@ class NumbersAsText:
 
 
 @dataclass(frozen=True)
+class Range:
+    """Annotated marker: a number must lie in [minimum, maximum] (a manifest's epoch, a
+    size: a hostile 10**30 is refused when read, not deep inside a build)."""
+
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
 class Check:
     """Annotated marker: a domain check run on the converted value: func(dotted_key, value,
     where) raises ConfigError."""
@@ -150,6 +159,12 @@ def _annotated(tp: Any, value: Any, where: str, key: str) -> Any:
             isinstance(out, str) and re.fullmatch(extra.regex, out)
         ):
             raise _fail(tp, value, where, key, extra.example)
+        if isinstance(extra, Range) and not extra.minimum <= out <= extra.maximum:
+            raise ConfigError(
+                f"{where}: `{key}` = {out if abs(out) < 10**30 else 'a huge number'} "
+                f"is outside {extra.minimum}..{extra.maximum}",
+                hint=f"fix `{key}` in {where}",
+            )
         if isinstance(extra, Check):
             extra.func(key, out, where)
     return out

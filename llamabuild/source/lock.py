@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamabuild.config.domain import NonEmpty, PinKind
+from llamabuild.config.domain import Count, NonEmpty, PinKind, SubDir
 from llamabuild.config.settings import from_mapping
 from llamabuild.core.errors import ConfigError
 from llamabuild.core.files import write_atomic
@@ -27,8 +27,8 @@ class Pin:
     refname: str | None = None
     commit: str | None = None
     sha256: str | None = None
-    subdir: str = ""
-    build_number: int = 0
+    subdir: SubDir = ""
+    build_number: Count = 0
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = to_jsonable(self)
