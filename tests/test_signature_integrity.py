@@ -439,6 +439,8 @@ HOSTILE = {
     "unknown hash type": (lambda t: _cd_field(t, 37, 9, ">B"), "unknown hash type"),
     "page size 2^40": (lambda t: _cd_field(t, 39, 40, ">B"), "page size"),
     "overlapping CD": (_overlap, "overlap|runs past"),
+    "identOffset past the CD": (lambda t: _cd_field(t, 20, 0xFFFFFF00), "identifier at offset"),
+    "identOffset in the header": (lambda t: _cd_field(t, 20, 8), "identifier at offset"),
 }
 
 

@@ -162,7 +162,7 @@ def read_code_directory(data: Buffer, blob: Blob, slice_size: int, where: str) -
     if blob.length < 44:
         raise InputError(f"{where}: CodeDirectory of {blob.length} bytes is truncated")
     head = data[blob.start : blob.start + min(blob.length, 64)]
-    version, _flags, hash_offset, _ident = struct.unpack_from(">IIII", head, 8)
+    version, _flags, hash_offset, ident = struct.unpack_from(">IIII", head, 8)
     n_special, n_code, code_limit = struct.unpack_from(">III", head, 24)
     hash_size, hash_type, _platform, page_shift = struct.unpack_from(">BBBB", head, 36)
     if version >= 0x20300 and len(head) >= 64:
@@ -178,6 +178,11 @@ def read_code_directory(data: Buffer, blob: Blob, slice_size: int, where: str) -
         raise InputError(f"{where}: page size 2^{page_shift}")
     if code_limit > slice_size:
         raise InputError(f"{where}: code limit {code_limit} past the {slice_size}-byte slice")
+    _check_string(data, blob, ident, "identifier", where)
+    if version >= 0x20200 and len(head) >= 52:
+        team = struct.unpack_from(">I", head, 48)[0]
+        if team:
+            _check_string(data, blob, team, "team id", where)
     cd = CodeDirectory(
         blob.slot, blob.start, blob.length, version, hash_offset, n_special, n_code,
         code_limit, hash_type, page_shift,
@@ -186,6 +191,17 @@ def read_code_directory(data: Buffer, blob: Blob, slice_size: int, where: str) -
     if n_code != pages:
         raise InputError(f"{where}: {n_code} code slots for {code_limit} bytes ({pages} pages)")
     return cd
+
+
+def _check_string(data: Buffer, blob: Blob, offset: int, what: str, where: str) -> None:
+    """A C string the CodeDirectory points at lies inside it, NUL-terminated (codesign
+    refuses the signature otherwise; reading past it would show another blob's bytes)."""
+    end = blob.start + blob.length
+    if not 44 <= offset < blob.length or data.find(b"\0", blob.start + offset, end) < 0:
+        raise InputError(
+            f"{where}: the {what} at offset {offset} is not a string inside the "
+            f"{blob.length}-byte CodeDirectory"
+        )
 
 
 def page_hashes(data: Buffer, base: int, cd: CodeDirectory, view: memoryview) -> Iterator[bytes]:
