@@ -523,3 +523,17 @@ def test_garbage_cms_is_a_clean_exit_2(arm, p12, tmp_path, capsys, monkeypatch):
     assert run(["verify", str(target)]) == 2
     err = capsys.readouterr().err
     assert "not a valid CMS SignedData" in err and "Traceback" not in err
+
+
+def test_bytes_appended_after_the_signature_are_reported(arm, tmp_path, capsys):
+    """A signed file with bytes appended passed silently: the signature hashes up to its own
+    code limit, so nothing covers the tail."""
+    target = copy(arm, tmp_path)
+    sign(target)
+    capsys.readouterr()
+    assert integrity_findings(target) == []
+    with target.open("ab") as fh:
+        fh.write(b"\0" * 100 + b"payload")
+    (found,) = integrity_findings(target)
+    assert found.rule == "signature-trailing-bytes" and "107 bytes follow" in found.message
+    assert run(["verify", str(target)]) == 1

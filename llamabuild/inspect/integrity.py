@@ -35,6 +35,7 @@ from llamabuild.inspect import structure as st
 from llamabuild.inspect.binary import Buffer
 
 RULE = "signature-invalid"
+TRAILING = "signature-trailing-bytes"
 CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
 CSMAGIC_CODEDIRECTORY = 0xFADE0C02
 CSMAGIC_BLOBWRAPPER = 0xFADE0B01
@@ -367,6 +368,15 @@ def check_slice(
     for label, problem in problems:
         if problem:
             findings.append(error(RULE, f"{label}: {problem}", arch=raw.arch, path=name, hint=HINT))
+    trailing = raw.size - (sig_off + sig_size)
+    if trailing > 0:
+        msg = (
+            f"{trailing} bytes follow the code signature (file bytes "
+            f"{raw.offset + sig_off + sig_size:#x}-{raw.offset + raw.size - 1:#x}): appended after "
+            "signing, covered by no hash"
+        )
+        hint = "rebuild or copy the binary again, then sign it; never append to a signed file"
+        findings.append(error(TRAILING, msg, arch=raw.arch, path=name, hint=hint))
     return SliceIntegrity(
         raw.arch,
         tuple(cd.label for cd in cds),
