@@ -160,3 +160,17 @@ def test_smoke_failure_under_actions_is_a_plain_error(actions, capsys, tmp_path)
     code = run(["smoke", "--binary", str(tmp_path / "missing")])
     assert code == 2
     assert actions.read_text() == "# earlier step\n"
+
+
+def test_untrusted_text_never_reaches_the_summary_raw() -> None:
+    """release-summary's step summary wrote ESC and BEL from a manifest raw."""
+    bad = "x\x1b]0;pwned\x07\x1b[31m<img src=x>`|"
+    md = github.summary_markdown(
+        "t",
+        [error("rpath-dependency", bad, arch="arm\x1b", hint="h\x07")],
+        recipe=bad,
+        outputs=[github.Output(f"p{bad}", f"s{bad}", {"arm64": bad})],
+        extra={f"k{bad}": bad},
+    )
+    assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in md)
+    assert "\\x1b]0;pwned\\x07" in md and "| x\\x1b]0;pwned\\x07\\x1b[31m&lt;img" in md

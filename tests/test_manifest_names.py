@@ -125,3 +125,24 @@ def test_numbers_out_of_range_are_refused_when_read(tmp_path: Path, key: str, va
         mf.read(path)
     assert key.split(".")[-1] in err.value.message and "outside" in err.value.message
     assert len(err.value.message) < 300
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="a macOS manifest is runnable on a Mac")
+def test_rebuild_of_a_macos_manifest_on_linux_is_refused_before_any_work(tmp_path: Path) -> None:
+    """It used to fetch the source and fail deep inside cmake (exit 3)."""
+    mac = {"platform": "macos", "toolchain": "native", "archs": ["arm64"], "name": "mac"}
+    data = manifest(recipe="mac")
+    data["recipe_spec"].update(mac)
+    data["slices"][0]["spec"].update(mac)
+    data["slices"][0].update(recipe="mac", archs=["arm64"])
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "llamabuild", "rebuild", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "LLAMABUILD_CACHE": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot run on this machine" in proc.stderr and "Traceback" not in proc.stderr

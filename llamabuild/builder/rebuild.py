@@ -20,6 +20,7 @@ from pathlib import Path
 from llamabuild.builder import manifest as mf
 from llamabuild.builder import reproducible
 from llamabuild.builder.buildplan import BuildPlan, Options
+from llamabuild.builder.doctor import refuse_unrunnable
 from llamabuild.builder.manifest import Manifest, ManifestOutput, ManifestSlice, OutputRole
 from llamabuild.builder.plan import LAUNCHERS, make_plan
 from llamabuild.builder.run import BuildReport, execute
@@ -242,6 +243,7 @@ def _rebuild(
 ) -> RebuildReport:
     start = time.monotonic()
     job = RebuildReport(manifest_path, read_manifest(manifest_path))
+    refuse_unrunnable(recipe_of(job.recorded)[0])  # a macOS manifest on Linux: exit 2 now
     with tempfile.TemporaryDirectory(prefix="llamabuild-rebuild-") as lock_dir:
         tree = resolve_source(source_request(job.recorded, Path(lock_dir)), runner)
     plan = plan_rebuild(job.recorded, tree, options, runner)

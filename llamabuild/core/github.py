@@ -8,7 +8,9 @@ every function here is a no-op; `--json` stays the machine interface.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +38,23 @@ def in_actions(env: Mapping[str, str] | None = None) -> bool:
     return (env if env is not None else os.environ).get("GITHUB_ACTIONS") == "true"
 
 
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """Control characters (ESC, BEL, ...) from untrusted text as \\xNN, never raw."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+    """Untrusted text in a table cell: no raw control characters, no HTML, no cell break."""
+    plain = html.escape(_visible(str(text)), quote=False)
+    return plain.replace("|", "\\|").replace("\n", "<br>")
+
+
+def _code(text: object) -> str:
+    """Untrusted text inside a `code` span (entities would show literally there)."""
+    return _visible(str(text)).replace("`", "'").replace("|", "\\|").replace("\n", " ")
 
 
 class Facts(TypedDict, total=False):
@@ -63,18 +80,19 @@ def summary_markdown(title: str, findings: Sequence[Finding], **facts: Unpack[Fa
     }
     for key, value in shown_facts.items():
         if value:
-            lines.append(f"- **{_cell(key)}**: `{_cell(value)}`")
+            lines.append(f"- **{_cell(key)}**: `{_code(value)}`")
     if outputs:
         lines += ["", "| output | sha256 | UUID |", "| --- | --- | --- |"]
         for o in outputs:
             uuids = ", ".join(f"{arch}: {u}" for arch, u in o.uuids.items()) or "-"
-            lines.append(f"| `{_cell(o.path)}` | `{o.sha256 or '-'}` | {_cell(uuids)} |")
+            lines.append(f"| `{_code(o.path)}` | `{_code(o.sha256 or '-')}` | {_cell(uuids)} |")
     shown = [f for f in findings if f.severity is not Severity.INFO]
     if shown:
         lines += ["", "| severity | rule | arch | message |", "| --- | --- | --- | --- |"]
         for f in shown:
             msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
-            lines.append(f"| {f.severity.value} | `{f.rule}` | {f.arch or ''} | {_cell(msg)} |")
+            arch, rule = _cell(f.arch or ""), _code(f.rule)
+            lines.append(f"| {f.severity.value} | `{rule}` | {arch} | {_cell(msg)} |")
     return "\n".join(lines) + "\n\n"
 
 
