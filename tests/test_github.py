@@ -172,5 +172,5 @@ def test_untrusted_text_never_reaches_the_summary_raw() -> None:
         outputs=[github.Output(f"p{bad}", f"s{bad}", {"arm64": bad})],
         extra={f"k{bad}": bad},
     )
-    assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in md)
+    assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in md)
     assert "\\x1b]0;pwned\\x07" in md and "| x\\x1b]0;pwned\\x07\\x1b[31m&lt;img" in md
