@@ -185,7 +185,13 @@ def test_version_imports_no_command():
     mods = _modules_after(["--version"])
     assert _heavy(mods) == set()
     ours = {m for m in mods if m.startswith("llamabuild")}
-    assert ours == {"llamabuild", "llamabuild.cli", "llamabuild.cli.app", "llamabuild.core.errors"}
+    assert ours == {
+        "llamabuild",
+        "llamabuild.cli",
+        "llamabuild.cli.app",
+        "llamabuild.core",  # an empty package __init__
+        "llamabuild.core.errors",
+    }
 
 
 def test_verify_json_imports_only_what_verify_uses(tmp_path):

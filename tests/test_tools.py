@@ -19,7 +19,8 @@ from llamabuild.tools.dsymutil import Dsymutil
 from llamabuild.tools.runner import Runner, Tool
 
 TOOLS = Path(__file__).resolve().parent.parent / "llamabuild" / "tools"
-ADAPTER_MODULES = sorted(p.stem for p in TOOLS.glob("*.py") if p.stem not in ("__init__", "runner"))
+SHARED = ("__init__", "runner", "signer")  # the wrapper and the signer protocol: no adapters
+ADAPTER_MODULES = sorted(p.stem for p in TOOLS.glob("*.py") if p.stem not in SHARED)
 
 
 def adapters() -> list[type[Tool]]:
