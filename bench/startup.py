@@ -4,7 +4,7 @@
   llamabuild verify --json MACHO            goal: <= 0.15 s over the baseline
   llamabuild build (no-op skip)             goal: <= 0.30 s over the baseline
 
-    python3 bench/startup.py [--repeat 7] [--before OTHER_CHECKOUT]
+    python3 bench/startup.py [--repeat 7] [--before OTHER_CHECKOUT] [--macho llama-server]
 
 Each command runs as a user runs it (`python -m llamabuild ...`, a fresh interpreter); the best
 of --repeat runs is taken for each, the baseline included, so a loaded machine shifts all alike.
@@ -71,10 +71,9 @@ def best(
 def real_macho() -> Path | None:
     from llamabuild.source.cache import cache_root
 
-    dist = cache_root() / "pytest-real-llama" / "dist"
-    for path in sorted(dist.glob("macos-*/llama-server")):
-        return path
-    return None
+    real = cache_root() / "pytest-real-llama"
+    found = sorted(real.glob("*/dist/macos-*/llama-server"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None  # the newest session's
 
 
 def fixture_macho(tmp: Path) -> Path:
@@ -123,16 +122,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--before", type=Path, help="another checkout to measure alongside")
+    ap.add_argument("--macho", type=Path, help="the Mach-O verify reads (default: found)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="llamabuild-startup-") as td:
         tmp = Path(td)
-        macho = real_macho() or fixture_macho(tmp)
+        macho = args.macho or real_macho() or fixture_macho(tmp)
         base = best([sys.executable, "-c", "pass"], args.repeat)
         after = measures(tmp / "after", macho, args.repeat, None)
         before = measures(tmp / "before", macho, args.repeat, args.before) if args.before else None
+        size = macho.stat().st_size
     names = [
         "llamabuild --version",
-        f"llamabuild verify --json ({macho.stat().st_size / 1e6:.1f} MB Mach-O)",
+        f"llamabuild verify --json ({size / 1e6:.1f} MB Mach-O)",
         "llamabuild build (no-op skip)",
     ]
     goals = [0.10, 0.15, 0.30]
