@@ -27,9 +27,16 @@ READABLE_VERSIONS = (2, 3)  # v1 had 32-bit counts; llama.cpp refuses it since 2
 GGML_MAX_DIMS = 4  # ggml/include/ggml.h
 GGUF_DEFAULT_ALIGNMENT = 32  # ggml/include/gguf.h
 
+# gguf.cpp's own limits (llamabuild/data/gguf_rules.toml cites the lines that apply them)
+GGUF_MAX_STRING_LENGTH = 1 << 30
+GGUF_MAX_ARRAY_ELEMENTS = 1 << 30
+GGML_MAX_NAME = 64  # ggml/include/ggml.h: a tensor name is shorter
+
 MAX_KEY_BYTES = 1 << 16  # real keys are < 100 bytes
 MAX_KEPT_STRING = 1 << 20  # a chat template is ~10 KB; longer values are measured, not kept
+MAX_KEPT_STRINGS_TOTAL = 8 << 20  # all kept strings together: past it, values are measured
 MAX_KEPT_INTS = 1 << 16  # per-layer integer arrays (head_count_kv) are kept up to this size
+MAX_KEPT_INTS_TOTAL = 1 << 18  # all kept integer items together
 MAX_STRING_ITEMS = 1 << 23  # string items walked in the whole header (vocabularies are < 1M)
 MAX_TENSORS = 1 << 20  # real models have < 100,000 tensors
 MAX_KV = 1 << 20
@@ -73,8 +80,9 @@ class ArrayValue(NamedTuple):
 MetaValue = int | float | bool | str | LongString | ArrayValue
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
+    """One tensor's info record (a NamedTuple: a header may hold tens of thousands)."""
+
     name: str
     shape: tuple[int, ...]  # ne, in llama.cpp's order (fastest-varying first)
     type_id: int
@@ -87,6 +95,7 @@ class GgufHeader:
     version: int
     file_size: int
     metadata: dict[str, MetaValue] = field(default_factory=dict)
+    types: dict[str, int] = field(default_factory=dict)  # key -> its GGUF value type id
     duplicate_keys: list[str] = field(default_factory=list)
     tensors: list[TensorInfo] = field(default_factory=list)
     header_end: int = 0  # first byte after the tensor infos
@@ -99,6 +108,8 @@ class _Walk:
     def __init__(self, buf: Buffer, size: int, where: str) -> None:
         self.buf, self.size, self.where, self.pos = buf, size, where, 0
         self.string_items = 0
+        self.kept_bytes = 0  # of string values kept (MAX_KEPT_STRINGS_TOTAL)
+        self.kept_ints = 0  # integer array items kept (MAX_KEPT_INTS_TOTAL)
 
     def fail(self, what: str, at: int | None = None) -> InputError:
         at = self.pos if at is None else at
@@ -123,13 +134,21 @@ class _Walk:
         self.pos += 8
         return int(v)
 
-    def string(self, what: str, keep: int = MAX_KEPT_STRING) -> str | LongString:
+    def string(
+        self, what: str, keep: int = MAX_KEPT_STRING, budget: bool = True
+    ) -> str | LongString:
+        """A string (at most `keep` bytes kept; values also within MAX_KEPT_STRINGS_TOTAL,
+        names and keys, bounded by `keep` alone, not: `budget`)."""
+        at = self.pos
         n = self.u64(f"{what} length")
+        if n > GGUF_MAX_STRING_LENGTH:
+            raise self.fail(f"{what} of {n} bytes, over gguf.cpp's 1 GiB limit", at)
         self.need(n, f"{what} ({n} bytes)")
         start = self.pos
         self.pos += n
-        if n > keep:
+        if n > keep or (budget and self.kept_bytes + n > MAX_KEPT_STRINGS_TOTAL):
             return LongString(n)
+        self.kept_bytes += n if budget else 0
         return bytes(self.buf[start : self.pos]).decode("utf-8", errors="replace")
 
     def count(self, what: str, n: int, item_bytes: int, cap: int) -> int:
@@ -148,7 +167,11 @@ class _Walk:
             if pos + 8 > size:
                 self.pos = pos
                 raise self.fail(f"{what}: an item's length runs past the end of the file")
-            pos += 8 + _U64(buf, pos)[0]
+            length = _U64(buf, pos)[0]
+            if length > GGUF_MAX_STRING_LENGTH:
+                self.pos = pos
+                raise self.fail(f"{what}: an item of {length} bytes, over gguf.cpp's 1 GiB")
+            pos += 8 + length
         if pos > size:
             raise self.fail(f"{what}: an item runs past the end of the file")
         self.pos = pos
@@ -172,6 +195,8 @@ def _value(w: _Walk, vtype: int, key: str) -> MetaValue:
 def _array(w: _Walk, key: str) -> ArrayValue:
     item = w.u32(f"the item type of {key!r}")
     n = w.u64(f"the item count of {key!r}")
+    if n > GGUF_MAX_ARRAY_ELEMENTS:
+        raise w.fail(f"{key!r} has {n} items, over gguf.cpp's {GGUF_MAX_ARRAY_ELEMENTS}", w.pos - 8)
     if item == STRING:
         w.count(f"{key!r} item", n, 8, MAX_STRING_ITEMS)
         w.skip_strings(n, repr(key))
@@ -182,17 +207,18 @@ def _array(w: _Walk, key: str) -> ArrayValue:
     width = struct.calcsize(fmt)
     w.count(f"{key!r} item", n, width, 1 << 62)
     ints = None
-    if item in _INT_TYPES and n <= MAX_KEPT_INTS:
+    if item in _INT_TYPES and n <= MAX_KEPT_INTS and w.kept_ints + n <= MAX_KEPT_INTS_TOTAL:
         ints = tuple(int(x) for x in struct.unpack_from(f"<{n}{fmt}", w.buf, w.pos))
+        w.kept_ints += n
     w.pos += n * width
     return ArrayValue(item, n, ints)
 
 
 def _tensor(w: _Walk) -> TensorInfo:
     at = w.pos
-    name = w.string("a tensor name", keep=MAX_KEY_BYTES)
+    name = w.string("a tensor name", keep=GGML_MAX_NAME - 1, budget=False)
     if isinstance(name, LongString):
-        raise w.fail(f"a tensor name of {name.length} bytes", at)
+        raise w.fail(f"a tensor name of {name.length} bytes (ggml's limit is 63)", at)
     n_dims = w.u32(f"the dimension count of tensor {name!r}")
     if n_dims > GGML_MAX_DIMS:
         raise w.fail(f"tensor {name!r} has {n_dims} dimensions (llama.cpp reads at most 4)", at)
@@ -223,14 +249,18 @@ def read_header(buf: Buffer, size: int, where: str) -> GgufHeader:
     n_kv = w.count("metadata", w.u64("the metadata count"), _MIN_KV_BYTES, MAX_KV)
     for _ in range(n_kv):
         at = w.pos
-        key = w.string("a metadata key", keep=MAX_KEY_BYTES)
+        key = w.string("a metadata key", keep=MAX_KEY_BYTES, budget=False)
         if isinstance(key, LongString):
             raise w.fail(f"a metadata key of {key.length} bytes", at)
-        value = _value(w, w.u32(f"the value type of {key!r}"), key)
+        if not key:
+            raise w.fail("an empty metadata key", at)
+        vtype = w.u32(f"the value type of {key!r}")
+        value = _value(w, vtype, key)
         if key in head.metadata:
             head.duplicate_keys.append(key)
         else:
             head.metadata[key] = value
+            head.types[key] = vtype
     w.count("tensor", n_tensors, _MIN_TENSOR_BYTES, MAX_TENSORS)
     head.tensors = [_tensor(w) for _ in range(n_tensors)]
     head.header_end = w.pos

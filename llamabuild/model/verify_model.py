@@ -27,11 +27,16 @@ from llamabuild.model.gguf_read import (
     GGUF_DEFAULT_ALIGNMENT,
     ArrayValue,
     GgufHeader,
+    LongString,
     MetaValue,
     TensorInfo,
     read_header,
 )
 
+GGUF_UINT32 = 4  # the value type gguf.cpp requires of general.alignment
+INT64_MAX = (1 << 63) - 1
+SIZE_MAX = (1 << 64) - 1  # a 64-bit size_t, as on every machine llama-server ships to
+MAX_TEMPLATE_BYTES = 64 << 10  # parsed in < 0.3 s; real chat templates are < 20 KB
 KV_BYTES_PER_VALUE = 2  # llama-server's default KV cache type is f16 (--cache-type-k/-v)
 HASH_CHUNK = 8 << 20
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -165,7 +170,9 @@ def check_metadata(report: ModelReport) -> list[Finding]:
         keys = ", ".join(repr(k) for k in report.head.duplicate_keys[:MAX_LISTED])
         out.append(_invalid(f"duplicate metadata key(s) {keys} (gguf.cpp refuses them)", where))
     align = report.meta("general.alignment")
-    if align is not None and not (isinstance(align, int) and align > 0 and not align & align - 1):
+    if align is not None and report.head.types.get("general.alignment") != GGUF_UINT32:
+        out.append(_invalid("general.alignment is not a UINT32 (gguf.cpp refuses it)", where))
+    elif align is not None and not (isinstance(align, int) and align > 0 and not align & align - 1):
         out.append(_invalid(f"general.alignment {align!r} is not a power of two", where))
     template = report.meta("tokenizer.chat_template")
     if template is not None:
@@ -186,10 +193,21 @@ def alignment(report: ModelReport) -> int:
 
 
 def check_template(template: MetaValue, where: str) -> list[Finding]:
-    """Parse (never render or run) the chat template with jinja2; a syntax error is a warning."""
+    """Parse (never render or run) the chat template with jinja2; a syntax error is a warning.
+    Parsing is bounded: a template over MAX_TEMPLATE_BYTES is measured, not parsed (1 MiB took
+    7-10 s and 170 MB)."""
     hint = "llama-server falls back to a built-in template or fails to chat; fix the template"
+    size = template.length if isinstance(template, LongString) else None
+    if isinstance(template, str) and len(template.encode("utf-8", "replace")) > MAX_TEMPLATE_BYTES:
+        size = len(template.encode("utf-8", "replace"))
+    if size is not None:
+        msg = (
+            f"tokenizer.chat_template is {size >> 10} KiB, over the {MAX_TEMPLATE_BYTES >> 10} "
+            "KiB llamabuild parses: not checked"
+        )
+        return [warning("chat-template-unchecked", msg, path=where, hint="check it by hand")]
     if not isinstance(template, str):
-        msg = "tokenizer.chat_template is not a short string (not checked)"
+        msg = "tokenizer.chat_template is not a string (not checked)"
         return [warning("chat-template-invalid", msg, path=where, hint=hint)]
     import jinja2
 
@@ -231,19 +249,28 @@ def check_tensors(report: ModelReport, caps: PinCapabilities | None) -> list[Fin
     unknown: dict[int, list[str]] = {}
     spans: list[tuple[int, int, str]] = []
     seen: set[str] = set()
+    expected: int | None = 0  # gguf.cpp: each tensor's data right after the previous one's, padded
     for t in head.tensors:
+        if expected is not None and t.offset != expected:
+            what = "tensor data not where gguf.cpp expects it (in order, each padded)"
+            problems.setdefault(what, []).append(f"{t.name} at {t.offset}, expected {expected}")
+            expected = None  # one is enough: the rest follow from it
         if t.name in seen:
             problems.setdefault("duplicate tensor name(s)", []).append(t.name)
         seen.add(t.name)
         name = names.get(t.type_id) or (caps.type_name(t.type_id) if caps else None)
         if name is None:
             unknown.setdefault(t.type_id, []).append(t.name)
+            expected = None  # its size is unknown: the layout cannot be followed further
             continue
         report.type_counts[name] = report.type_counts.get(name, 0) + 1
         nbytes = _tensor_bytes(t, sizes.get(t.type_id), problems)
         if nbytes is None:
+            expected = None
             continue
         report.weights_bytes += nbytes
+        if expected is not None:
+            expected += -(-nbytes // align) * align
         if t.offset % align:
             problems.setdefault(f"tensor data not aligned to {align} bytes", []).append(t.name)
         if data_start + t.offset + nbytes > head.file_size:
@@ -265,6 +292,9 @@ def _tensor_bytes(
     if any(d < 0 for d in t.shape):
         problems.setdefault("negative dimension(s)", []).append(t.name)
         return None
+    if _elements(t) > INT64_MAX:
+        problems.setdefault("element count over INT64_MAX", []).append(t.name)
+        return None
     if size is None:  # a type the pin knows but this gguf package does not: size unknown
         return 0
     block, per_block = size
@@ -272,7 +302,11 @@ def _tensor_bytes(
         what = f"row size not a multiple of the type's {block}-element block"
         problems.setdefault(what, []).append(t.name)
         return None
-    return _elements(t) // block * per_block
+    nbytes = _elements(t) // block * per_block
+    if nbytes > SIZE_MAX - 1024:  # ggml_nbytes, then padded: gguf.cpp refuses the wrap
+        problems.setdefault("size in bytes over SIZE_MAX", []).append(t.name)
+        return None
+    return nbytes
 
 
 def _unknown_type(
