@@ -9,18 +9,15 @@ model's own metadata; the sha256 pin is checked by streaming the mapped file thr
 
 from __future__ import annotations
 
-import hashlib
-import mmap
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
 from llamabuild.core.jsonout import INTERNAL, OMIT_NONE, derived, json_view, model
-from llamabuild.core.mapped import open_mapped
+from llamabuild.core.mapped import hash_mapped, open_mapped
 from llamabuild.model import gguf_tables
 from llamabuild.model.capabilities import PinCapabilities
 from llamabuild.model.gguf_read import (
@@ -38,7 +35,6 @@ INT64_MAX = (1 << 63) - 1
 SIZE_MAX = (1 << 64) - 1  # a 64-bit size_t, as on every machine llama-server ships to
 MAX_TEMPLATE_BYTES = 64 << 10  # parsed in < 0.3 s; real chat templates are < 20 KB
 KV_BYTES_PER_VALUE = 2  # llama-server's default KV cache type is f16 (--cache-type-k/-v)
-HASH_CHUNK = 8 << 20
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 MAX_LISTED = 3  # tensor names quoted in one finding
 
@@ -144,7 +140,7 @@ def verify_model(path: Path, options: ModelOptions | None = None) -> ModelReport
             report.findings.append(_too_large(report.memory, opts.max_memory, str(path)))
         if opts.sha256 is not None:
             report.sha256_expected = opts.sha256.lower()
-            report.sha256 = hash_mapped(mm, opts.progress)
+            report.sha256 = hash_mapped(mm, progress=opts.progress).hexdigest()
             if report.sha256 != report.sha256_expected:
                 report.findings.append(_sha_mismatch(report))
     return report
@@ -457,29 +453,6 @@ def check_sha256_text(value: str) -> str:
     if not SHA256_RE.fullmatch(value):
         raise UsageError(f"--sha256 {value!r} is not 64 hex digits", hint="copy it again")
     return value.lower()
-
-
-def hash_mapped(mm: mmap.mmap, progress: Progress | None = None) -> str:
-    """sha256 of the mapped file in 8 MiB steps; each step's pages are dropped after it
-    (MADV_DONTNEED), so hashing a 20 GB model costs 8 MiB of resident memory, not 20 GB."""
-    h = hashlib.sha256()
-    size = len(mm)
-    view = memoryview(mm)
-    drop = getattr(mmap, "MADV_DONTNEED", None)
-    advise: Any = getattr(mm, "madvise", None)
-    if advise is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
-        advise(mmap.MADV_SEQUENTIAL)
-    try:
-        for start in range(0, size, HASH_CHUNK):
-            end = min(start + HASH_CHUNK, size)
-            h.update(view[start:end])
-            if advise is not None and drop is not None:
-                advise(drop, start, end - start)
-            if progress is not None:
-                progress(end, size)
-    finally:
-        view.release()
-    return h.hexdigest()
 
 
 def _sha_mismatch(report: ModelReport) -> Finding:
