@@ -164,16 +164,22 @@ def test_accepted(ready, tmp_path, capsys):
     assert (tmp_path / "k.zip").is_file()
 
 
+def write_key(folder: Path) -> Path:
+    key = folder / "My Keys" / "AuthKey_ABC123.p8"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n")
+    return key
+
+
 def test_invalid_even_though_notarytool_exits_0(ready, tmp_path):
     target = copy(ready, tmp_path)
     runner = NotaryRunner(
         answers=[answer(recorded("submit-invalid.json")), answer(recorded("log-invalid.json"))]
     )
-    report = notarize(target, API_KEY, 60, Notarytool(runner, XCRUN))
+    creds = Credentials(key=write_key(tmp_path), key_id="ABC123", issuer="i-5")
+    report = notarize(target, creds, 60, Notarytool(runner, XCRUN))
     assert not report.ok
-    assert runner.argvs[1] == tuple(
-        log_argv(XCRUN, "8c1a9b4e-1f3d-4c55-9a77-3f2b6d0e9c12", API_KEY)
-    )
+    assert runner.argvs[1] == tuple(log_argv(XCRUN, "8c1a9b4e-1f3d-4c55-9a77-3f2b6d0e9c12", creds))
     assert [f.rule for f in report.findings] == ["notarization-rejected"] * 3
     assert "status Invalid" in report.findings[0].message
     assert "Archive contains critical validation errors" in report.findings[0].message
@@ -282,3 +288,54 @@ def test_engine_client_answers(ready, tmp_path, monkeypatch):
     )
     with pytest.raises(ToolError, match="still In Progress"):
         notarize(target, creds, 2, EngineNotary(NotaryRunner()))
+
+
+def _hostile_keys(tmp_path: Path) -> dict[str, Path]:
+    import os
+
+    fifo = tmp_path / "AuthKey_FIFO.p8"
+    os.mkfifo(fifo)
+    big = tmp_path / "AuthKey_BIG.p8"
+    with big.open("wb") as fh:
+        fh.truncate(3 << 30)  # 3 GB on paper: never read
+    garbage = tmp_path / "AuthKey_JUNK.p8"
+    garbage.write_text("SECRET-NOT-A-KEY")
+    bad_json = tmp_path / "key.json"
+    bad_json.write_text('{"SECRET": 1}')
+    return {
+        "missing": tmp_path / "AuthKey_NONE.p8",
+        "directory": tmp_path,
+        "fifo": fifo,
+        "device": Path("/dev/zero"),
+        "3 GB": big,
+        "garbage": garbage,
+        "json without the key fields": bad_json,
+    }
+
+
+@pytest.mark.parametrize("engine", ["notarytool", "rcodesign"])
+def test_a_key_that_is_no_key_is_exit_2_before_any_work(ready, tmp_path, engine, monkeypatch):
+    """A missing or garbage --key said "check the API key and the network" (exit 3); a FIFO,
+    a directory or /dev/zero "cannot be used off a Mac"; a 3 GB key was read whole."""
+    import time
+
+    from llamabuild.tools.notarytool import EngineNotary
+
+    target = copy(ready, tmp_path)
+    runner = NotaryRunner(answers=[])
+    notary = Notarytool(runner, XCRUN) if engine == "notarytool" else EngineNotary(runner)
+    monkeypatch.setattr("llamabuild.signing.notarize.choose_notary", lambda runner_=None: notary)
+    for name, key in _hostile_keys(tmp_path).items():
+        start = time.monotonic()
+        args = ["notarize", str(target), "--key", str(key), "--key-id", "K", "--issuer", "i"]
+        assert run(args) == 2, name
+        assert time.monotonic() - start < 5, name
+        assert runner.argvs == [], name  # nothing was submitted
+
+
+def test_key_errors_name_the_file_never_its_contents(ready, tmp_path, capsys):
+    target = copy(ready, tmp_path)
+    for key in _hostile_keys(tmp_path).values():
+        run(["notarize", str(target), "--key", str(key), "--key-id", "K", "--issuer", "i"])
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "SECRET" not in err and "Traceback" not in err

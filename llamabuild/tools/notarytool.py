@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamabuild.core.errors import ToolError, UsageError
+from llamabuild.core.errors import InputError, ToolError, UsageError
 from llamabuild.core.jsonout import OMIT_NONE
+from llamabuild.core.mapped import open_mapped, require_file
 from llamabuild.tools.runner import Result, Tool, find_tool
 
 HINT = "notarytool comes with Xcode 13+ on macOS (xcrun notarytool); off a Mac use an API key"
@@ -172,6 +173,8 @@ class Notarytool(Tool):
 
     def validate(self, creds: Credentials) -> None:
         creds.argv()
+        if creds.key is not None and not creds.keychain_profile:
+            check_key_file(creds.key)
 
     def submit(self, zip_path: Path, creds: Credentials, timeout_min: int) -> Submission:
         """Upload and wait; notarytool exits 0 even for Invalid, so the status decides."""
@@ -198,6 +201,36 @@ ENGINE_HINT = (
     "encode-app-store-connect-api-key`), or --key-id and --issuer with AuthKey_<key-id>.p8 in "
     "~/.appstoreconnect/private_keys/"
 )
+
+
+MAX_KEY_BYTES = 64 << 10  # an AuthKey_ID.p8 is ~250 bytes, a unified JSON key under 1 KB
+KEY_HINT = (
+    "pass the App Store Connect API key file: AuthKey_<key-id>.p8 as downloaded, or a unified "
+    "JSON key (`rcodesign encode-app-store-connect-api-key`)"
+)
+
+
+def check_key_file(path: Path) -> None:
+    """Refuse (exit 2) a --key that is no API key, before anything is zipped or sent: missing,
+    not a regular file (a FIFO is never opened), over 64 KiB (never read whole), or neither a
+    PEM private key nor a unified JSON key. Messages name the file, never its contents."""
+    require_file(path, KEY_HINT)
+    size = path.stat().st_size
+    if size > MAX_KEY_BYTES:
+        raise InputError(f"{path}: {size} bytes, not an App Store Connect API key", hint=KEY_HINT)
+    with open_mapped(path) as mm:
+        raw = bytes(mm)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        ok = isinstance(data, dict) and {"issuer_id", "key_id", "private_key"} <= data.keys()
+    else:
+        ok = b"-----BEGIN PRIVATE KEY-----" in raw and b"-----END PRIVATE KEY-----" in raw
+    if not ok:
+        what = "a unified JSON key" if path.suffix == ".json" else "a PEM private key (.p8)"
+        raise InputError(f"{path}: not {what}", hint=KEY_HINT)
 
 
 def engine_credentials(creds: Credentials) -> dict[str, Any]:
@@ -244,6 +277,8 @@ class EngineNotary(Tool):
             ) from None
 
     def validate(self, creds: Credentials) -> None:
+        if creds.key is not None:
+            check_key_file(creds.key)
         engine_credentials(creds)
 
     def _creds(self, creds: Credentials) -> Any:
