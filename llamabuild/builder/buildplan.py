@@ -26,6 +26,7 @@ class Options:
     ccache: bool = True
     ccache_remote: RemoteSetting | None = None  # builder/remote_cache.resolve
     zig_base: Path | None = None  # where zig's private root lives (builder/zigroot.py)
+    wait: bool = True  # another build holds the build dir or dist: wait (else exit 3)
 
     @property
     def zig_home(self) -> Path:

@@ -7,8 +7,10 @@ beside it and swapped in at the end; an interrupt or a failure deletes the stagi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +40,7 @@ from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.builder.zigroot import ZigRoot
 from llamabuild.config.recipes import Recipe, cmake_literal, to_bool
 from llamabuild.core.errors import BuildError, ConfigError, ToolError
-from llamabuild.core.files import sha256_file
+from llamabuild.core.files import exclusive, sha256_file
 from llamabuild.core.findings import Finding, has_errors, warning
 from llamabuild.core.interrupt import guarded
 from llamabuild.core.jsonout import ALWAYS, INTERNAL, derived, model
@@ -151,7 +153,7 @@ def execute(
     sees the staged outputs before that (the reproducibility check, rebuild's comparison)."""
     start = time.monotonic() if started is None else started
     name = plan.recipe.name
-    with guarded(f"build of {name}"):
+    with guarded(f"build of {name}"), held(plan):
         staging = pub.staging_dir(plan.options.dist_root, name)
         try:
             pub.mark_owner(staging)
@@ -168,6 +170,29 @@ def execute(
             return result
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def held(plan: BuildPlan) -> Iterator[None]:
+    """Every build dir of the plan and its dist dir, locked for the whole build: two runs of
+    one recipe (two terminals, two CI steps) never interleave configure, compile or publish.
+    The locks live in the cache (never in dist/), one per resolved path, taken in order."""
+    targets = [sl.build_dir for sl in plan.slices] + [plan.options.dist_root / plan.recipe.name]
+    with contextlib.ExitStack() as stack:
+        for target in sorted({t.resolve() for t in targets}):
+            lock = lock_file(plan.options.cache_root, target)
+            stack.enter_context(exclusive(lock, str(target), wait=plan.options.wait, waiting=_say))
+        yield
+
+
+def lock_file(cache_root: Path, target: Path) -> Path:
+    """The lock of a build dir or dist dir: <cache>/locks/<hash of its resolved path>.lock."""
+    key = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    return cache_root / "locks" / f"{key}.lock"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> BuildReport:

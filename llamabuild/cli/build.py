@@ -53,6 +53,14 @@ def build_cmd(
     ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel jobs.")] = None,
     no_ccache: Annotated[bool, typer.Option("--no-ccache", help="Do not use ccache.")] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="If another build holds this recipe's build dir or dist, fail (exit 3) "
+            "instead of waiting for it.",
+        ),
+    ] = False,
     ccache_remote: Annotated[
         str | None,
         typer.Option(
@@ -113,6 +121,7 @@ def build_cmd(
         ccache=not no_ccache,
         ccache_remote=remote,
         zig_base=zig_home(),
+        wait=not no_wait,
     )
 
     def load_slice(name: str) -> recipes.Recipe:

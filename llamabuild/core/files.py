@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from llamabuild.core.errors import ToolError
 
 
 def sha256_file(path: Path) -> str:
@@ -60,3 +62,34 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """`data` to `path` through open_atomic (the one write-then-rename of the package)."""
     with open_atomic(path, mode) as fh:
         fh.write(data)
+
+
+@contextmanager
+def exclusive(
+    path: Path, what: str, *, wait: bool = True, waiting: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (flock) for the block. Another holder: wait (telling
+    `waiting` once who holds it), or with `wait=False` raise ToolError (exit 3) naming its pid.
+    The kernel drops a dead holder's lock, so a stale lock file is simply taken over."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            if not wait:
+                raise ToolError(
+                    f"{what} is in use by another llamabuild (pid {holder})",
+                    hint="wait for it to finish, or run again without --no-wait to queue",
+                ) from None
+            if waiting is not None:
+                waiting(f"waiting for {what}: in use by llamabuild pid {holder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
