@@ -20,8 +20,11 @@ from llamabuild.config.settings import did_you_mean
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, ToolError
 from llamabuild.core.findings import Finding, error, warning
+from llamabuild.core.mapped import open_mapped
 from llamabuild.core.resources import shipped_dir
+from llamabuild.inspect import structure as st
 from llamabuild.inspect.binary import Binary
+from llamabuild.inspect.symtab import undefined_symbols
 
 MANIFEST_NAME = "PrivacyInfo.xcprivacy"
 TYPES_KEY = "NSPrivacyAccessedAPITypes"
@@ -70,17 +73,33 @@ def symbol_key(name: str) -> str:
     return bare.split("$", 1)[0]
 
 
+def _undefined(binary: Binary) -> dict[str, tuple[str, ...]]:
+    """Arch -> the symbol table's undefined externals (a Mach-O only; {} when unreadable:
+    verify reports a damaged file, this scan only adds names)."""
+    if binary.format != "macho":
+        return {}
+    try:
+        with open_mapped(binary.path) as mm:
+            raws = st.read_slices(mm, len(mm), str(binary.path))
+            return {raw.arch: undefined_symbols(mm, raw) for raw in raws}
+    except InputError:
+        return {}
+
+
 def categories_of(binary: Binary) -> dict[str, tuple[str, ...]]:
-    """Category -> the imported symbols (as linked, every slice) that put `binary` in it."""
+    """Category -> the symbols (as linked, every slice) that put `binary` in it: its imports
+    (chained fixups or binds) and its symbol table's undefined externals."""
     by_symbol: dict[str, list[str]] = {}
     for category in table().values():
         for sym in category.symbols:
             by_symbol.setdefault(sym, []).append(category.type)
     found: dict[str, set[str]] = {}
+    undefined = _undefined(binary)
     for sl in binary.slices:
-        for imp in sl.imports:
-            for cat in by_symbol.get(symbol_key(imp.name), ()):
-                found.setdefault(cat, set()).add(imp.name)
+        names = {imp.name for imp in sl.imports} | set(undefined.get(sl.arch, ()))
+        for name in names:
+            for cat in by_symbol.get(symbol_key(name), ()):
+                found.setdefault(cat, set()).add(name)
     order = list(table())
     return {c: tuple(sorted(found[c])) for c in sorted(found, key=order.index)}
 
