@@ -554,3 +554,71 @@ def test_a_huge_sealed_file_is_hashed_streamed(signed_app, sealed):
     if code == 1:
         report = json.loads(out)
         assert any(sealed.split("/")[-1] in f["message"] for f in report["findings"]), report
+
+
+# --- the bundle seal: what _CodeSignature/CodeResources lists (rcodesign writes it) ------------
+
+
+@pytest.fixture
+def sealed_app(signed_app, arm):
+    """signed_app plus a symlink and nested code (Contents/MacOS/helper, a cdhash entry),
+    signed again so the seal lists them."""
+    import apple_platform
+
+    res = signed_app / "Contents" / "Resources"
+    (res / "link").symlink_to("notes.txt")
+    shutil.copy2(arm, signed_app / "Contents" / "MacOS" / "helper")
+    apple_platform.sign(str(signed_app), timestamp_url="none")
+    return signed_app
+
+
+def seal_findings(app):
+    from llamabuild.appstore.seal import check_seal
+    from llamabuild.appstore.verify_app import app_executable
+
+    return check_seal(app, app_executable(app))
+
+
+def test_an_intact_seal_has_no_findings(sealed_app):
+    import plistlib
+
+    seal = plistlib.loads((sealed_app / "Contents/_CodeSignature/CodeResources").read_bytes())
+    assert (
+        "cdhash" in seal["files2"]["MacOS/helper"] and "symlink" in seal["files2"]["Resources/link"]
+    )
+    assert seal_findings(sealed_app) == []
+
+
+def _retarget(c):
+    (c / "Resources/link").unlink()
+    (c / "Resources/link").symlink_to("llama-server")
+
+
+TAMPER = {
+    "modified": (lambda c: (c / "Resources/notes.txt").write_text("x\n"), "notes.txt was modified"),
+    "removed": (lambda c: (c / "Resources/notes.txt").unlink(), "notes.txt is sealed but missing"),
+    "added": (lambda c: (c / "Resources/extra.txt").write_text("x"), "extra.txt was added"),
+    "symlink retargeted": (_retarget, "the symlink changed"),
+    "nested code patched": (lambda c: _flip_text_byte(c / "MacOS/helper"), "nested code was"),
+    "nested code replaced": (
+        lambda c: shutil.copy2(c / "Resources/llama-server", c / "MacOS/helper"),
+        "nested code",
+    ),
+}
+
+
+def _flip_text_byte(path):
+    data = bytearray(path.read_bytes())
+    data[0x4000 + 8] ^= 0xFF  # inside the first code page after the header page
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER))
+def test_a_tampered_bundle_fails_verify_app_naming_the_file(sealed_app, case, capsys):
+    tamper, said = TAMPER[case]
+    tamper(sealed_app / "Contents")
+    found = [f for f in seal_findings(sealed_app) if f.rule == "bundle-seal-broken"]
+    assert found and said in found[0].message, [f.message for f in found]
+    assert run(["verify-app", str(sealed_app), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert "bundle-seal-broken" in {f["rule"] for f in report["findings"]}

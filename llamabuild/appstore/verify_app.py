@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from llamabuild.appstore.checks import check_app
+from llamabuild.appstore.seal import check_seal
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
@@ -101,6 +102,7 @@ def verify_app(
     report.findings += found
     report.findings += scan_bundle(app, skip=report.helper)
     report.findings += bundle_findings(app, report.helper, app_executable(app))  # hashes
+    report.findings += check_seal(app, app_executable(app))  # what CodeResources seals
     # Every bundled .gguf, as verify-model checks it (llamabuild/model/).
     ggufs = (path for path, kind in _walk(app) if kind == "file")
     report.models, found = check_bundle_models(ggufs, models)

@@ -1,0 +1,154 @@
+"""The bundle seal: what Contents/_CodeSignature/CodeResources lists, checked against the bundle
+as `codesign --verify --deep --strict` does. Modified, missing and added files, changed
+symlinks and nested code are `bundle-seal-broken` findings naming the file.
+
+The main executable's CodeDirectory seals CodeResources itself (special slot -3, checked by
+inspect/integrity.py); this reads what CodeResources seals in turn (its `files2`, format v2):
+  {hash2: sha256}            a resource; `optional` ones (localizations) may be missing
+  {symlink: target}          a symlink and where it points
+  {cdhash: bytes, ...}       nested code: the CodeDirectory hash of the Mach-O
+Files the seal does not list are "added", unless rules2 omits them (.DS_Store, Info.plist,
+PkgInfo) or they are the main executable or the seal itself. Every file is hashed streamed
+(core/mapped.hash_mapped); only regular files and symlinks are opened or read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from llamabuild.core import plists
+from llamabuild.core.errors import InputError
+from llamabuild.core.findings import Finding, error
+from llamabuild.core.mapped import hash_mapped, open_mapped
+from llamabuild.inspect import structure as st
+from llamabuild.inspect.integrity import checked_findings, read_blobs, signature_location
+
+RULE = "bundle-seal-broken"
+HINT = "sign the app again after its last change (Xcode's Archive, or codesign --deep)"
+MAX_CODE_RESOURCES = 64 << 20  # a seal lists every resource: large apps reach megabytes
+MAX_LISTED = 20  # findings past this many are counted in the last one
+SEAL = "_CodeSignature"
+
+
+def check_seal(app: Path, main_executable: Path) -> list[Finding]:
+    """`bundle-seal-broken` findings for a signed .app ([] when it carries no seal: the
+    signature checks report an unsigned app)."""
+    contents = app / "Contents"
+    resources = contents / SEAL / "CodeResources"
+    if not os.path.lexists(resources):
+        return []
+    try:
+        seal = plists.load_plist(resources, plists.BUNDLE_FILE_HINT, MAX_CODE_RESOURCES)
+    except (InputError, ValueError) as exc:
+        why = exc.message if isinstance(exc, InputError) else str(exc)
+        return [error(RULE, f"{SEAL}/CodeResources cannot be read: {why}", path=str(resources))]
+    files2 = seal.get("files2")
+    if not isinstance(files2, dict):
+        return [error(RULE, f"{SEAL}/CodeResources has no files2 (a v1 seal)", path=str(app))]
+    omit = _omitted(seal.get("rules2"))
+    problems = list(_listed(contents, files2))
+    problems += _added(contents, files2, omit, main_executable)
+    findings = [error(RULE, msg, path=str(contents / rel), hint=HINT) for rel, msg in problems]
+    if len(findings) > MAX_LISTED:
+        more = len(findings) - MAX_LISTED + 1
+        last = error(RULE, f"and {more} more files differ from the seal", path=str(app), hint=HINT)
+        findings = [*findings[: MAX_LISTED - 1], last]
+    return findings
+
+
+def _listed(contents: Path, files2: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Each sealed entry against the file it names: (relative path, what is wrong)."""
+    for rel, entry in sorted(files2.items()):
+        if not isinstance(rel, str) or not isinstance(entry, dict) or _escapes(rel):
+            yield str(rel), "a malformed entry in the seal"
+            continue
+        path = contents / rel
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            if not entry.get("optional"):
+                yield rel, f"{rel} is sealed but missing"
+            continue
+        if "symlink" in entry:
+            if not stat.S_ISLNK(mode) or str(path.readlink()) != entry["symlink"]:
+                sealed = entry["symlink"]
+                yield rel, f"{rel}: the symlink changed after signing (sealed: {sealed!r})"
+        elif "hash2" in entry:
+            if not stat.S_ISREG(mode):
+                yield rel, f"{rel} is no longer a regular file"
+            elif _sha256(path) != entry["hash2"]:
+                yield rel, f"{rel} was modified after signing (its sha256 differs from the seal)"
+        elif "cdhash" in entry:
+            if not stat.S_ISREG(mode) or _cdhash(path) != entry["cdhash"]:
+                yield rel, f"{rel}: nested code changed after signing (its CodeDirectory hash)"
+            elif checked_findings(path):  # the same CodeDirectory over changed pages
+                yield rel, f"{rel}: nested code was modified after signing (its page hashes)"
+
+
+def _added(
+    contents: Path, files2: Mapping[str, Any], omit: list[re.Pattern[str]], main: Path
+) -> list[tuple[str, str]]:
+    out = []
+    for rel in _walk(contents):
+        if rel in files2 or rel.split("/", 1)[0] == SEAL or any(p.search(rel) for p in omit):
+            continue
+        if contents / rel == main:
+            continue
+        out.append((rel, f"{rel} was added after signing (not in the seal)"))
+    return out
+
+
+def _walk(contents: Path) -> Iterator[str]:
+    """Every file and symlink under Contents/, relative, without following symlinks."""
+    for root, dirs, files in os.walk(contents, followlinks=False):
+        base = Path(root).relative_to(contents)
+        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
+            yield (base / name).as_posix()
+
+
+def _omitted(rules2: Any) -> list[re.Pattern[str]]:
+    """The rules2 patterns marked `omit` (what the seal leaves out on purpose)."""
+    out = []
+    if isinstance(rules2, dict):
+        for pattern, rule in rules2.items():
+            if isinstance(rule, dict) and rule.get("omit") and isinstance(pattern, str):
+                try:
+                    out.append(re.compile(pattern))
+                except re.error:
+                    continue
+    return out
+
+
+def _escapes(rel: str) -> bool:
+    return rel.startswith("/") or ".." in rel.split("/") or "\0" in rel
+
+
+def _sha256(path: Path) -> bytes | None:
+    try:
+        with open_mapped(path) as mm:
+            return bytes(hash_mapped(mm).digest())
+    except InputError:
+        return None
+
+
+def _cdhash(path: Path) -> bytes | None:
+    """sha256 of the primary CodeDirectory, truncated to 20 bytes (codesign's cdhash)."""
+    try:
+        with open_mapped(path) as mm:
+            raw = st.read_slices(mm, len(mm), str(path))[0]
+            located = signature_location(raw)
+            if located is None:
+                return None
+            blobs = read_blobs(mm, raw.offset + located[0], located[1], str(path), raw.arch)
+            cd = next((b for b in blobs if b.slot == 0), None)
+            if cd is None:
+                return None
+            return hashlib.sha256(mm[cd.start : cd.start + cd.length]).digest()[:20]
+    except InputError:
+        return None
