@@ -63,6 +63,24 @@ def _shared_zig_root() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stand_in_apple_root() -> Iterator[None]:
+    """Apple's roots plus a test CA standing in for them (tests/fixtures/cms.stand_in_root):
+    identities it issues chain to a trusted root in-process; self-signed ones still do not."""
+    import dataclasses
+    import hashlib
+
+    from llamabuild.inspect import trust
+    from tests.fixtures.cms import stand_in_root
+
+    real = trust.anchors()
+    der = stand_in_root().cert_der
+    patched = dataclasses.replace(real, roots={**real.roots, hashlib.sha256(der).hexdigest(): der})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trust, "anchors", lambda: patched)
+        yield
+
+
 # --- every `--json` object a command prints follows its shipped JSON Schema ----------------
 
 _json_problems: list[str] = []

@@ -19,7 +19,7 @@ from llamabuild.cli import run
 from llamabuild.inspect.cms import parse_signed_data
 from llamabuild.inspect.developer_id import SliceSigning, read_signing, readiness
 from llamabuild.inspect.integrity import check_file, read_blobs
-from tests.fixtures.cms import make_identity, make_p12, sign_cms, timestamp_token
+from tests.fixtures.cms import apple_issued, make_identity, make_p12, sign_cms, timestamp_token
 from tests.fixtures.macho import MachOFactory, system
 from tests.test_signature_integrity import superblob
 
@@ -53,7 +53,7 @@ def fat(macho: MachOFactory, arm: Path) -> Path:
 @pytest.fixture(scope="session")
 def identities(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ids")
-    dev = make_identity("Developer ID Application: Example Corp (ABCDE12345)", developer_id=True)
+    dev = apple_issued("Developer ID Application: Example Corp (ABCDE12345)", developer_id=True)
     other = make_identity("Apple Development: Jane Doe (ABCDE12345)")
     return {
         "developer-id": make_p12(folder / "devid.p12", dev, PASSWORD),
@@ -194,7 +194,7 @@ def test_linker_signature_and_unknown_profile(arm, capsys):
 
 def test_readiness_from_real_cms(tsa):
     """The pure check on CMS made by cryptography's PKCS#7 builder."""
-    dev = make_identity(developer_id=True)
+    dev = apple_issued("Developer ID Application: Example Corp (ABCDE12345)", developer_id=True)
     stamped = parse_signed_data(sign_cms(b"cd", dev, detached=True, timestamp=tsa))
     bare = parse_signed_data(sign_cms(b"cd", dev, detached=True))
     ok = SliceSigning(
@@ -208,3 +208,15 @@ def test_readiness_from_real_cms(tsa):
         "developer-id-certificate",
         "developer-id-runtime",
     ]
+
+
+def test_a_self_made_developer_id_certificate_is_refused(tsa):
+    """A certificate anyone can make, carrying Apple's Developer ID extension, used to pass:
+    its chain must reach Apple Root CA or Apple Root CA - G3 (llamabuild/data/apple_trust.toml)."""
+    forged = make_identity("Developer ID Application: Forged (ABCDE12345)", developer_id=True)
+    cms = parse_signed_data(sign_cms(b"cd", forged, detached=True, timestamp=tsa))
+    signed = SliceSigning("arm64", True, ("runtime",), None, cms)
+    (found,) = readiness([signed], "x")
+    assert found.rule == "developer-id-certificate"
+    assert "'Developer ID Application: Forged (ABCDE12345)' is self-signed" in found.message
+    assert "Apple Root CA" in found.message

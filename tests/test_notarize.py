@@ -30,7 +30,7 @@ from llamabuild.tools.notarytool import (
     submit_argv,
 )
 from llamabuild.tools.runner import Result, Runner
-from tests.fixtures.cms import make_identity, make_p12
+from tests.fixtures.cms import apple_issued, make_identity, make_p12
 from tests.fixtures.macho import MachOFactory, system
 from tests.test_developer_id import PASSWORD, add_timestamp
 
@@ -68,7 +68,7 @@ def ready(macho: MachOFactory, tmp_path_factory: pytest.TempPathFactory) -> Path
     import apple_platform
 
     folder = tmp_path_factory.mktemp("ready")
-    dev = make_identity("Developer ID Application: Example Corp (ABCDE12345)", developer_id=True)
+    dev = apple_issued("Developer ID Application: Example Corp (ABCDE12345)", developer_id=True)
     p12 = make_p12(folder / "devid.p12", dev, PASSWORD)
     target = shutil.copy2(macho.build("notary_arm", system("libSystem")), folder / "llama-server")
     signer = apple_platform.Signer(p12=apple_platform.P12Key(path=str(p12), password=PASSWORD))

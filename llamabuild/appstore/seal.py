@@ -1,4 +1,5 @@
-"""The bundle seal: what Contents/_CodeSignature/CodeResources lists, checked against the bundle
+"""The bundle seal and who signed the bundle. The seal: what Contents/_CodeSignature/CodeResources
+lists, checked against the bundle
 as `codesign --verify --deep --strict` does. Modified, missing and added files, changed
 symlinks and nested code are `bundle-seal-broken` findings naming the file.
 
@@ -18,22 +19,54 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError
-from llamabuild.core.findings import Finding, error
+from llamabuild.core.findings import Finding, error, warning
 from llamabuild.core.mapped import hash_mapped, open_mapped
 from llamabuild.inspect import structure as st
+from llamabuild.inspect.developer_id import read_signing
 from llamabuild.inspect.integrity import checked_findings, read_blobs, signature_location
+from llamabuild.inspect.trust import chain_problem, kind_problem
 
 RULE = "bundle-seal-broken"
+TRUST = "signature-untrusted"
+KIND = "signature-certificate-kind"
 HINT = "sign the app again after its last change (Xcode's Archive, or codesign --deep)"
 MAX_CODE_RESOURCES = 64 << 20  # a seal lists every resource: large apps reach megabytes
 MAX_LISTED = 20  # findings past this many are counted in the last one
 SEAL = "_CodeSignature"
+
+
+def check_signers(paths: Sequence[Path], label: Callable[[Path], str]) -> list[Finding]:
+    """Who signed each Mach-O (the main executable, the helper): a certificate signature
+    (not ad hoc) must chain to Apple's roots (`signature-untrusted`) and carry Apple's App
+    Store marker (`signature-certificate-kind`, a warning: a development build is signed for
+    testing, not for upload)."""
+    out: list[Finding] = []
+    for path in paths:
+        try:
+            slices = read_signing(path)
+        except InputError:
+            continue  # not a Mach-O, or damaged: the integrity checks report it
+        for s in slices:
+            leaf = s.cms.leaf if s.cms else None
+            if leaf is None or s.cms is None:
+                continue
+            where, at = label(path), {"arch": s.arch, "path": str(path)}
+            problem = chain_problem(leaf, s.cms.certificates)
+            if problem:
+                hint = "sign with your Apple Distribution identity (Xcode's Archive, or codesign)"
+                out.append(error(TRUST, f"{where}: {problem}", hint=hint, **at))
+                continue
+            kind = kind_problem(leaf, "app-store")
+            if kind:
+                hint = "export the archive for App Store Connect (Apple Distribution signing)"
+                out.append(warning(KIND, f"{where}: {kind}", hint=hint, **at))
+    return out
 
 
 def check_seal(app: Path, main_executable: Path) -> list[Finding]:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from llamabuild.appstore.checks import check_app
-from llamabuild.appstore.seal import check_seal
+from llamabuild.appstore.seal import check_seal, check_signers
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
@@ -103,6 +103,8 @@ def verify_app(
     report.findings += scan_bundle(app, skip=report.helper)
     report.findings += bundle_findings(app, report.helper, app_executable(app))  # hashes
     report.findings += check_seal(app, app_executable(app))  # what CodeResources seals
+    signed = [app_executable(app), report.helper]
+    report.findings += check_signers([p for p in signed if p.is_file()], lambda p: _rel(app, p))
     # Every bundled .gguf, as verify-model checks it (llamabuild/model/).
     ggufs = (path for path, kind in _walk(app) if kind == "file")
     report.models, found = check_bundle_models(ggufs, models)
@@ -119,6 +121,10 @@ def verify_app(
         report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
         report.findings += check_xcarchive(report, rel)
     return report
+
+
+def _rel(app: Path, path: Path) -> str:
+    return path.relative_to(app).as_posix() if path.is_relative_to(app) else str(path)
 
 
 def _is_dir(path: Path) -> bool:

@@ -20,7 +20,7 @@ API (stable; other modules import it)::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,8 @@ DEVELOPER_ID_INSTALLER_OID = "1.2.840.113635.100.6.1.14"
 CODE_SIGNING_EKU = "1.3.6.1.5.5.7.3.3"
 TIMESTAMP_TOKEN_OID = "1.2.840.113549.1.9.16.2.14"  # noqa: S105 (an OID)
 """id-aa-timeStampToken: RFC 3161 token in a SignerInfo's unsigned attributes."""
+CD_HASHES_OID = "1.2.840.113635.100.9.1"
+"""Apple's signed attribute listing every CodeDirectory's hash (a plist)."""
 MAX_CMS_BYTES = 16 * 1024 * 1024
 """Provisioning profiles and code-signature CMS blobs are kilobytes; refuse absurd input."""
 
@@ -51,6 +53,7 @@ class Certificate:
     extension_oids: tuple[str, ...]  # every extension's dotted OID
     sha256: str  # hex fingerprint of the DER
     self_signed: bool
+    der: bytes = field(default=b"", repr=False, compare=False)  # for chain checks (trust.py)
 
     @property
     def developer_id_application(self) -> bool:
@@ -85,6 +88,9 @@ class Signer:
     signing_time: datetime | None
     timestamp: Timestamp | None
     message_digest: bytes | None = None  # signed attribute: digest of the signed content
+    signed_attrs: bytes | None = field(default=None, repr=False)  # DER, as the signature covers
+    signature: bytes = field(default=b"", repr=False)
+    cd_hashes: tuple[bytes, ...] = ()  # Apple's CDHashes attribute: every CodeDirectory's hash
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ def _certificate(cert: Any) -> Certificate:
         extension_oids=tuple(e["extn_id"].dotted for e in tbs["extensions"]),
         sha256=hashlib.sha256(cert.dump()).hexdigest(),
         self_signed=cert.self_signed != "no",
+        der=bytes(cert.dump()),
     )
 
 
@@ -176,10 +183,27 @@ def _timestamp(token: Any) -> Timestamp | None:
     )
 
 
+def _cd_hashes(attrs: Any) -> tuple[bytes, ...]:
+    """Apple's CDHashes signed attribute: a plist {cdhashes: [data, ...]} in an OCTET STRING."""
+    value = _attr(attrs, CD_HASHES_OID)
+    if value is None:
+        return ()
+    from llamabuild.core.plists import parse
+
+    try:
+        listed = parse(bytes(value.native)).get("cdhashes")
+    except (ValueError, TypeError):
+        return ()
+    return tuple(bytes(h) for h in listed or () if isinstance(h, bytes))
+
+
 def _signer(info: Any, certs: list[tuple[Any, Certificate]]) -> Signer:
     signing_time = _attr(info["signed_attrs"], "1.2.840.113549.1.9.5")
     digest = _attr(info["signed_attrs"], "1.2.840.113549.1.9.4")
     token = _attr(info["unsigned_attrs"], TIMESTAMP_TOKEN_OID)
+    attrs = info["signed_attrs"]
+    # The signature covers the attributes as a SET OF (tag 0x31), not as the [0] they are sent in
+    signed_attrs = b"\x31" + attrs.dump()[1:] if len(attrs) else None
     return Signer(
         digest_algorithm=info["digest_algorithm"]["algorithm"].native,
         signature_algorithm=info["signature_algorithm"]["algorithm"].native,
@@ -187,6 +211,9 @@ def _signer(info: Any, certs: list[tuple[Any, Certificate]]) -> Signer:
         signing_time=signing_time.native if signing_time is not None else None,
         timestamp=_timestamp(token) if token is not None else None,
         message_digest=bytes(digest.native) if digest is not None else None,
+        signed_attrs=signed_attrs,
+        signature=bytes(info["signature"].native),
+        cd_hashes=_cd_hashes(attrs),
     )
 
 

@@ -30,6 +30,7 @@ from llamabuild.inspect.integrity import (
     signature_location,
 )
 from llamabuild.inspect.signature import parse_signature
+from llamabuild.inspect.trust import chain_problem
 
 STANDALONE_PRESET = "standalone-server"
 """The entitlements preset for a server shipped outside the store (Developer ID)."""
@@ -88,6 +89,10 @@ def _problems(s: SliceSigning) -> list[tuple[str, str]]:
     elif leaf is None or t["certificate"]["oid"] not in leaf.extension_oids:
         cn = leaf.subject_cn if leaf else None
         out.append(("certificate", f"signed by {cn!r}, not a Developer ID Application certificate"))
+    else:  # Apple's marker is only worth something on a certificate Apple issued
+        untrusted = chain_problem(leaf, s.cms.certificates)
+        if untrusted:
+            out.append(("certificate", untrusted))
     if "runtime" not in s.flags:
         out.append(("runtime", f"no hardened runtime flag (flags: {', '.join(s.flags) or 'none'})"))
     if s.cms is not None and s.cms.timestamp is None:

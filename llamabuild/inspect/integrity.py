@@ -23,7 +23,7 @@ import itertools
 import mmap
 import stat
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,7 +363,7 @@ def check_slice(
     primary = next((cd for cd in cds if cd.slot == CSSLOT_CODEDIRECTORY), None)
     if CSSLOT_SIGNATURESLOT in by_slot and primary is not None:
         problems.append(
-            ("CMS signature", cms_problem(data, by_slot[CSSLOT_SIGNATURESLOT], primary))
+            ("CMS signature", cms_problem(data, by_slot[CSSLOT_SIGNATURESLOT], primary, cds))
         )
     for label, problem in problems:
         if problem:
@@ -406,15 +406,24 @@ def _cd_problem(
     return special_mismatch(data, cd, blobs, seal)
 
 
-def cms_problem(data: Buffer, wrapper: Blob, primary: CodeDirectory) -> str | None:
-    """The CMS signer's messageDigest must be the hash of the primary CodeDirectory: else the
-    CodeDirectory was replaced after signing (an ad-hoc signature's empty wrapper is skipped)."""
+def cms_problem(
+    data: Buffer, wrapper: Blob, primary: CodeDirectory, cds: Sequence[CodeDirectory] = ()
+) -> str | None:
+    """The CMS signature over the CodeDirectories: its signer's signature must verify with its
+    certificate (inspect/trust.py), its messageDigest be the primary CodeDirectory's hash, and
+    Apple's CDHashes attribute list the CodeDirectories there are (an ad-hoc signature's
+    empty wrapper is skipped). Else the CodeDirectory or the signed data changed after signing."""
     if wrapper.magic != CSMAGIC_BLOBWRAPPER or wrapper.length <= 8:
         return None
     from llamabuild.inspect.cms import parse_signed_data
+    from llamabuild.inspect.trust import signature_problem
 
     signed = parse_signed_data(bytes(data[wrapper.start + 8 : wrapper.start + wrapper.length]))
+    hashes = {_cdhash(data, cd) for cd in cds or (primary,)}
     for signer in signed.signers:
+        problem = signature_problem(signer)
+        if problem:
+            return problem
         if signer.message_digest is None or signer.digest_algorithm not in CMS_DIGESTS:
             continue
         cd = bytes(data[primary.start : primary.start + primary.length])
@@ -423,7 +432,16 @@ def cms_problem(data: Buffer, wrapper: Blob, primary: CodeDirectory) -> str | No
                 "its signed digest is not the primary CodeDirectory's: the CodeDirectory was "
                 "replaced after signing"
             )
+        if signer.cd_hashes and not set(signer.cd_hashes) <= hashes:
+            return "its signed CDHashes list a CodeDirectory this signature does not have"
     return None
+
+
+def _cdhash(data: Buffer, cd: CodeDirectory) -> bytes:
+    """The CodeDirectory's hash with its own hash type, truncated to 20 bytes (a cdhash)."""
+    _name, ctor, _size = HASH_TYPES[cd.hash_type]
+    digest: bytes = ctor(bytes(data[cd.start : cd.start + cd.length])).digest()
+    return digest[:20]
 
 
 def check_data(data: Buffer, name: str, seal: BundleSeal | None = None) -> list[SliceIntegrity]:
