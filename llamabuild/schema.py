@@ -1,7 +1,9 @@
 """JSON Schemas for llamabuild.toml, recipes, llamabuild.lock and manifest.json, generated from
 the dataclasses the settings loader reads them into, and for every command's `--json` output
-(command-<name>.schema.json, error.schema.json), generated from the models that print it
-(llamabuild/outputs_common.py): one generator, one source of truth.
+(command-<name>.schema.json, error.schema.json), generated from the result classes that print
+it (each wing owns its own; COMMAND_MODELS below lists them): one generator, one source of
+truth. Field metadata (core/jsonout.py: INTERNAL, OMIT_NONE, ALWAYS, json_view, derived,
+FLATTEN) shapes the schema exactly as it shapes the JSON.
 
 `python -m llamabuild.schema` rewrites llamabuild/schemas/*.json; `--check` exits 1 when the
 shipped files differ from a fresh generation (tests/test_schemas.py does the same).

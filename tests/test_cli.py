@@ -214,10 +214,10 @@ def test_verify_app_default_helper_matches_bundle():
 
 def test_builds_host_check_stays_light():
     """`build` asks doctor before every build (a no-op too): doctor must not pull in smoke's
-    HTTP client, importlib.metadata or every command's output models."""
+    HTTP client, importlib.metadata or the other wings' result models."""
     code = "import sys, llamabuild.builder.doctor; print('\\n'.join(sorted(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     mods = set(proc.stdout.split())
     assert proc.returncode == 0, proc.stderr
-    assert not {"llamabuild.builder.smoke", "llamabuild.outputs_common", "urllib.request"} & mods
+    assert not {"llamabuild.builder.smoke", "llamabuild.signing.sign", "urllib.request"} & mods
     assert "importlib.metadata" not in mods and not _heavy(mods) - {"rich", "psutil"}

@@ -22,7 +22,7 @@ import pytest
 from llamabuild.cli import run
 from llamabuild.config.domain import PinKind
 from llamabuild.core.resources import data_text
-from llamabuild.provenance import shipped_notices as bundle_check
+from llamabuild.provenance import shipped_notices
 from llamabuild.provenance.components import find_components, load_table
 from llamabuild.provenance.fileapi import linked_tree
 from llamabuild.provenance.linkcheck import LinkEvidence
@@ -294,7 +294,7 @@ def fake_app(tmp_path: Path) -> Path:
 
 def rules(app: Path) -> list[str]:
     helper = app / "Contents" / "Resources" / "llama-server"
-    return [f.rule for f in bundle_check.check_notices(app, helper)]
+    return [f.rule for f in shipped_notices.check_notices(app, helper)]
 
 
 def test_notices_found_in_credits_or_a_localized_rtf(tmp_path: Path) -> None:

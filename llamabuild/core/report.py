@@ -97,7 +97,7 @@ def console(stderr: bool = False) -> Console:
 
 
 def json_text(obj: Any, indent: int | None = None) -> str:
-    """One JSON document, newline-terminated: an output model (llamabuild/outputs_common.py) through
+    """One JSON document, newline-terminated: a command's result (its own --json model) through
     `to_jsonable`, or plain data as it is (anything else in it as its str())."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         from llamabuild.core.jsonout import to_jsonable
