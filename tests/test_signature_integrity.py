@@ -367,18 +367,11 @@ def test_sign_read_back_refuses_a_copy_modified_after_signing(arm, tmp_path):
 
 @pytest.fixture
 def signed_app(tmp_path: Path, macho: MachOFactory, arm: Path) -> Path:
-    import plistlib
-
     import apple_platform
 
-    app = tmp_path / "My App.app"
-    (app / "Contents" / "MacOS").mkdir(parents=True)
-    (app / "Contents" / "Resources").mkdir()
-    info = {"CFBundleExecutable": "My App", "CFBundleIdentifier": "com.example.app"}
-    info |= {"CFBundlePackageType": "APPL", "LSMinimumSystemVersion": "14.0"}
-    (app / "Contents" / "Info.plist").write_bytes(plistlib.dumps(info))
-    shutil.copy2(arm, app / "Contents" / "MacOS" / "My App")
-    shutil.copy2(arm, app / "Contents" / "Resources" / "llama-server")
+    from tests.fixtures.appstore import bare_app
+
+    app = bare_app(tmp_path, arm)
     (app / "Contents" / "Resources" / "notes.txt").write_text("hello\n")
     apple_platform.sign(str(app), timestamp_url="none")
     return app

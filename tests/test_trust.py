@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from llamabuild.cli import run
 from llamabuild.inspect.cms import parse_signed_data
 from llamabuild.inspect.integrity import integrity_findings
 from llamabuild.inspect.trust import anchors, chain_problem, signature_problem
+from tests.fixtures.appstore import bare_app
 from tests.fixtures.cms import apple_issued, make_identity, make_p12, sign_cms
 from tests.fixtures.macho import MachOFactory, system
 
@@ -72,18 +72,7 @@ def test_a_changed_signed_attribute_fails_the_signature() -> None:
 
 @pytest.fixture
 def app(tmp_path: Path, macho: MachOFactory) -> Path:
-    import plistlib
-
-    arm = macho.build("trust_arm", system("libSystem"))
-    app = tmp_path / "My App.app"
-    (app / "Contents" / "MacOS").mkdir(parents=True)
-    (app / "Contents" / "Resources").mkdir()
-    info = {"CFBundleExecutable": "My App", "CFBundleIdentifier": "com.example.app"}
-    info |= {"CFBundlePackageType": "APPL", "LSMinimumSystemVersion": "14.0"}
-    (app / "Contents" / "Info.plist").write_bytes(plistlib.dumps(info))
-    shutil.copy2(arm, app / "Contents" / "MacOS" / "My App")
-    shutil.copy2(arm, app / "Contents" / "Resources" / "llama-server")
-    return app
+    return bare_app(tmp_path, macho.build("trust_arm", system("libSystem")))
 
 
 def sign_app(app: Path, identity: object, tmp_path: Path) -> None:
