@@ -119,3 +119,41 @@ def test_the_pinned_loader_says_it_on_that_line(real_llama_build: Any) -> None:
         if v["says"] not in lines[v["line"] - 1]
     }
     assert not wrong, wrong
+
+
+def _many_strings(path: Path) -> None:
+    """100 metadata strings of 1 MiB each, their bytes left sparse (a 100 MB file on paper)."""
+    with path.open("wb") as fh:
+        fh.write(gguf(n_kv_extra=100))
+        for i in range(100):
+            fh.write(kv(f"x.s{i}", STRING, struct.pack("<Q", 1 << 20)))
+            fh.seek(1 << 20, 1)
+        fh.write(b"\0")
+
+
+def _many_arrays(path: Path) -> None:
+    arr = struct.pack("<IQ", 4, 65536) + b"\0" * (4 * 65536)
+    path.write_bytes(gguf([kv(f"x.a{i}", ARRAY, arr) for i in range(400)]))
+
+
+def _many_tensors(path: Path) -> None:
+    path.write_bytes(gguf(tensors=[tensor(f"t{i}", (8,), F32, 32 * i) for i in range(70_000)]))
+
+
+@pytest.mark.parametrize(
+    "make", [_many_strings, _many_arrays, _many_tensors], ids=["strings", "arrays", "tensors"]
+)
+def test_hostile_metadata_is_bounded_in_time_and_memory(tmp_path: Path, make: Any) -> None:
+    """300 x 1 MiB strings took 639 MB, 400 x 65,536-item arrays 1.15 GB, 2^20 tensors 545 MB
+    and 8.8 s: kept values are capped in total, walked pages dropped, tensors bounded."""
+    import time
+
+    from tests.test_verify_hostile import child
+
+    path = tmp_path / "model.gguf"
+    make(path)
+    start = time.monotonic()
+    code, _out, err, peak_mb = child("verify-model", str(path), "--json")
+    assert code in (0, 1, 2) and "Traceback" not in err
+    assert time.monotonic() - start < 10
+    assert peak_mb < 64, peak_mb

@@ -15,9 +15,10 @@ absurd count) is an InputError: exit 2, one line, the offset where it went wrong
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from llamabuild.core.errors import InputError
 from llamabuild.inspect.binary import Buffer
@@ -38,8 +39,12 @@ MAX_KEPT_STRINGS_TOTAL = 8 << 20  # all kept strings together: past it, values a
 MAX_KEPT_INTS = 1 << 16  # per-layer integer arrays (head_count_kv) are kept up to this size
 MAX_KEPT_INTS_TOTAL = 1 << 18  # all kept integer items together
 MAX_STRING_ITEMS = 1 << 23  # string items walked in the whole header (vocabularies are < 1M)
-MAX_TENSORS = 1 << 20  # real models have < 100,000 tensors
-MAX_KV = 1 << 20
+# llamabuild's own bounds on what it walks, not gguf.cpp's: real models have a few thousand
+# tensors (experts are merged into one tensor per layer) and fewer than 100 metadata keys.
+# 2^16 tensors walk in under a second in ~40 MB; 2^20 took 11 s and 500 MB.
+MAX_TENSORS = 1 << 16
+MAX_KV = 1 << 16
+RELEASE_EVERY = 8 << 20  # walked pages of the mapping are dropped from the resident set
 
 STRING, ARRAY = 8, 9
 # Fixed-size value types: GGUF type id -> struct format (little-endian).
@@ -110,6 +115,20 @@ class _Walk:
         self.string_items = 0
         self.kept_bytes = 0  # of string values kept (MAX_KEPT_STRINGS_TOTAL)
         self.kept_ints = 0  # integer array items kept (MAX_KEPT_INTS_TOTAL)
+        self.released = 0  # the mapping's pages before this offset are dropped
+
+    def release(self) -> None:
+        """Drop the pages walked so far from this process (MADV_DONTNEED): skipping a 300 MB
+        metadata section would otherwise leave all of it resident (the kernel maps whole
+        folios around each page read). Kept values are copies, never views of the map."""
+        if self.pos - self.released < RELEASE_EVERY:
+            return
+        advise: Any = getattr(self.buf, "madvise", None)
+        drop = getattr(mmap, "MADV_DONTNEED", None)
+        end = self.pos - self.pos % mmap.PAGESIZE
+        if advise is not None and drop is not None and end > self.released:
+            advise(drop, self.released, end - self.released)
+        self.released = end
 
     def fail(self, what: str, at: int | None = None) -> InputError:
         at = self.pos if at is None else at
@@ -154,7 +173,9 @@ class _Walk:
     def count(self, what: str, n: int, item_bytes: int, cap: int) -> int:
         """`n` items of at least `item_bytes` each must fit in the rest of the file."""
         left = self.size - self.pos
-        if n > cap or n * item_bytes > left:
+        if n > cap:
+            raise self.fail(f"{what} count {n}, over llamabuild's limit of {cap}")
+        if n * item_bytes > left:
             raise self.fail(f"{what} count {n} cannot fit in the {left} bytes left")
         return n
 
@@ -163,7 +184,10 @@ class _Walk:
         if self.string_items > MAX_STRING_ITEMS:
             raise self.fail(f"more than {MAX_STRING_ITEMS} strings in the metadata")
         buf, size, pos = self.buf, self.size, self.pos
-        for _ in range(n):
+        for i in range(n):
+            if not i & 0xFFFF:  # a vocabulary of hundreds of MB: drop what is walked
+                self.pos = pos
+                self.release()
             if pos + 8 > size:
                 self.pos = pos
                 raise self.fail(f"{what}: an item's length runs past the end of the file")
@@ -256,6 +280,7 @@ def read_header(buf: Buffer, size: int, where: str) -> GgufHeader:
             raise w.fail("an empty metadata key", at)
         vtype = w.u32(f"the value type of {key!r}")
         value = _value(w, vtype, key)
+        w.release()
         if key in head.metadata:
             head.duplicate_keys.append(key)
         else:
@@ -263,6 +288,7 @@ def read_header(buf: Buffer, size: int, where: str) -> GgufHeader:
             head.types[key] = vtype
     w.count("tensor", n_tensors, _MIN_TENSOR_BYTES, MAX_TENSORS)
     head.tensors = [_tensor(w) for _ in range(n_tensors)]
+    w.release()
     head.header_end = w.pos
     head.string_items = w.string_items
     return head
