@@ -222,3 +222,65 @@ def test_symbol_count_shown_per_dependency_in_the_table(capsys, lapack):
     assert code == 0
     (row,) = [line for line in out.splitlines() if "Accelerate" in line]
     assert " 2 " in row.replace("│", " ")
+
+
+METAL = "/System/Library/Frameworks/Metal.framework/Versions/A/Metal"
+RESIDENCY = "_OBJC_CLASS_$_MTLResidencySetDescriptor"
+
+
+def _link_metal_class(root: Path, name: str, minos: str, weak: bool) -> Path:
+    """A real arm64 executable that references MTLResidencySetDescriptor's class object, as
+    ggml-metal's `[MTLResidencySetDescriptor new]` does (weak: what @available makes of it)."""
+    import subprocess
+
+    from tests.fixtures.macho import tool
+
+    work = root / f"{name}.build"
+    work.mkdir(parents=True, exist_ok=True)
+    attr = "__attribute__((weak_import)) " if weak else ""
+    (work / "m.c").write_text(
+        f'{attr}extern char residency_class __asm("{RESIDENCY}");\n'
+        "char *volatile class_ref = &residency_class;  /* a data pointer: a bound import */\n"
+        "int main(void) { return class_ref != 0; }\n"
+    )
+    stubs = []
+    for install, exports in (
+        ("/usr/lib/libSystem.B.dylib", "symbols: [ dyld_stub_binder ]"),
+        (METAL, "objc-classes: [ MTLResidencySetDescriptor ]"),
+    ):
+        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
+        tbd.write_text(
+            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\n"
+            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
+            f"  - targets: [ arm64-macos ]\n    {exports}\n...\n"
+        )
+        stubs.append(str(tbd))
+    obj = work / "m.o"
+    target = f"arm64-apple-macos{minos}"
+    subprocess.run(
+        [tool("clang"), "-target", target, "-c", str(work / "m.c"), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    out = root / name
+    ld = [tool("ld64.lld"), "-arch", "arm64", "-platform_version", "macos", minos, minos]
+    subprocess.run([*ld, "-o", str(out), str(obj), *stubs], check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("weak", [False, True], ids=["strong", "weak"])
+def test_a_metal_class_newer_than_minos_must_be_weak(capsys, macho, weak):
+    """macOS 14 users crashed at launch on a strong _OBJC_CLASS_$_MTLResidencySetDescriptor
+    (macOS 15+) import: an error at minos 14; a weak one (ggml's @available) passes."""
+    binary = _link_metal_class(macho.root, f"metal_residency_{weak}", "14.0", weak)
+    code, rep = verify(capsys, binary, "--min-macos", "14.0", "--symbols")
+    (sl,) = rep["slices"]
+    assert {(s["name"], s["weak"]) for s in sl["symbols"]} >= {(RESIDENCY, weak)}
+    if weak:
+        assert code == 0, rep["findings"]
+    else:
+        assert code == 1
+        (f,) = [f for f in rep["findings"] if f["rule"] == "symbol-too-new"]
+        assert RESIDENCY in f["message"] and "15.0" in f["message"] and "14.0" in f["message"]
+    code, _ = verify(capsys, binary, "--min-macos", "15.0")
+    assert code == 0  # at minos 15 the class exists everywhere
