@@ -11,6 +11,24 @@ from typing import Any, NamedTuple
 from llamabuild.core.jsonout import ALWAYS, INTERNAL, OMIT_NONE, Plain, json_view, plain
 
 
+class MetalSource(StrEnum):
+    EMBEDDED = "embedded"  # __ggml_metallib holds the kernels' source
+    EXTERNAL = "external"  # ggml's Metal backend, without it: a .metallib or .metal at run time
+    NONE = "none"  # links Metal, but no ggml Metal backend
+
+
+@dataclass(frozen=True)
+class MetalLibrary:
+    """ggml's Metal kernels in one slice."""
+
+    library: MetalSource
+    kinds: int  # kernel groups: _ggml_metallib_<kind>_start/_end pairs
+    bytes: int
+    sha256: str | None
+    msl_default: str | None  # the Metal language newLibraryWithSource defaults to (by the SDK)
+    problems: tuple[tuple[str, str], ...] = field(default=(), metadata=INTERNAL)  # (rule, why)
+
+
 def _entitlements(sig: Signature) -> dict[str, Plain] | None:
     return plain(sig.entitlements) if sig.entitlements is not None else None
 
@@ -130,6 +148,7 @@ class Slice:
     )
     signature: Signature | None = field(default=None, metadata=OMIT_NONE)
     interpreter: str | None = field(default=None, metadata=OMIT_NONE)
+    metal: MetalLibrary | None = field(default=None, metadata=OMIT_NONE)  # links Metal
     offset: int = field(default=0, metadata=INTERNAL)
     size: int = field(default=0, metadata=INTERNAL)
     macho: bool = field(default=True, metadata=INTERNAL)

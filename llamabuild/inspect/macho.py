@@ -9,12 +9,13 @@ costs ~0.4 s and ~65 MB; LIEF remains available as `--parser lief`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.binary import Binary, BinaryFormat, Buffer, Dylib, Import, Slice
 from llamabuild.inspect.imports import read_imports
+from llamabuild.inspect.metal import read_metal
 from llamabuild.inspect.signature import parse_signature
 
 DYLIB_KINDS = {
@@ -69,7 +70,7 @@ def make_slice(
     raw: st.RawSlice,
     data: Buffer,
     versions: tuple[str | None, str | None],
-    dylibs: Iterable[Dylib],
+    dylibs: Sequence[Dylib],
     rpaths: Iterable[str],
     signature_at: tuple[int, int] | None,
     imports: tuple[Import, ...],
@@ -94,6 +95,7 @@ def make_slice(
         signed=signature_at is not None,
         signature=signature,
         imports=imports,
+        metal=read_metal(data, raw, dylibs, versions[1]),
     )
 
 

@@ -230,7 +230,24 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
         out += _check_sandbox(sl)
     out += check_symbols(sl, policy.min_macos)
     out += check_rpaths(sl)
+    out += check_metal(sl)
     return out
+
+
+METAL_RULES = {"missing": "metal-library-missing", "broken": "metal-library-broken"}
+
+
+def check_metal(sl: Slice) -> list[Finding]:
+    """ggml's embedded Metal kernels (inspect/metal.py read them into the slice)."""
+    if sl.metal is None:
+        return []
+    hint = (
+        "build with GGML_METAL_EMBED_LIBRARY=ON (the default with Metal) from a clean build dir, "
+        "so the kernels' source is flattened into __DATA,__ggml_metallib"
+    )
+    return [
+        error(METAL_RULES[kind], why, arch=sl.arch, hint=hint) for kind, why in sl.metal.problems
+    ]
 
 
 def check_symbols(sl: Slice, target: str | None) -> list[Finding]:

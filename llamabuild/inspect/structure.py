@@ -373,6 +373,7 @@ class Section:
     sectname: str
     size: int
     offset: int
+    addr: int = 0  # its address: where symbols defined in it point
 
 
 def _name16(raw: bytes) -> str:
@@ -399,6 +400,6 @@ def sections(sl: RawSlice, segname: str | None = None) -> list[Section]:
             pos = head + i * entry
             if pos + entry > len(c.data):
                 break
-            sect, seg, _addr, size, offset = struct.unpack_from(fmt, c.data, pos)
-            out.append(Section(_name16(seg), _name16(sect), size, offset))
+            sect, seg, addr, size, offset = struct.unpack_from(fmt, c.data, pos)
+            out.append(Section(_name16(seg), _name16(sect), size, offset, addr))
     return out

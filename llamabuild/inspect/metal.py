@@ -1,0 +1,92 @@
+"""ggml's Metal kernels inside a Mach-O slice: the `metal` object of `verify --json`.
+
+A slice that links Metal is read for __DATA,__ggml_metallib (llamabuild/data/metal.toml says
+how the pinned tree fills it): how many kernel groups (start/end symbol pairs), their bytes and
+sha256, and the Metal language the SDK implies. What is wrong with them are `problems`, which
+policy.py turns into findings: no embedded library where ggml's Metal backend is defined
+(`metal-library-missing`), an empty or reversed group, text that is not UTF-8 or still holds
+an include or the inlining sentinel (`metal-library-broken`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from llamabuild.core.resources import data_text
+from llamabuild.inspect import structure as st
+from llamabuild.inspect.binary import Buffer, Dylib, MetalLibrary, MetalSource
+from llamabuild.inspect.symtab import defined_external
+
+
+@cache
+def table() -> dict[str, Any]:
+    data: dict[str, Any] = tomllib.loads(data_text("metal.toml"))
+    return data
+
+
+def msl_default(sdk: str | None) -> str | None:
+    """The default language of the newest SDK row at or below `sdk`."""
+    if sdk is None:
+        return None
+    rows = {k: v for k, v in table()["msl_default"].items() if k != "source"}
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    below = [k for k in rows if key(k) <= key(sdk)]
+    return rows[max(below, key=key)] if below else None
+
+
+def read_metal(
+    buf: Buffer, raw: st.RawSlice, dylibs: Iterable[Dylib], sdk: str | None
+) -> MetalLibrary | None:
+    """None unless the slice links Metal."""
+    t = table()
+    if not any(d.name.startswith(t["framework"]) for d in dylibs):
+        return None
+    seg, name = t["section"]
+    section = next((s for s in st.sections(raw, seg) if s.sectname == name), None)
+    default = msl_default(sdk)
+    if section is None:
+        backend = defined_external(buf, raw, b"_ggml_backend_metal_")
+        if not set(t["backend_symbols"]) & backend.keys():
+            return MetalLibrary(MetalSource.NONE, 0, 0, None, default)
+        why = (
+            "ggml's Metal backend is built in but __DATA,__ggml_metallib is missing: it will "
+            "look for default.metallib or ggml-metal.metal beside the binary or in the working "
+            "directory, which a sandboxed app does not have"
+        )
+        return MetalLibrary(MetalSource.EXTERNAL, 0, 0, None, default, (("missing", why),))
+    start = raw.offset + section.offset
+    data = bytes(buf[start : start + section.size])
+    symbols = defined_external(buf, raw, t["symbol_prefix"].encode())
+    problems = list(_groups(symbols, section, data))
+    kinds = sum(1 for n in symbols if n.endswith("_start"))
+    digest = hashlib.sha256(data).hexdigest()
+    return MetalLibrary(MetalSource.EMBEDDED, kinds, len(data), digest, default, tuple(problems))
+
+
+def _groups(symbols: dict[str, int], section: st.Section, data: bytes) -> Iterable[tuple[str, str]]:
+    prefix = table()["symbol_prefix"]
+    kinds = sorted(n[len(prefix) : -len("_start")] for n in symbols if n.endswith("_start"))
+    if not kinds:
+        yield "broken", "__DATA,__ggml_metallib has no _ggml_metallib_<kind>_start symbols"
+    for kind in kinds:
+        lo = symbols.get(f"{prefix}{kind}_start", 0) - section.addr
+        hi = symbols.get(f"{prefix}{kind}_end", -1) - section.addr
+        if not 0 <= lo < hi <= len(data):
+            yield "broken", f"kernel group {kind!r} is empty or ends before it starts"
+            continue
+        text = data[lo:hi]
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            yield "broken", f"kernel group {kind!r} is not UTF-8 text"
+            continue
+        left = [x for x in table()["leftovers"] if x in decoded]
+        if left:
+            yield "broken", f"kernel group {kind!r} still holds {left[0]!r}: not flattened"

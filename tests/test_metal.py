@@ -1,0 +1,150 @@
+"""ggml's embedded Metal kernels in a real arm64 Mach-O (clang-19 + ld64.lld-19, Metal linked
+through a .tbd stub), laid out as the pinned tree's CMake does: each group's flattened source
+.incbin'ed into __DATA,__ggml_metallib between _ggml_metallib_<kind>_start and _end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llamabuild.cli import run
+from tests.fixtures.macho import MachOFactory, tool
+
+pytestmark = pytest.mark.compile
+
+METAL = "/System/Library/Frameworks/Metal.framework/Versions/A/Metal"
+GOOD = "kernel void kernel_add(device float * x) { x[0] += 1.0f; }\n"
+
+
+def build(
+    root: Path,
+    name: str,
+    groups: dict[str, bytes] | None,
+    *,
+    backend: bool = True,
+    sdk: str = "14.0",
+    reversed_kind: str | None = None,
+) -> Path:
+    work = root / f"{name}.build"
+    work.mkdir(parents=True, exist_ok=True)
+    asm = []
+    if groups is not None:
+        asm.append(".section __DATA,__ggml_metallib")
+        for kind, text in groups.items():
+            (work / f"{kind}.metal").write_bytes(text)
+            start, end = f"_ggml_metallib_{kind}_start", f"_ggml_metallib_{kind}_end"
+            first, last = (end, start) if kind == reversed_kind else (start, end)
+            asm += [f".globl {first}", f"{first}:", f'.incbin "{work / kind}.metal"']
+            asm += [f".globl {last}", f"{last}:"]
+    (work / "lib.s").write_text("\n".join(asm) + "\n")
+    backend_c = "void ggml_backend_metal_init(void) {}\n" if backend else ""
+    (work / "m.c").write_text(
+        backend_c + "extern void *MTLCreateSystemDefaultDevice(void);\n"
+        "int main(int argc, char **argv) {\n"
+        "  return argc > 5 ? MTLCreateSystemDefaultDevice() != 0 : 0;\n}\n"
+    )
+    stubs = []
+    for install, syms in (
+        ("/usr/lib/libSystem.B.dylib", "dyld_stub_binder"),
+        (METAL, "_MTLCreateSystemDefaultDevice"),
+    ):
+        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
+        tbd.write_text(
+            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\n"
+            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
+            f"  - targets: [ arm64-macos ]\n    symbols: [ {syms} ]\n...\n"
+        )
+        stubs.append(str(tbd))
+    objs = []
+    for src in ("m.c", "lib.s"):
+        obj = work / (src + ".o")
+        cmd = [
+            tool("clang"),
+            "-target",
+            "arm64-apple-macos14.0",
+            "-c",
+            str(work / src),
+            "-o",
+            str(obj),
+        ]
+        subprocess.run(cmd, check=True, capture_output=True)
+        objs.append(str(obj))
+    out = root / name
+    ld = [tool("ld64.lld"), "-arch", "arm64", "-platform_version", "macos", "14.0", sdk]
+    subprocess.run([*ld, "-o", str(out), *objs, *stubs], check=True, capture_output=True)
+    return out
+
+
+def verify(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, dict]:
+    code = run(["verify", str(path), "--min-macos", "14.0", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_a_good_embedded_library(macho: MachOFactory, capsys) -> None:
+    groups = {k: GOOD.encode() for k in ("base", "mul_mv", "flash_attn")}
+    code, rep = verify(capsys, build(macho.root, "metal_good", groups))
+    assert code == 0, rep["findings"]
+    (sl,) = rep["slices"]
+    metal = sl["metal"]
+    assert metal["library"] == "embedded" and metal["kinds"] == 3
+    assert metal["bytes"] == 3 * len(GOOD) and len(metal["sha256"]) == 64
+    assert metal["msl_default"] == "3.1"  # the SDK 14 default: bf16 kernels survive
+
+
+BROKEN = "metal-library-broken"
+G = GOOD.encode()
+CASES = {
+    "empty group": ({"base": G, "empty": b""}, BROKEN, "'empty' is empty"),
+    "not UTF-8": ({"base": b"kernel \xff\xfe"}, BROKEN, "not UTF-8"),
+    "sentinel left": ({"base": b"__embed_ggml-common.h__\n" + G}, BROKEN, "__embed_ggml-common"),
+    "include left": ({"base": b'#include "ggml-metal-impl.h"\n' + G}, BROKEN, "#include"),
+    "no section": (None, "metal-library-missing", "default.metallib"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_broken_library_is_an_error(macho: MachOFactory, capsys, case: str) -> None:
+    groups, rule, said = CASES[case]
+    name = "metal_" + case.replace(" ", "_").replace("-", "_")
+    code, rep = verify(capsys, build(macho.root, name, groups))
+    assert code == 1
+    found = [f for f in rep["findings"] if f["rule"] == rule]
+    assert found and said in found[0]["message"], rep["findings"]
+
+
+def test_a_group_that_ends_before_it_starts(macho: MachOFactory, capsys) -> None:
+    groups = {"base": GOOD.encode(), "back": GOOD.encode()}
+    code, rep = verify(capsys, build(macho.root, "metal_reversed", groups, reversed_kind="back"))
+    assert code == 1 and any(
+        "'back' is empty or ends before" in f["message"] for f in rep["findings"]
+    )
+
+
+def test_metal_without_ggml_backend_is_not_judged(macho: MachOFactory, capsys) -> None:
+    code, rep = verify(capsys, build(macho.root, "metal_plain", None, backend=False))
+    assert code == 0
+    assert rep["slices"][0]["metal"]["library"] == "none"
+
+
+def test_sdk_13_implies_metal_3_0(macho: MachOFactory, capsys) -> None:
+    groups = {"base": GOOD.encode()}
+    _, rep = verify(capsys, build(macho.root, "metal_sdk13", groups, sdk="13.0"))
+    assert rep["slices"][0]["metal"]["msl_default"] == "3.0"
+
+
+def test_no_metal_key_for_a_binary_without_metal(macho: MachOFactory, capsys) -> None:
+    from tests.fixtures.macho import system
+
+    plain = macho.build("metal_free", system("libSystem"))
+    code = run(["verify", str(plain), "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 0 and all("metal" not in sl for sl in rep["slices"])
+
+
+def test_the_session_fixture_links_metal_without_ggml(clean_arm64: Path, capsys) -> None:
+    code = run(["verify", str(clean_arm64), "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 0 and rep["slices"][0]["metal"]["library"] == "none"
