@@ -5,13 +5,12 @@ through a .tbd stub), laid out as the pinned tree's CMake does: each group's fla
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from llamabuild.cli import run
-from tests.fixtures.macho import MachOFactory, tool
+from tests.fixtures.macho import MachOFactory, link_sources
 
 pytestmark = pytest.mark.compile
 
@@ -28,7 +27,7 @@ def build(
     sdk: str = "14.0",
     reversed_kind: str | None = None,
 ) -> Path:
-    work = root / f"{name}.build"
+    work = root / f"{name}.kernels"
     work.mkdir(parents=True, exist_ok=True)
     asm = []
     if groups is not None:
@@ -39,43 +38,18 @@ def build(
             first, last = (end, start) if kind == reversed_kind else (start, end)
             asm += [f".globl {first}", f"{first}:", f'.incbin "{work / kind}.metal"']
             asm += [f".globl {last}", f"{last}:"]
-    (work / "lib.s").write_text("\n".join(asm) + "\n")
-    backend_c = "void ggml_backend_metal_init(void) {}\n" if backend else ""
-    (work / "m.c").write_text(
-        backend_c + "extern void *MTLCreateSystemDefaultDevice(void);\n"
+    main = (
+        ("void ggml_backend_metal_init(void) {}\n" if backend else "")
+        + "extern void *MTLCreateSystemDefaultDevice(void);\n"
         "int main(int argc, char **argv) {\n"
         "  return argc > 5 ? MTLCreateSystemDefaultDevice() != 0 : 0;\n}\n"
     )
-    stubs = []
-    for install, syms in (
-        ("/usr/lib/libSystem.B.dylib", "dyld_stub_binder"),
-        (METAL, "_MTLCreateSystemDefaultDevice"),
-    ):
-        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
-        tbd.write_text(
-            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\n"
-            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
-            f"  - targets: [ arm64-macos ]\n    symbols: [ {syms} ]\n...\n"
-        )
-        stubs.append(str(tbd))
-    objs = []
-    for src in ("m.c", "lib.s"):
-        obj = work / (src + ".o")
-        cmd = [
-            tool("clang"),
-            "-target",
-            "arm64-apple-macos14.0",
-            "-c",
-            str(work / src),
-            "-o",
-            str(obj),
-        ]
-        subprocess.run(cmd, check=True, capture_output=True)
-        objs.append(str(obj))
-    out = root / name
-    ld = [tool("ld64.lld"), "-arch", "arm64", "-platform_version", "macos", "14.0", sdk]
-    subprocess.run([*ld, "-o", str(out), *objs, *stubs], check=True, capture_output=True)
-    return out
+    exports = {
+        "/usr/lib/libSystem.B.dylib": "symbols: [ dyld_stub_binder ]",
+        METAL: "symbols: [ _MTLCreateSystemDefaultDevice ]",
+    }
+    sources = {"m.c": main, "lib.s": "\n".join(asm) + "\n"}
+    return link_sources(root / name, sources, exports, sdk=sdk)
 
 
 def verify(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, dict]:

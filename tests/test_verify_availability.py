@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llamabuild.cli import run
-from tests.fixtures.macho import Lib, MachOFactory, system
+from tests.fixtures.macho import Lib, MachOFactory, link_sources, system
 
 pytestmark = pytest.mark.compile
 
@@ -129,45 +129,21 @@ NEWLAPACK_LP64 = "_cblas_dgemm$NEWLAPACK"
 
 def _link_accelerate(root: Path, name: str, arch: str, minos: str, weak: bool) -> Path:
     """A real executable that calls Accelerate's new-LAPACK sgemm/dgemm, as ggml does."""
-    import subprocess
-
-    from tests.fixtures.macho import tool
-
-    work = root / f"{name}.build"
-    work.mkdir(parents=True, exist_ok=True)
     attr = "__attribute__((weak_import)) " if weak else ""
-    (work / "m.c").write_text(
+    main = (
         f'{attr}extern void sgemm_ilp64(void) __asm("{NEWLAPACK}");\n'
         f'{attr}extern void dgemm_lp64(void) __asm("{NEWLAPACK_LP64}");\n'
         "int main(int argc, char **argv) {\n"
         "  if (argc > 5) { sgemm_ilp64(); dgemm_lp64(); }\n  return 0;\n}\n"
     )
-    stubs = []
-    for install, syms in (
-        ("/usr/lib/libSystem.B.dylib", ["dyld_stub_binder"]),
-        (ACCELERATE, [f"'{NEWLAPACK}'", f"'{NEWLAPACK_LP64}'"]),
-    ):
-        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
-        tbd.write_text(
-            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos, x86_64-macos ]\n"
-            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
-            f"  - targets: [ arm64-macos, x86_64-macos ]\n    symbols: [ {', '.join(syms)} ]\n...\n"
-        )
-        stubs.append(str(tbd))
-    obj = work / "m.o"
-    target = f"{arch}-apple-macos{minos}"
-    subprocess.run(
-        [tool("clang"), "-target", target, "-c", str(work / "m.c"), "-o", str(obj)],
-        check=True,
-        capture_output=True,
+    exports = {
+        "/usr/lib/libSystem.B.dylib": "symbols: [ dyld_stub_binder ]",
+        ACCELERATE: f"symbols: [ '{NEWLAPACK}', '{NEWLAPACK_LP64}' ]",
+    }
+    classic = arch == "x86_64"  # classic bind opcodes (LC_DYLD_INFO_ONLY)
+    return link_sources(
+        root / name, {"m.c": main}, exports, arch=arch, minos=minos, classic=classic
     )
-    out = root / name
-    ld = [tool("ld64.lld"), "-arch", arch, "-platform_version", "macos", minos, minos]
-    ld += ["-o", str(out), str(obj), *stubs]
-    if arch == "x86_64":
-        ld.append("-no_fixup_chains")  # classic bind opcodes (LC_DYLD_INFO_ONLY)
-    subprocess.run(ld, check=True, capture_output=True)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -231,41 +207,17 @@ RESIDENCY = "_OBJC_CLASS_$_MTLResidencySetDescriptor"
 def _link_metal_class(root: Path, name: str, minos: str, weak: bool) -> Path:
     """A real arm64 executable that references MTLResidencySetDescriptor's class object, as
     ggml-metal's `[MTLResidencySetDescriptor new]` does (weak: what @available makes of it)."""
-    import subprocess
-
-    from tests.fixtures.macho import tool
-
-    work = root / f"{name}.build"
-    work.mkdir(parents=True, exist_ok=True)
     attr = "__attribute__((weak_import)) " if weak else ""
-    (work / "m.c").write_text(
+    main = (
         f'{attr}extern char residency_class __asm("{RESIDENCY}");\n'
         "char *volatile class_ref = &residency_class;  /* a data pointer: a bound import */\n"
         "int main(void) { return class_ref != 0; }\n"
     )
-    stubs = []
-    for install, exports in (
-        ("/usr/lib/libSystem.B.dylib", "symbols: [ dyld_stub_binder ]"),
-        (METAL, "objc-classes: [ MTLResidencySetDescriptor ]"),
-    ):
-        tbd = work / (install.rsplit("/", 1)[1] + ".tbd")
-        tbd.write_text(
-            "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\n"
-            f"install-name: '{install}'\ncurrent-version: 1.0\nexports:\n"
-            f"  - targets: [ arm64-macos ]\n    {exports}\n...\n"
-        )
-        stubs.append(str(tbd))
-    obj = work / "m.o"
-    target = f"arm64-apple-macos{minos}"
-    subprocess.run(
-        [tool("clang"), "-target", target, "-c", str(work / "m.c"), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
-    out = root / name
-    ld = [tool("ld64.lld"), "-arch", "arm64", "-platform_version", "macos", minos, minos]
-    subprocess.run([*ld, "-o", str(out), str(obj), *stubs], check=True, capture_output=True)
-    return out
+    exports = {
+        "/usr/lib/libSystem.B.dylib": "symbols: [ dyld_stub_binder ]",
+        METAL: "objc-classes: [ MTLResidencySetDescriptor ]",
+    }
+    return link_sources(root / name, {"m.c": main}, exports, minos=minos)
 
 
 @pytest.mark.parametrize("weak", [False, True], ids=["strong", "weak"])
