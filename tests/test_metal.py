@@ -122,3 +122,15 @@ def test_the_session_fixture_links_metal_without_ggml(clean_arm64: Path, capsys)
     code = run(["verify", str(clean_arm64), "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert code == 0 and rep["slices"][0]["metal"]["library"] == "none"
+
+
+def test_a_shipped_metallib_is_a_warning(tmp_path: Path, macho: MachOFactory, capsys) -> None:
+    from tests.fixtures.appstore import bare_app
+    from tests.fixtures.macho import system
+
+    app = bare_app(tmp_path, macho.build("metal_app", system("libSystem")))
+    (app / "Contents" / "Resources" / "default.metallib").write_bytes(b"MTLB" + bytes(60))
+    run(["verify-app", str(app), "--json"])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    (shipped,) = [f for f in findings if f["rule"] == "metal-library-shipped"]
+    assert shipped["severity"] == "warning" and "default.metallib" in shipped["message"]

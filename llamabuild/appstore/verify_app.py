@@ -261,6 +261,18 @@ def scan_bundle(app: Path, skip: Path | None = None) -> list[Finding]:
                     hint="remove it from the bundle; it was not opened",
                 )
             )
+        elif kind == "file" and path.suffix == ".metallib":
+            out.append(
+                warning(
+                    "metal-library-shipped",
+                    f"{rel} is a compiled Metal library: ggml's kernels are embedded in "
+                    "llama-server as source (GGML_METAL_EMBED_LIBRARY), compiled by the user's "
+                    "OS; a .metallib built for one Metal version can fail on another",
+                    path=str(path),
+                    hint="drop it from the bundle and build llama-server with "
+                    "GGML_METAL_EMBED_LIBRARY=ON (verify shows its `metal` object)",
+                )
+            )
         elif kind == "file" and path.name.endswith(".dylib") and rel.parts[:2] in RPATH_DIRS:
             refs = _rpath_refs(path)
             if refs:
