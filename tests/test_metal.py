@@ -75,6 +75,11 @@ CASES = {
     "not UTF-8": ({"base": b"kernel \xff\xfe"}, BROKEN, "not UTF-8"),
     "sentinel left": ({"base": b"__embed_ggml-common.h__\n" + G}, BROKEN, "__embed_ggml-common"),
     "include left": ({"base": b'#include "ggml-metal-impl.h"\n' + G}, BROKEN, "#include"),
+    "include live in #if": (
+        {"base": b'#if defined(GGML_METAL_EMBED_LIBRARY)\n#include "ggml-common.h"\n#endif\n' + G},
+        BROKEN,
+        "#include",
+    ),
     "no section": (None, "metal-library-missing", "default.metallib"),
 }
 
@@ -134,3 +139,33 @@ def test_a_shipped_metallib_is_a_warning(tmp_path: Path, macho: MachOFactory, ca
     findings = json.loads(capsys.readouterr().out)["findings"]
     (shipped,) = [f for f in findings if f["rule"] == "metal-library-shipped"]
     assert shipped["severity"] == "warning" and "default.metallib" in shipped["message"]
+
+
+def test_the_pinned_trees_real_kernels_report_34_kinds(
+    real_llama_build: object, macho: MachOFactory, capsys
+) -> None:
+    """The pinned llama.cpp's own kernels, flattened as its CMake does, in a real Mach-O."""
+    from llamabuild.source.cache import cache_root
+    from tests.fixtures.metal_embed import embed_asm
+    from tests.plugin_real_llama import SDIST_SHA256
+
+    archive = cache_root() / "archives" / SDIST_SHA256[:16]
+    found = sorted(archive.glob("*/vendor/llama.cpp/ggml/src/ggml-metal"))
+    if not found:
+        pytest.skip("the pinned llama.cpp is not in this cache (LLAMABUILD_TEST_LLAMA_SERVER)")
+    asm = embed_asm(found[0], macho.root / "real-kernels")
+    main = (
+        "void ggml_backend_metal_init(void) {}\nextern void *MTLCreateSystemDefaultDevice(void);\n"
+        "int main(int argc, char **argv) {\n"
+        "  return argc > 5 ? MTLCreateSystemDefaultDevice() != 0 : 0;\n}\n"
+    )
+    exports = {
+        "/usr/lib/libSystem.B.dylib": "symbols: [ dyld_stub_binder ]",
+        METAL: "symbols: [ _MTLCreateSystemDefaultDevice ]",
+    }
+    binary = link_sources(macho.root / "metal_real", {"m.c": main, "lib.s": asm}, exports)
+    code, rep = verify(capsys, binary)
+    metal = rep["slices"][0]["metal"]
+    assert code == 0, rep["findings"]  # its #else keeps `#include "ggml-common.h"`: not live
+    assert metal["library"] == "embedded" and metal["kinds"] == 34
+    assert metal["bytes"] > 4_000_000  # ~4.9 MB of text

@@ -87,6 +87,34 @@ def _groups(symbols: dict[str, int], section: st.Section, data: bytes) -> Iterab
         except UnicodeDecodeError:
             yield "broken", f"kernel group {kind!r} is not UTF-8 text"
             continue
-        left = [x for x in table()["leftovers"] if x in decoded]
+        left = _leftover(decoded)
         if left:
-            yield "broken", f"kernel group {kind!r} still holds {left[0]!r}: not flattened"
+            yield "broken", f"kernel group {kind!r} still holds {left!r}: not flattened"
+
+
+EMBED_GUARD = ("#if defined(GGML_METAL_EMBED_LIBRARY)", "#ifdef GGML_METAL_EMBED_LIBRARY")
+
+
+def _leftover(text: str) -> str | None:
+    """The first leftover (data/metal.toml) that is live: the sentinel anywhere, an include of
+    a ggml header unless it sits in the `#else` of `#if defined(GGML_METAL_EMBED_LIBRARY)`,
+    where the pinned tree keeps `#include "ggml-common.h"` for the non-embedded build."""
+    leftovers = table()["leftovers"]
+    if leftovers[0] in text:
+        return str(leftovers[0])
+    if not any(x in text for x in leftovers[1:]):
+        return None
+    stack: list[tuple[bool, bool]] = []  # (an embed guard, in its #else)
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#if"):
+            stack.append((line.startswith(EMBED_GUARD), False))
+        elif line.startswith("#el") and stack:
+            stack[-1] = (stack[-1][0], True)
+        elif line.startswith("#endif") and stack:
+            stack.pop()
+        elif any(line.startswith(x) for x in leftovers[1:]) and not any(
+            guard and in_else for guard, in_else in stack
+        ):
+            return line
+    return None
