@@ -144,6 +144,7 @@ def _zig_link(home: Path, build: Path) -> tuple[Path, Path, ZigRoot]:
 
 
 @pytest.mark.slow
+@pytest.mark.second_build  # zig builds its libc++ again in the empty root: a second-build proof
 @pytest.mark.skipif(not _have_zig_tools(), reason="needs ziglang, dsymutil-19, llvm-19")
 def test_two_zig_roots_give_the_same_bytes(tmp_path: Path) -> None:
     """The shared (warm) root of this session and a new, empty one elsewhere (zig builds its
