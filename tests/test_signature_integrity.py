@@ -567,9 +567,10 @@ def sealed_app(signed_app, arm):
 
 def seal_findings(app):
     from llamabuild.appstore.seal import check_seal
+    from llamabuild.appstore.tree import walk
     from llamabuild.appstore.verify_app import app_executable
 
-    return check_seal(app, app_executable(app))
+    return check_seal(app, app_executable(app), walk(app))
 
 
 def test_an_intact_seal_has_no_findings(sealed_app):

@@ -15,7 +15,6 @@ PkgInfo) or they are the main executable or the seal itself. Every file is hashe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -23,13 +22,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from llamabuild.appstore.tree import Tree
+from llamabuild.config.domain import REL_PATH_PATTERN
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error, warning
 from llamabuild.core.mapped import hash_mapped, open_mapped
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.developer_id import read_signing
-from llamabuild.inspect.integrity import checked_findings, read_blobs, signature_location
+from llamabuild.inspect.integrity import (
+    CSSLOT_CODEDIRECTORY,
+    cdhash,
+    checked_findings,
+    read_blobs,
+    read_code_directory,
+    signature_location,
+)
 from llamabuild.inspect.trust import chain_problem, kind_problem
 
 RULE = "bundle-seal-broken"
@@ -69,9 +77,9 @@ def check_signers(paths: Sequence[Path], label: Callable[[Path], str]) -> list[F
     return out
 
 
-def check_seal(app: Path, main_executable: Path) -> list[Finding]:
+def check_seal(app: Path, main_executable: Path, bundle: Tree) -> list[Finding]:
     """`bundle-seal-broken` findings for a signed .app ([] when it carries no seal: the
-    signature checks report an unsigned app)."""
+    signature checks report an unsigned app); `bundle` is its tree (tree.walk)."""
     contents = app / "Contents"
     resources = contents / SEAL / "CodeResources"
     if not os.path.lexists(resources):
@@ -86,7 +94,7 @@ def check_seal(app: Path, main_executable: Path) -> list[Finding]:
         return [error(RULE, f"{SEAL}/CodeResources has no files2 (a v1 seal)", path=str(app))]
     omit = _omitted(seal.get("rules2"))
     problems = list(_listed(contents, files2))
-    problems += _added(contents, files2, omit, main_executable)
+    problems += _added(contents, bundle, files2, omit, main_executable)
     findings = [error(RULE, msg, path=str(contents / rel), hint=HINT) for rel, msg in problems]
     if len(findings) > MAX_LISTED:
         more = len(findings) - MAX_LISTED + 1
@@ -98,7 +106,7 @@ def check_seal(app: Path, main_executable: Path) -> list[Finding]:
 def _listed(contents: Path, files2: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """Each sealed entry against the file it names: (relative path, what is wrong)."""
     for rel, entry in sorted(files2.items()):
-        if not isinstance(rel, str) or not isinstance(entry, dict) or _escapes(rel):
+        if not isinstance(rel, str) or not isinstance(entry, dict) or not _inside(rel):
             yield str(rel), "a malformed entry in the seal"
             continue
         path = contents / rel
@@ -125,24 +133,27 @@ def _listed(contents: Path, files2: Mapping[str, Any]) -> Iterator[tuple[str, st
 
 
 def _added(
-    contents: Path, files2: Mapping[str, Any], omit: list[re.Pattern[str]], main: Path
+    contents: Path,
+    bundle: Tree,
+    files2: Mapping[str, Any],
+    omit: list[re.Pattern[str]],
+    main: Path,
 ) -> list[tuple[str, str]]:
+    """Everything under Contents/ that the seal does not list or omit: files, symlinks,
+    special files, and a .dSYM the walk does not enter whose contents are not sealed."""
     out = []
-    for rel in _walk(contents):
-        if rel in files2 or rel.split("/", 1)[0] == SEAL or any(p.search(rel) for p in omit):
+    for path, kind in bundle:
+        if not path.is_relative_to(contents) or path == main:
             continue
-        if contents / rel == main:
+        rel = path.relative_to(contents).as_posix()
+        if kind == "dir" and (
+            not rel.lower().endswith(".dsym") or any(k.startswith(f"{rel}/") for k in files2)
+        ):
+            continue
+        if rel in files2 or rel.split("/", 1)[0] == SEAL or any(p.search(rel) for p in omit):
             continue
         out.append((rel, f"{rel} was added after signing (not in the seal)"))
     return out
-
-
-def _walk(contents: Path) -> Iterator[str]:
-    """Every file and symlink under Contents/, relative, without following symlinks."""
-    for root, dirs, files in os.walk(contents, followlinks=False):
-        base = Path(root).relative_to(contents)
-        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
-            yield (base / name).as_posix()
 
 
 def _omitted(rules2: Any) -> list[re.Pattern[str]]:
@@ -158,8 +169,8 @@ def _omitted(rules2: Any) -> list[re.Pattern[str]]:
     return out
 
 
-def _escapes(rel: str) -> bool:
-    return rel.startswith("/") or ".." in rel.split("/") or "\0" in rel
+def _inside(rel: str) -> bool:
+    return re.fullmatch(REL_PATH_PATTERN, rel) is not None
 
 
 def _sha256(path: Path) -> bytes | None:
@@ -171,7 +182,8 @@ def _sha256(path: Path) -> bytes | None:
 
 
 def _cdhash(path: Path) -> bytes | None:
-    """sha256 of the primary CodeDirectory, truncated to 20 bytes (codesign's cdhash)."""
+    """The cdhash of the first slice's primary CodeDirectory (integrity.cdhash: its own hash
+    type, truncated to 20 bytes), as codesign records nested code in the seal."""
     try:
         with open_mapped(path) as mm:
             raw = st.read_slices(mm, len(mm), str(path))[0]
@@ -179,9 +191,9 @@ def _cdhash(path: Path) -> bytes | None:
             if located is None:
                 return None
             blobs = read_blobs(mm, raw.offset + located[0], located[1], str(path), raw.arch)
-            cd = next((b for b in blobs if b.slot == 0), None)
-            if cd is None:
+            blob = next((b for b in blobs if b.slot == CSSLOT_CODEDIRECTORY), None)
+            if blob is None:
                 return None
-            return hashlib.sha256(mm[cd.start : cd.start + cd.length]).digest()[:20]
+            return cdhash(mm, read_code_directory(mm, blob, raw.size, str(path)))
     except InputError:
         return None

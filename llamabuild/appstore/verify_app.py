@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from llamabuild.appstore.checks import check_app
 from llamabuild.appstore.seal import check_seal, check_signers
+from llamabuild.appstore.tree import Tree, walk
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
@@ -100,20 +101,21 @@ def verify_app(
     report = AppReport(app=app, helper=app / rel, xcarchive=xcarchive)
     report.helper_report, found = check_helper(report.helper, policy or Policy())
     report.findings += found
-    report.findings += scan_bundle(app, skip=report.helper)
+    bundle = walk(app)  # one walk, read by every pass below
+    report.findings += scan_bundle(app, bundle, skip=report.helper)
     report.findings += bundle_findings(app, report.helper, app_executable(app))  # hashes
-    report.findings += check_seal(app, app_executable(app))  # what CodeResources seals
+    report.findings += check_seal(app, app_executable(app), bundle)  # what CodeResources seals
     signed = [app_executable(app), report.helper]
     report.findings += check_signers([p for p in signed if p.is_file()], lambda p: _rel(app, p))
     # Every bundled .gguf, as verify-model checks it (llamabuild/model/).
-    ggufs = (path for path, kind in _walk(app) if kind == "file")
+    ggufs = (path for path, kind in bundle if kind == "file")
     report.models, found = check_bundle_models(ggufs, models)
     report.findings += found
     report.findings += check_notices(app, report.helper)  # Credits.html names llama.cpp
     # Info.plist, provisioning profile, privacy manifests (llamabuild/appstore/)
     helper = report.helper_report.binary if report.helper_report else None
     known = {report.helper: helper} if helper and helper.format == "macho" else {}
-    files = [path for path, kind in _walk(app) if kind == "file"]
+    files = [path for path, kind in bundle if kind == "file"]
     store = check_app(app, files, known, strict=strict)
     report.findings += store.findings
     report.required_reason_apis = store.required_reason_apis
@@ -232,14 +234,14 @@ def _really_signed(sl: Slice) -> bool:
 RPATH_DIRS = (("Contents", "Resources"), ("Contents", "Frameworks"))
 
 
-def scan_bundle(app: Path, skip: Path | None = None) -> list[Finding]:
-    """One walk of the .app: dSYMs, special files and @rpath dylib leftovers.
+def scan_bundle(app: Path, bundle: Tree, skip: Path | None = None) -> list[Finding]:
+    """The .app's tree (tree.walk): dSYMs, special files and @rpath dylib leftovers.
 
     Symlinks are not followed and only regular files are ever opened (a FIFO named `x.dylib`
     would block open() forever). `skip` (the helper) is judged by `check_helper` instead.
     """
     out: list[Finding] = []
-    for path, kind in _walk(app):
+    for path, kind in bundle:
         rel = path.relative_to(app)
         if path.name.lower().endswith(".dsym"):
             out.append(
@@ -293,40 +295,6 @@ def _lmode(path: Path) -> int:
         return path.lstat().st_mode
     except OSError:
         return 0
-
-
-def _walk(top: Path) -> list[tuple[Path, str]]:
-    """(path, 'dir' | 'file' | 'symlink' | 'special') under `top`, in a stable order.
-
-    Never follows symlinks; a *.dSYM folder is listed but not entered; unreadable folders
-    are skipped (as os.walk does). Iterative: a hostile, deeply nested tree cannot overflow.
-    """
-    out: list[tuple[Path, str]] = []
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            path = Path(entry.path)
-            try:
-                if entry.is_symlink():
-                    kind = "symlink"
-                elif entry.is_dir(follow_symlinks=False):
-                    kind = "dir"
-                elif entry.is_file(follow_symlinks=False):
-                    kind = "file"
-                else:
-                    kind = "special"
-            except OSError:
-                continue
-            if kind == "dir" and not entry.name.lower().endswith(".dsym"):
-                stack.append(path)
-            out.append((path, kind))
-    return out
 
 
 def _rpath_refs(path: Path) -> list[str]:

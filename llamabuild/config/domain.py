@@ -59,10 +59,12 @@ DEFAULT_ELF_POLICY = ElfPolicy.GLIBC
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 Name = Annotated[str, Pattern(NAME_PATTERN, "a name", 'e.g. archs = ["arm64"]')]
 NonEmpty = Annotated[str, Pattern(r"[\s\S]+", "a non-empty string")]
+REL_PATH_PATTERN = r"(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00\\]+"
+"""A relative path that stays inside its folder: no leading `/`, no `..` part, no NUL."""
 RelPath = Annotated[
     str,
     Pattern(
-        r"(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00\\]+",
+        REL_PATH_PATTERN,
         "a relative path inside its folder (no `..`, no leading `/`)",
         'e.g. "llama-server.dSYM/Contents/Info.plist"',
     ),
@@ -71,7 +73,7 @@ RelPath = Annotated[
 SubDir = Annotated[
     str,
     Pattern(
-        r"|(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00\\]+",
+        f"|{REL_PATH_PATTERN}",
         "a folder inside the unpacked archive (no `..`, no leading `/`), or empty",
     ),
 ]

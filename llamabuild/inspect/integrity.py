@@ -419,7 +419,6 @@ def cms_problem(
     from llamabuild.inspect.trust import signature_problem
 
     signed = parse_signed_data(bytes(data[wrapper.start + 8 : wrapper.start + wrapper.length]))
-    hashes = {_cdhash(data, cd) for cd in cds or (primary,)}
     for signer in signed.signers:
         problem = signature_problem(signer)
         if problem:
@@ -432,12 +431,14 @@ def cms_problem(
                 "its signed digest is not the primary CodeDirectory's: the CodeDirectory was "
                 "replaced after signing"
             )
-        if signer.cd_hashes and not set(signer.cd_hashes) <= hashes:
+        if signer.cd_hashes and not set(signer.cd_hashes) <= {
+            cdhash(data, cd) for cd in cds or (primary,)
+        }:
             return "its signed CDHashes list a CodeDirectory this signature does not have"
     return None
 
 
-def _cdhash(data: Buffer, cd: CodeDirectory) -> bytes:
+def cdhash(data: Buffer, cd: CodeDirectory) -> bytes:
     """The CodeDirectory's hash with its own hash type, truncated to 20 bytes (a cdhash)."""
     _name, ctor, _size = HASH_TYPES[cd.hash_type]
     digest: bytes = ctor(bytes(data[cd.start : cd.start + cd.length])).digest()
