@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from llamabuild.config.versions import version_tuple
 from llamabuild.core.resources import data_text
 from llamabuild.inspect import structure as st
 from llamabuild.inspect.binary import Buffer, Dylib, MetalLibrary, MetalSource
@@ -33,12 +34,8 @@ def msl_default(sdk: str | None) -> str | None:
     if sdk is None:
         return None
     rows = {k: v for k, v in table()["msl_default"].items() if k != "source"}
-
-    def key(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in v.split(".") if p.isdigit())
-
-    below = [k for k in rows if key(k) <= key(sdk)]
-    return rows[max(below, key=key)] if below else None
+    below = [k for k in rows if version_tuple(k) <= version_tuple(sdk)]
+    return rows[max(below, key=version_tuple)] if below else None
 
 
 def read_metal(
@@ -52,7 +49,7 @@ def read_metal(
     section = next((s for s in st.sections(raw, seg) if s.sectname == name), None)
     default = msl_default(sdk)
     if section is None:
-        backend = defined_external(buf, raw, b"_ggml_backend_metal_")
+        backend = defined_external(buf, raw, t["backend_prefix"].encode())
         if not set(t["backend_symbols"]) & backend.keys():
             return MetalLibrary(MetalSource.NONE, 0, 0, None, default)
         why = (
@@ -63,16 +60,18 @@ def read_metal(
         return MetalLibrary(MetalSource.EXTERNAL, 0, 0, None, default, (("missing", why),))
     start = raw.offset + section.offset
     data = bytes(buf[start : start + section.size])
-    symbols = defined_external(buf, raw, t["symbol_prefix"].encode())
-    problems = list(_groups(symbols, section, data))
-    kinds = sum(1 for n in symbols if n.endswith("_start"))
-    digest = hashlib.sha256(data).hexdigest()
-    return MetalLibrary(MetalSource.EMBEDDED, kinds, len(data), digest, default, tuple(problems))
-
-
-def _groups(symbols: dict[str, int], section: st.Section, data: bytes) -> Iterable[tuple[str, str]]:
-    prefix = table()["symbol_prefix"]
+    prefix = t["symbol_prefix"]
+    symbols = defined_external(buf, raw, prefix.encode())
     kinds = sorted(n[len(prefix) : -len("_start")] for n in symbols if n.endswith("_start"))
+    problems = tuple(_groups(symbols, kinds, section, data))
+    digest = hashlib.sha256(data).hexdigest()
+    return MetalLibrary(MetalSource.EMBEDDED, len(kinds), len(data), digest, default, problems)
+
+
+def _groups(
+    symbols: dict[str, int], kinds: list[str], section: st.Section, data: bytes
+) -> Iterable[tuple[str, str]]:
+    prefix = table()["symbol_prefix"]
     if not kinds:
         yield "broken", "__DATA,__ggml_metallib has no _ggml_metallib_<kind>_start symbols"
     for kind in kinds:
