@@ -193,11 +193,11 @@ def check_template(template: MetaValue, where: str) -> list[Finding]:
     Parsing is bounded: a template over MAX_TEMPLATE_BYTES is measured, not parsed (1 MiB took
     7-10 s and 170 MB)."""
     hint = "llama-server falls back to a built-in template or fails to chat; fix the template"
-    if isinstance(template, LongString):
-        size = template.length
-    else:
-        size = len(template.encode("utf-8", "replace")) if isinstance(template, str) else 0
-    if size > MAX_TEMPLATE_BYTES:
+    size = template.length if isinstance(template, LongString) else None
+    if isinstance(template, str):
+        encoded = len(template.encode("utf-8", "replace"))
+        size = encoded if encoded > MAX_TEMPLATE_BYTES else None
+    if size is not None:
         msg = (
             f"tokenizer.chat_template is {size >> 10} KiB, over the {MAX_TEMPLATE_BYTES >> 10} "
             "KiB llamabuild parses: not checked"
