@@ -72,6 +72,25 @@ def test_metal_build_is_a_verified_arm64_server_with_its_dsym(metal_server: Path
 
 
 @pytest.mark.real_llama
+def test_metal_build_embeds_34_groups_that_xcrun_metal_compiled(metal_server: Path) -> None:
+    """The build compiled every flattened group offline with `xcrun metal` (no
+    metal-compile-failed), recorded their sha256, and the binary's groups are those; the SDK
+    the build used keeps the 61 bf16 kernels."""
+    manifest_path = metal_server.parent / "manifest.json"
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    rules = {f["rule"] for f in manifest["verify"]["findings"]}
+    assert "metal-compile-failed" not in rules
+    (sl,) = manifest["slices"]
+    assert len(sl["metal_embed"]) == 34
+    res = cli("verify", metal_server, "--manifest", manifest_path, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    metal = json.loads(res.stdout)["slices"][0]["metal"]
+    assert metal["kinds"] == 34 and metal["groups"] == sl["metal_embed"]
+    assert metal["bf16_defined"] == metal["bf16_kernels"] == 61
+    assert metal["sets_language"] is True
+
+
+@pytest.mark.real_llama
 def test_smoke_runs_on_metal(metal_server: Path) -> None:
     devices = subprocess.run(
         [str(metal_server), "--list-devices"], capture_output=True, text=True, timeout=60

@@ -20,8 +20,11 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from llamabuild.appstore.checks import check_app
+from llamabuild.appstore.metadata import policy as policy_data
+from llamabuild.appstore.metadata import read_info
 from llamabuild.appstore.seal import check_seal, check_signers
 from llamabuild.appstore.tree import Tree, walk
+from llamabuild.config.versions import is_version
 from llamabuild.core import plists
 from llamabuild.core.errors import InputError, UsageError
 from llamabuild.core.findings import Finding, error, has_errors, warning
@@ -31,6 +34,7 @@ from llamabuild.inspect import Binary, inspect_binary, structure
 from llamabuild.inspect.binary import Slice
 from llamabuild.inspect.dsym import check_dsym, dsym_uuids
 from llamabuild.inspect.integrity import bundle_findings
+from llamabuild.inspect.metal_kernels import complete
 from llamabuild.inspect.policy import Policy, check
 from llamabuild.inspect.verify_binary import VerifyReport
 from llamabuild.model.bundled import BundleModels, check_bundle_models
@@ -99,7 +103,8 @@ def verify_app(
     app = _require_dir(app, ".app", "an app bundle")
     rel = _relative(binary_path)
     report = AppReport(app=app, helper=app / rel, xcarchive=xcarchive)
-    report.helper_report, found = check_helper(report.helper, policy or Policy())
+    policy = _with_app_minimum(policy or Policy(), app)
+    report.helper_report, found = check_helper(report.helper, policy)
     report.findings += found
     bundle = walk(app)  # one walk, read by every pass below
     report.findings += scan_bundle(app, bundle, skip=report.helper)
@@ -123,6 +128,16 @@ def verify_app(
         report.xcarchive = _require_dir(xcarchive, ".xcarchive", "an Xcode archive")
         report.findings += check_xcarchive(report, rel)
     return report
+
+
+def _with_app_minimum(policy: Policy, app: Path) -> Policy:
+    """The policy with the app's LSMinimumSystemVersion (a valid one; metadata.py reports a
+    missing or broken key) as the oldest macOS the helper runs on."""
+    info, _found = read_info(app)
+    value = (info or {}).get(policy_data()["minimum_system_version"]["key"])
+    if not isinstance(value, str) or not is_version(value):
+        return policy
+    return dataclasses.replace(policy, app_min_macos=value)
 
 
 def _rel(app: Path, path: Path) -> str:
@@ -207,6 +222,7 @@ def check_helper(helper: Path, policy: Policy) -> tuple[VerifyReport | None, lis
             )
         )
         return VerifyReport.of(binary, findings), findings
+    binary = complete(binary)  # the Metal kernels' bf16 count
     signed = any(_really_signed(s) for s in binary.slices)
     findings += check(binary, dataclasses.replace(policy, require_sandbox=signed))
     if not signed:

@@ -90,6 +90,9 @@ class ManifestSlice:
     build_argv: tuple[str, ...]
     # The resolved recipe this slice was planned from (`rebuild` needs no recipe file).
     spec: Recipe | None = field(default=None, metadata=OMIT_NONE)
+    # ggml's embedded Metal kernels as CMake flattened them: kind -> sha256 of the text
+    # (builder/metal_check.py); `verify --manifest` compares the binary's groups with it.
+    metal_embed: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

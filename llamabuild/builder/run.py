@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llamabuild.builder import manifest as mf
-from llamabuild.builder import platforms, ziglink, zigroot
+from llamabuild.builder import metal_check, platforms, ziglink, zigroot
 from llamabuild.builder import publish as pub
 from llamabuild.builder import remote_cache as rc
 from llamabuild.builder.buildplan import BuildPlan, RemoteSetting, SlicePlan
@@ -39,6 +39,7 @@ from llamabuild.builder.progress import BuildLog
 from llamabuild.builder.reproducible import epoch_of, oso_prepend
 from llamabuild.builder.zigroot import ZigRoot
 from llamabuild.config.recipes import Recipe, cmake_literal, to_bool
+from llamabuild.config.versions import DEFAULT_MIN_MACOS
 from llamabuild.core.errors import BuildError, ConfigError, ToolError
 from llamabuild.core.files import exclusive, sha256_file
 from llamabuild.core.findings import Finding, has_errors, warning
@@ -208,6 +209,12 @@ def _build_into(plan: BuildPlan, runner: Runner, staging: Path, quiet: bool) -> 
         result.findings += cache_drift(sl, reply)
     ccache_stats, ccache_findings = ccache.end()
     result.findings += ccache_findings
+    if sys.platform == "darwin":  # Apple's Metal compiler: the user's OS compiles these too
+        with timed(plan.slices[-1].log, "metal (offline compile)"):
+            for sl in plan.slices:
+                sources = metal_check.embedded_sources(sl.build_dir)
+                minimum = sl.recipe.min_macos or DEFAULT_MIN_MACOS
+                result.findings += metal_check.compile_offline(sources, minimum, runner)
     binary = staging / plan.recipe.target
     log = plan.slices[-1].log
     with timed(log, "join"):
@@ -417,6 +424,7 @@ def manifest(
                 configure_argv=tuple(s.configure_argv),
                 build_argv=tuple(s.build_argv),
                 spec=s.recipe,
+                metal_embed=metal_check.record(s.build_dir),
             )
             for s in plan.slices
         ),

@@ -50,6 +50,14 @@ def verify_cmd(
             "timestamp, Developer ID certificate, no get-task-allow (notarization).",
         ),
     ] = "app-store",
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="The build's manifest.json: the embedded Metal kernels must be the ones it "
+            "recorded.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a binary's linkage, architectures, minos and UUIDs against the App Store policy."""
@@ -74,7 +82,15 @@ def verify_cmd(
         elf=elf_policy,
         require_sandbox=require_sandbox,
     )
-    result = verify(path, policy, dsym=dsym, parser=parser, profile=VerifyProfile(profile))
+    kernels = None
+    if manifest is not None:
+        from llamabuild.builder.manifest import read as read_manifest
+
+        recorded = read_manifest(manifest)
+        kernels = {a: s.metal_embed for s in recorded.slices for a in s.archs}
+    result = verify(
+        path, policy, dsym=dsym, parser=parser, profile=VerifyProfile(profile), kernels=kernels
+    )
     if github.in_actions():  # Output.of_file hashes the whole binary: only when it is shown
         uuids = {s.arch: s.uuid for s in result.binary.slices if s.uuid}
         github.publish(

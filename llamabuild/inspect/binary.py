@@ -17,6 +17,15 @@ class MetalSource(StrEnum):
     NONE = "none"  # links Metal, but no ggml Metal backend
 
 
+class MetalSpan(NamedTuple):
+    """One kernel group's text: where it is in the file (not the slice), and its digest."""
+
+    kind: str
+    offset: int
+    size: int
+    sha256: str
+
+
 @dataclass(frozen=True)
 class MetalLibrary:
     """ggml's Metal kernels in one slice."""
@@ -26,6 +35,15 @@ class MetalLibrary:
     bytes: int
     sha256: str | None
     msl_default: str | None  # the Metal language newLibraryWithSource defaults to (by the SDK)
+    # How many bf16 kernel instantiations survive msl_default, and how many the source defines
+    # where bf16 exists (Metal 3.1): counted with a C preprocessor (tools/preprocessor.py).
+    bf16_kernels: int | None = field(default=None, metadata=ALWAYS)
+    bf16_defined: int | None = field(default=None, metadata=ALWAYS)
+    bf16_note: str | None = field(default=None, metadata=OMIT_NONE)  # why not counted
+    tensor_api: bool = False  # the text holds Metal 4 tensor-API code (GGML_METAL_HAS_TENSOR)
+    sets_language: bool = False  # the binary sends setLanguageVersion: (MTLCompileOptions)
+    groups: dict[str, str] = field(default_factory=dict)  # kind -> sha256 of its text
+    spans: tuple[MetalSpan, ...] = field(default=(), metadata=INTERNAL)
     problems: tuple[tuple[str, str], ...] = field(default=(), metadata=INTERNAL)  # (rule, why)
 
 

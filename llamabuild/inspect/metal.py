@@ -19,7 +19,7 @@ from typing import Any
 from llamabuild.config.versions import version_tuple
 from llamabuild.core.resources import data_text
 from llamabuild.inspect import structure as st
-from llamabuild.inspect.binary import Buffer, Dylib, MetalLibrary, MetalSource
+from llamabuild.inspect.binary import Buffer, Dylib, MetalLibrary, MetalSource, MetalSpan
 from llamabuild.inspect.symtab import defined_external
 
 
@@ -39,9 +39,14 @@ def msl_default(sdk: str | None) -> str | None:
 
 
 def read_metal(
-    buf: Buffer, raw: st.RawSlice, dylibs: Iterable[Dylib], sdk: str | None
+    buf: Buffer,
+    raw: st.RawSlice,
+    dylibs: Iterable[Dylib],
+    sdk: str | None,
+    symbols: dict[str, int] | None = None,
 ) -> MetalLibrary | None:
-    """None unless the slice links Metal."""
+    """None unless the slice links Metal. `symbols` (name -> address) stand in for the slice's
+    own symbol table: a stripped binary's, read from its dSYM."""
     t = table()
     if not any(d.name.startswith(t["framework"]) for d in dylibs):
         return None
@@ -50,6 +55,8 @@ def read_metal(
     default = msl_default(sdk)
     if section is None:
         backend = defined_external(buf, raw, t["backend_prefix"].encode())
+        if symbols is not None:
+            backend |= {k: v for k, v in symbols.items() if k.startswith(t["backend_prefix"])}
         if not set(t["backend_symbols"]) & backend.keys():
             return MetalLibrary(MetalSource.NONE, 0, 0, None, default)
         why = (
@@ -57,23 +64,59 @@ def read_metal(
             "look for default.metallib or ggml-metal.metal beside the binary or in the working "
             "directory, which a sandboxed app does not have"
         )
-        return MetalLibrary(MetalSource.EXTERNAL, 0, 0, None, default, (("missing", why),))
+        return MetalLibrary(MetalSource.EXTERNAL, 0, 0, None, default, problems=(("missing", why),))
     start = raw.offset + section.offset
     data = bytes(buf[start : start + section.size])
     prefix = t["symbol_prefix"]
-    symbols = defined_external(buf, raw, prefix.encode())
+    if symbols is None:
+        symbols = defined_external(buf, raw, prefix.encode())
+    else:
+        symbols = {k: v for k, v in symbols.items() if k.startswith(prefix)}
     kinds = sorted(n[len(prefix) : -len("_start")] for n in symbols if n.endswith("_start"))
-    problems = tuple(_groups(symbols, kinds, section, data))
-    digest = hashlib.sha256(data).hexdigest()
-    return MetalLibrary(MetalSource.EMBEDDED, len(kinds), len(data), digest, default, problems)
+    spans: list[MetalSpan] = []
+    problems = tuple(_groups(symbols, kinds, section, data, start, spans))
+    return MetalLibrary(
+        MetalSource.EMBEDDED,
+        len(kinds),
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        default,
+        tensor_api=t["tensor_marker"].encode() in data,
+        sets_language=_has_selector(buf, raw, t["language_selector"]),
+        groups={sp.kind: sp.sha256 for sp in spans},
+        spans=tuple(spans),
+        problems=problems,
+    )
+
+
+def _has_selector(buf: Buffer, raw: st.RawSlice, selector: str) -> bool:
+    """Whether __TEXT,__objc_methname names `selector` (a message the binary can send)."""
+    want = selector.encode() + b"\0"
+    for sec in st.sections(raw, "__TEXT"):
+        if sec.sectname == "__objc_methname":
+            at = raw.offset + sec.offset
+            names = bytes(buf[at : at + sec.size])
+            if names.startswith(want) or b"\0" + want in names:
+                return True
+    return False
 
 
 def _groups(
-    symbols: dict[str, int], kinds: list[str], section: st.Section, data: bytes
+    symbols: dict[str, int],
+    kinds: list[str],
+    section: st.Section,
+    data: bytes,
+    file_offset: int,
+    spans: list[MetalSpan],
 ) -> Iterable[tuple[str, str]]:
+    """The problems of each group; the sound ones are appended to `spans`."""
     prefix = table()["symbol_prefix"]
     if not kinds:
-        yield "broken", "__DATA,__ggml_metallib has no _ggml_metallib_<kind>_start symbols"
+        yield (
+            "broken",
+            "__DATA,__ggml_metallib has no _ggml_metallib_<kind>_start symbols (a stripped "
+            "binary: pass its dSYM with --dsym)",
+        )
     for kind in kinds:
         lo = symbols.get(f"{prefix}{kind}_start", 0) - section.addr
         hi = symbols.get(f"{prefix}{kind}_end", -1) - section.addr
@@ -89,6 +132,9 @@ def _groups(
         left = _leftover(decoded)
         if left:
             yield "broken", f"kernel group {kind!r} still holds {left!r}: not flattened"
+            continue
+        digest = hashlib.sha256(text).hexdigest()
+        spans.append(MetalSpan(kind, file_offset + lo, hi - lo, digest))
 
 
 EMBED_GUARD = ("#if defined(GGML_METAL_EMBED_LIBRARY)", "#ifdef GGML_METAL_EMBED_LIBRARY")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -15,7 +16,8 @@ from llamabuild.config.versions import parse_min_macos as parse_min_macos  # re-
 from llamabuild.core.errors import UsageError
 from llamabuild.core.findings import Finding, error, warning
 from llamabuild.core.resources import data_text
-from llamabuild.inspect.binary import Binary, Dylib, Slice
+from llamabuild.inspect.binary import Binary, Dylib, MetalLibrary, MetalSource, Slice
+from llamabuild.inspect.metal import table as metal_table
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,14 @@ class Policy:
     min_macos: str | None = DEFAULT_MIN_MACOS
     elf: str = "glibc"
     require_sandbox: bool = False
+    # verify-app: the app's LSMinimumSystemVersion, the oldest macOS the helper is launched
+    # on when it is below `min_macos` (what the Metal kernels must survive there).
+    app_min_macos: str | None = None
+
+    @property
+    def oldest_macos(self) -> str | None:
+        known = [v for v in (self.min_macos, self.app_min_macos) if v]
+        return min(known, key=version_tuple) if known else None
 
 
 # Names the Mach-O reader (structure.arch_name) and the ELF reader (elf._MACHINES) report.
@@ -230,24 +240,104 @@ def _check_macho_slice(sl: Slice, policy: Policy) -> list[Finding]:
         out += _check_sandbox(sl)
     out += check_symbols(sl, policy.min_macos)
     out += check_rpaths(sl)
-    out += check_metal(sl)
+    out += check_metal(sl, policy.oldest_macos)
     return out
 
 
 METAL_RULES = {"missing": "metal-library-missing", "broken": "metal-library-broken"}
 
 
-def check_metal(sl: Slice) -> list[Finding]:
-    """ggml's embedded Metal kernels (inspect/metal.py read them into the slice)."""
-    if sl.metal is None:
+def check_metal(sl: Slice, min_macos: str | None = None) -> list[Finding]:
+    """ggml's embedded Metal kernels (inspect/metal.py read them into the slice, and
+    inspect/metal_kernels.py counted its bf16 kernels)."""
+    metal = sl.metal
+    if metal is None:
         return []
     hint = (
         "build with GGML_METAL_EMBED_LIBRARY=ON (the default with Metal) from a clean build dir, "
         "so the kernels' source is flattened into __DATA,__ggml_metallib"
     )
-    return [
-        error(METAL_RULES[kind], why, arch=sl.arch, hint=hint) for kind, why in sl.metal.problems
-    ]
+    out = [error(METAL_RULES[kind], why, arch=sl.arch, hint=hint) for kind, why in metal.problems]
+    if metal.library is MetalSource.EMBEDDED:
+        out += _check_bf16(sl, metal, min_macos)
+        if metal.tensor_api and not metal.sets_language:
+            out.append(
+                warning(
+                    "metal-tensor-language",
+                    "the kernels hold Metal 4 tensor-API code but the binary never sets "
+                    "MTLCompileOptions.languageVersion: on a Metal 4 GPU they will not compile",
+                    arch=sl.arch,
+                    hint="build from a llama.cpp that sets language 4.0 on the tensor path, or "
+                    "launch llama-server with GGML_METAL_TENSOR_DISABLE=1",
+                )
+            )
+    return out
+
+
+def check_kernels(sl: Slice, recorded: Mapping[str, str] | None) -> list[Finding]:
+    """`verify --manifest`: the slice's embedded groups against the sha256 the build recorded
+    for each flattened `ggml-metal-embed-<kind>.metal` (builder/metal_check.py)."""
+    groups = sl.metal.groups if sl.metal is not None else {}
+    if recorded is None and not groups:
+        return []
+    hint = "verify the binary the build published beside this manifest, or rebuild"
+    if recorded is None:
+        why = (
+            f"the manifest records no Metal kernels for {sl.arch}, the binary embeds {len(groups)}"
+        )
+        return [error("metal-library-mismatch", why, arch=sl.arch, hint=hint)]
+    out = []
+    for kind in sorted(recorded.keys() | groups.keys()):
+        have, want = groups.get(kind), recorded.get(kind)
+        if have == want:
+            continue
+        if have is None:
+            why = f"kernel group {kind!r} the build flattened is not embedded (or is broken)"
+        elif want is None:
+            why = f"kernel group {kind!r} is embedded but the build flattened no such group"
+        else:
+            why = (
+                f"kernel group {kind!r} differs from the build's text (sha256 {have[:12]}, "
+                f"built {want[:12]})"
+            )
+        out.append(error("metal-library-mismatch", why, arch=sl.arch, hint=hint))
+    return out
+
+
+def _check_bf16(sl: Slice, metal: MetalLibrary, min_macos: str | None) -> list[Finding]:
+    t = metal_table()
+    defined = metal.bf16_defined or 0
+    if not defined:
+        return []
+    kept = metal.bf16_kernels
+    default = metal.msl_default
+    if default is not None and version_tuple(default) < version_tuple(t["bf16_language"]):
+        lost = defined - (kept or 0)
+        if lost > 0:
+            return [
+                error(
+                    "metal-bf16-dropped",
+                    f"SDK {sl.sdk} makes Metal {default} the default language: {lost} of "
+                    f"{defined} bf16 kernels compile out, while ggml enables bf16 on the GPU "
+                    '("Function kernel_..._bf16... was not found in the library")',
+                    arch=sl.arch,
+                    hint=f"build with the macOS {t['bf16_macos']} SDK or newer (Xcode 15+)",
+                )
+            ]
+    if min_macos and version_tuple(min_macos) < version_tuple(t["bf16_macos"]):
+        env = t["bf16_disable_env"]
+        return [
+            warning(
+                "metal-bf16-old-macos",
+                f"the deployment target {min_macos} is below {t['bf16_macos']}: there the OS "
+                f"compiles at Metal 3.0 at most and the {defined} bf16 kernels drop, while ggml "
+                "enables bf16 on the GPU",
+                arch=sl.arch,
+                hint=f"launch llama-server with {env}=1 on macOS below {t['bf16_macos']} "
+                f"(or raise the deployment target to {t['bf16_macos']})",
+            )
+        ]
+    return []
 
 
 def check_symbols(sl: Slice, target: str | None) -> list[Finding]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llamabuild.core.findings import Finding, has_errors
 from llamabuild.inspect import Binary, Slice, inspect_binary
 from llamabuild.inspect.binary import BinaryFormat, VerifyProfile
-from llamabuild.inspect.policy import Policy, check
+from llamabuild.inspect.policy import Policy, check, check_kernels
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,19 @@ def verify(
     dsym: Path | None = None,
     parser: str = "auto",
     profile: VerifyProfile = VerifyProfile.APP_STORE,
+    kernels: Mapping[str, Mapping[str, str] | None] | None = None,
 ) -> VerifyReport:
     """Inspect, apply the linkage/signature policy and, with `dsym`, match its UUIDs; the
-    developer-id profile adds notarization readiness (llamabuild/inspect/developer_id.py)."""
+    developer-id profile adds notarization readiness (llamabuild/inspect/developer_id.py);
+    `kernels` (from a build's manifest) are what the embedded Metal groups must be."""
     binary = inspect_binary(path, parser)
+    if binary.format is BinaryFormat.MACHO:  # the Metal kernels: dSYM symbols, bf16 counts
+        from llamabuild.inspect.metal_kernels import complete
+
+        binary = complete(binary, dsym)
     findings = check(binary, policy)
+    if kernels is not None:  # `--manifest`: arch -> the kernels' sha256 the build recorded
+        findings += [f for sl in binary.slices for f in check_kernels(sl, kernels.get(sl.arch))]
     if binary.format is BinaryFormat.MACHO:  # every CodeDirectory's hashes against the file
         from llamabuild.inspect.integrity import integrity_findings
 

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sysconfig
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,11 @@ class Runner:
         timeout: float | None = None,
         input_bytes: bytes | None = None,
         on_line: Callable[[str], None] | None = None,
+        output_limit: int | None = None,
     ) -> Result:
+        """`on_line` streams stdout+stderr merged, a line at a time; `output_limit` captures
+        them merged, stopping the program (ToolError) once it has written more than that many
+        bytes: for programs fed untrusted input, whose output could otherwise fill memory."""
         args = tuple(str(a) for a in argv)
         log.debug("$ %s", shlex.join(args))
         if cwd is not None:
@@ -100,7 +105,10 @@ class Runner:
         full_env = {**os.environ, **env} if env else None
         start = time.monotonic()
         try:
-            if on_line is None:
+            if output_limit is not None:
+                code, out = _bounded(args, cwd, full_env, timeout, output_limit)
+                err = ""
+            elif on_line is None:
                 proc = subprocess.run(
                     args,
                     cwd=cwd,
@@ -114,7 +122,7 @@ class Runner:
                 err = proc.stderr.decode("utf-8", "replace")
                 code = proc.returncode
             else:
-                code, out, err = _stream(args, cwd, full_env, on_line)
+                code, out, err = _stream(args, cwd, full_env, on_line, timeout)
         except FileNotFoundError as exc:
             raise ToolNotFoundError(f"{args[0]} not found", hint="install it or fix PATH") from exc
         except subprocess.TimeoutExpired as exc:
@@ -154,22 +162,87 @@ class Runner:
         return Background(proc, args, log_path)
 
 
+def _timer(
+    proc: subprocess.Popen[bytes], timeout: float | None
+) -> tuple[threading.Timer | None, threading.Event]:
+    """A started timer that stops `proc`'s group after `timeout` s (None: no timer), and the
+    event it sets when it fired."""
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
+
+    timer = threading.Timer(timeout, expire) if timeout is not None else None
+    if timer is not None:
+        timer.start()
+    return timer, fired
+
+
+def _bounded(
+    args: tuple[str, ...],
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    limit: int,
+) -> tuple[int, str]:
+    """stdout+stderr merged, read in chunks: the program is stopped past `limit` bytes (a line
+    is never what bounds it: one line can be the whole output)."""
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    timer, fired = _timer(proc, timeout)
+    out = bytearray()
+    try:
+        assert proc.stdout is not None
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            out += chunk
+            if len(out) > limit:
+                stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
+                raise ToolError(
+                    f"{Path(args[0]).name} wrote more than {limit} bytes: stopped",
+                    hint="its input is not what it should be (a runaway macro, a huge file)",
+                )
+        code = proc.wait()
+    except BaseException:
+        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if fired.is_set():
+        raise subprocess.TimeoutExpired(args, timeout or 0)
+    return code, out.decode("utf-8", "replace")
+
+
 def _stream(
     args: tuple[str, ...],
     cwd: Path | None,
     env: Mapping[str, str] | None,
     on_line: Callable[[str], None],
+    timeout: float | None = None,
 ) -> tuple[int, str, str]:
-    """Run with stdout+stderr merged, feeding each line to `on_line`; stop the child on error."""
+    """Run with stdout+stderr merged, feeding each line to `on_line`; stop the child on error
+    (`on_line` may raise to stop it) or, with `timeout`, once that many seconds have passed."""
     lines: list[str] = []
     proc = subprocess.Popen(
         args,
         cwd=cwd,
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    timer, fired = _timer(proc, timeout)
     try:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -181,8 +254,12 @@ def _stream(
         stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
         raise
     finally:
+        if timer is not None:
+            timer.cancel()
         if proc.stdout is not None:
             proc.stdout.close()
+    if fired.is_set():
+        raise subprocess.TimeoutExpired(args, timeout or 0)
     return code, "\n".join(lines), ""
 
 
