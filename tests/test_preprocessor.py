@@ -39,7 +39,8 @@ def test_every_way_to_spell_a_file_read_is_removed(line: str) -> None:
 
 
 def test_strings_and_conditions_survive() -> None:
-    text = 'const char *s = "/* not a comment */";\n#if __METAL_VERSION__ >= 310 // new\nx\n#endif\n'
+    text = 'const char *s = "/* not a comment */";\n'
+    text += "#if __METAL_VERSION__ >= 310 // new\nx\n#endif\n"
     out = sanitized(text)
     assert '"/* not a comment */"' in out and "#if __METAL_VERSION__ >= 310" in out
 
