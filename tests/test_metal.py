@@ -298,3 +298,14 @@ def test_without_a_preprocessor_the_text_is_counted_and_said(
     assert metal["bf16_kernels"] is None and metal["bf16_defined"] == 2
     assert "not preprocessed" in metal["bf16_note"]
     assert code == 1 and "metal-bf16-dropped" in _rules(rep)  # nothing known to survive
+
+
+def test_too_many_groups_are_not_preprocessed(macho: MachOFactory, capsys) -> None:
+    """Each group is one clang run: a binary with hundreds of bf16 groups is not ggml's."""
+    from llamabuild.inspect.metal_kernels import MAX_GROUPS
+
+    groups = {f"g{i}": BF16 + f"// {i}\n".encode() for i in range(MAX_GROUPS + 1)}
+    _, rep = verify(capsys, build(macho.root, "metal_many", groups))
+    metal = rep["slices"][0]["metal"]
+    assert metal["kinds"] == MAX_GROUPS + 1 and metal["bf16_kernels"] is None
+    assert f"more than {MAX_GROUPS}" in metal["bf16_note"]

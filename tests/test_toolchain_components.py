@@ -39,7 +39,6 @@ from llamabuild.provenance.toolchain import (
     zig_of,
 )
 from llamabuild.source.lock import Pin
-from llamabuild.tools.runner import Runner
 from llamabuild.tools.zig import wrapper_text, zig_target
 from tests.fixtures.macho import Lib, MachOFactory, have_toolchain, system, tool
 from tests.test_build import PROJECT
@@ -430,22 +429,17 @@ class ZigBuild:
 
 @pytest.fixture(scope="session")
 def zig_cxx(tmp_path_factory: pytest.TempPathFactory) -> ZigBuild:
-    """A C++ program linked by `zig c++ -target aarch64-macos.14.0` through llamabuild's
-    wrapper script, with a zig cache of its own (the builds' zig root has its own priming
-    rules): zig builds libc++/libc++abi/compiler_rt into it first, 1.5-2.5 min on 2 cores."""
-    exe = _ziglang()
-    if exe is None:
+    """A C++ program compiled and linked for aarch64-macos 14.0 the way a zig recipe does
+    (llamabuild's wrapper, the link launcher), in the session's shared zig root: its libc++,
+    libc++abi and compiler_rt are the ones the real cross build links (built once a session,
+    1.5-2.5 min on 2 cores, by whichever comes first)."""
+    if _ziglang() is None:
         pytest.skip("needs ziglang (pip install ziglang)")
-    work = tmp_path_factory.mktemp("zig cxx")
-    wrapper = work / "zig-c++"
-    wrapper.write_text(wrapper_text(Path(exe), "c++", zig_target("arm64", "14.0")))
-    wrapper.chmod(0o755)
-    cache = work / "zig-cache"
-    env = {"ZIG_GLOBAL_CACHE_DIR": str(cache), "ZIG_LOCAL_CACHE_DIR": str(cache)}
-    (work / "main.cpp").write_text(ZIG_CPP)
-    argv: list[str | Path] = [wrapper, "-O2", "main.cpp", "-o", "main"]
-    Runner().run(argv, cwd=work, env=env, timeout=1200)
-    return ZigBuild(work / "main", wrapper, cache)
+    from tests.test_zigroot import _zig_link
+
+    shared = Path(os.environ.get("LLAMABUILD_ZIG_ROOT", tmp_path_factory.mktemp("zig root")))
+    binary, _dsym, root = _zig_link(shared, tmp_path_factory.mktemp("zig cxx") / "b", ZIG_CPP)
+    return ZigBuild(binary, binary.parent / "zig-c++", root.cache)
 
 
 def zig_components(binary: Path, wrapper: Path) -> tuple[ToolchainComponent, ...]:

@@ -114,9 +114,9 @@ def test_canonicalize_rewrites_the_root_and_keeps_the_signature_valid(
     assert all(u in dump for u in uuids.values())
 
 
-def _zig_link(home: Path, build: Path) -> tuple[Path, Path, ZigRoot]:
-    """Compile and link HELLO the way a zig recipe does (prefix maps, the link launcher), make
-    its dSYM with dsymutil-19, then canonicalize: (binary, dSYM, root)."""
+def _zig_link(home: Path, build: Path, source: str = HELLO) -> tuple[Path, Path, ZigRoot]:
+    """Compile and link `source` the way a zig recipe does (prefix maps, the link launcher),
+    make its dSYM with dsymutil-19, then canonicalize: (binary, dSYM, root)."""
     from llamabuild.tools.runner import Runner
     from llamabuild.tools.zig import Zig, install_key
 
@@ -126,7 +126,7 @@ def _zig_link(home: Path, build: Path) -> tuple[Path, Path, ZigRoot]:
     build.mkdir(parents=True)
     zig.write_toolchain(build, "arm64", "14.0")
     assert ziglink.PRIME_SOURCE
-    (build / "hello.cpp").write_text(HELLO)
+    (build / "hello.cpp").write_text(source)
     env = {**os.environ, **zigroot.env(root)}
     cxx = str(build / "zig-c++")
     flags = ["-g", "-O2", f"-ffile-prefix-map={build}=."]
