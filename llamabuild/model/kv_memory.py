@@ -1,0 +1,331 @@
+"""The context memory the pinned llama.cpp allocates for a model: KV caches and recurrent state.
+
+The rules are data (llamabuild/data/kv_rules.toml, each entry citing the lines of the pinned
+tree it is read from): per architecture, the attention kind (full, sliding window with its
+layer pattern, MLA, recurrent, hybrid), shared-KV layers and the recurrent state formula. The
+server settings that change the figure are named as llama-server names them (-np, --swa-full,
+--cache-type-k/-v, --no-kv-unified) and default to the server's own defaults. An architecture
+the table lacks gets no figure, never a plain formula (verify-model warns).
+
+Everything here reads untrusted metadata: any missing, negative or out-of-range number gives
+no estimate (None), never an exception or a negative size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
+
+from llamabuild.config.settings import load_file
+from llamabuild.core.jsonout import OMIT_NONE
+from llamabuild.core.resources import data_file
+from llamabuild.model import gguf_tables
+from llamabuild.model.gguf_read import ArrayValue, MetaValue
+
+# common/arg.cpp:304-314: the types -ctk/-ctv accept (ggml_type_name spelling)
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+AUTO_SLOTS = 4  # tools/server/server.cpp:156-160: -np auto -> 4 slots, kv_unified on
+CELL_PAD = 256  # src/llama-context.cpp:290 and src/llama-kv-cache-iswa.cpp:73
+N_BATCH = 2048  # common/common.h:453
+N_UBATCH = 512  # common/common.h:454
+MAX_LAYERS = 1 << 16
+MAX_DIM = 1 << 32  # a head size, window or state size past this is not a real model
+STATE_BYTES = 4  # recurrent state is F32 whatever -ctk/-ctv (src/llama-model.cpp:2669-2677)
+COMPUTE_BUFFER = (  # src/llama-context.cpp sched_reserve: the worst-case graph, at load
+    "not estimated: reserved at load for the worst-case 512-token batch; "
+    "llama-server -v logs it (compute buffer size)"
+)
+
+Attention = Literal["full", "swa", "mla", "recurrent", "hybrid"]
+
+
+@dataclass(frozen=True)
+class ArchRule:
+    """One architecture's entry in data/kv_rules.toml."""
+
+    attention: Attention
+    source: str
+    swa_pattern: int = 0
+    swa_pattern_array: bool = False
+    swa_window: int = 0
+    swa_needs_window: bool = False
+    shared_kv: bool = False
+    ignores_window: bool = False
+    recurrent: Literal["mamba", "rwkv"] | None = None
+    recurrent_layers: Literal["all", "no_kv_heads"] | None = None
+
+
+@dataclass(frozen=True)
+class KvRules:
+    arch: dict[str, ArchRule]
+
+
+@cache
+def rules() -> KvRules:
+    return load_file(KvRules, data_file("kv_rules.toml"))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """llama-server's options that change the context memory (None: the server's default)."""
+
+    parallel: int | None = None  # -np; None is the server's auto: 4 slots, unified
+    kv_unified: bool | None = None  # --kv-unified / --no-kv-unified; None: on only for auto -np
+    swa_full: bool = False
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+
+    @property
+    def slots(self) -> int:
+        return AUTO_SLOTS if self.parallel is None else self.parallel
+
+    @property
+    def unified(self) -> bool:
+        return self.parallel is None if self.kv_unified is None else self.kv_unified
+
+
+@dataclass(frozen=True)
+class CacheEstimate:
+    """One cache as llama.cpp logs it (`llama_kv_cache: size = ...`, `llama_memory_recurrent`)."""
+
+    kind: Literal["kv", "kv_swa", "recurrent"]
+    cells: int  # per stream (recurrent: rows, one per slot)
+    streams: int
+    layers: int
+    k_bytes: int  # recurrent: the R (conv/shift) state
+    v_bytes: int  # recurrent: the S (ssm/wkv) state
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ContextMemory:
+    """The caches of one context, and what they were computed from."""
+
+    attention: Attention
+    caches: list[CacheEstimate]
+    swa_window: int | None = field(default=None, metadata=OMIT_NONE)
+
+    @property
+    def kv_bytes(self) -> int:
+        return sum(c.bytes for c in self.caches if c.kind != "recurrent")
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(c.bytes for c in self.caches if c.kind == "recurrent")
+
+
+def _pad(n: int, to: int = CELL_PAD) -> int:
+    return -(-n // to) * to
+
+
+class _Unusable(Exception):
+    """A number the estimate needs is present but not usable (negative, huge, not a number)."""
+
+
+def _num(meta: Mapping[str, MetaValue], key: str) -> int | None:
+    """The key's value; None when absent; _Unusable when it is no count llama.cpp would take."""
+    v = meta.get(key)
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_DIM:
+        return v
+    raise _Unusable(key)
+
+
+def _per_layer(value: MetaValue | None, layers: int) -> list[int] | None:
+    """An int, or a per-layer int array (hybrid models), as one value per layer."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_DIM:
+        return [value] * layers
+    ints = value.ints if isinstance(value, ArrayValue) else None
+    if ints is not None and len(ints) == layers and all(0 <= v < MAX_DIM for v in ints):
+        return list(ints)
+    raise _Unusable("a per-layer array")
+
+
+def row_bytes(type_name: str, elements: int) -> int | None:
+    """ggml_row_size: bytes of `elements` values of a ggml type (None: not a whole block)."""
+    sizes, names = gguf_tables.type_sizes()
+    type_id = next((i for i, n in names.items() if n == type_name), None)
+    if type_id is None or type_id not in sizes:
+        return None
+    block, per_block = sizes[type_id]
+    return None if elements % block else elements // block * per_block
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The hparams llama.cpp reads, per layer (src/llama-model.cpp:1320-1470)."""
+
+    arch: str
+    meta: Mapping[str, MetaValue]
+    n_layer: int  # block_count minus nextn_predict_layers
+
+    def key(self, suffix: str) -> int | None:
+        return _num(self.meta, f"{self.arch}.{suffix}")
+
+    def layers(self, suffix: str) -> list[int] | None:
+        return _per_layer(self.meta.get(f"{self.arch}.{suffix}"), self.n_layer)
+
+
+def _model(arch: str, meta: Mapping[str, MetaValue]) -> _Model | None:
+    layers = _num(meta, f"{arch}.block_count")
+    nextn = _num(meta, f"{arch}.nextn_predict_layers") or 0
+    if layers is None or not 0 < layers <= MAX_LAYERS or nextn >= layers:
+        return None
+    return _Model(arch, meta, layers - nextn)
+
+
+def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
+    """Which layers use the sliding window, and the window (0: none)."""
+    none = [False] * m.n_layer
+    if rule.attention != "swa":
+        return none, 0
+    window = m.key("attention.sliding_window")
+    if window is None:
+        window = 0 if rule.swa_needs_window else rule.swa_window
+    if window == 0:
+        return none, 0
+    pattern = m.meta.get(f"{m.arch}.attention.sliding_window_pattern")
+    if isinstance(pattern, ArrayValue) and pattern.ints is not None:
+        if len(pattern.ints) < m.n_layer:
+            return none, -1  # llama.cpp refuses a short array: no estimate
+        return [bool(v) for v in pattern.ints[: m.n_layer]], window
+    if rule.swa_pattern_array:
+        return none, -1  # the array is required (gemma4)
+    n = m.key("attention.sliding_window_pattern")
+    n = rule.swa_pattern if n is None else n
+    return [n == 0 or il % n < n - 1 for il in range(m.n_layer)], window
+
+
+def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, int, int]] | None:
+    """(is SWA, K elements, V elements) per cell of every layer that owns a cache."""
+    heads = m.layers("attention.head_count")
+    kv_heads = m.layers("attention.head_count_kv") or heads
+    embd = m.key("embedding_length")
+    if heads is None or kv_heads is None or embd is None:
+        return None
+    head_k = head_v = 0  # no attention heads: no head size (src/llama-model.cpp:1458-1461)
+    if heads[0] > 0:
+        key, value = m.key("attention.key_length"), m.key("attention.value_length")
+        head_k = embd // heads[0] if key is None else key
+        head_v = embd // heads[0] if value is None else value
+    head_k_swa = m.key("attention.key_length_swa") or head_k
+    head_v_swa = m.key("attention.value_length_swa") or head_v
+    mla = (
+        rule.attention == "mla"
+        and m.key("attention.key_length_mla") is not None
+        and m.key("attention.value_length_mla") is not None
+    )
+    owners = m.n_layer
+    if rule.shared_kv:
+        shared = m.key("attention.shared_kv_layers") or 0
+        owners = max(m.n_layer - shared, 0)
+    out = []
+    for il in range(owners):
+        if rule.recurrent_layers == "no_kv_heads" and kv_heads[il] == 0:
+            continue  # a recurrent layer of a hybrid model
+        k = (head_k_swa if swa[il] else head_k) * kv_heads[il]
+        v = 0 if mla else (head_v_swa if swa[il] else head_v) * kv_heads[il]
+        out.append((swa[il], k, v))
+    return out
+
+
+def _cache(
+    kind: Literal["kv", "kv_swa"],
+    layers: list[tuple[bool, int, int]],
+    cells: int,
+    streams: int,
+    s: ServerSettings,
+) -> CacheEstimate | None:
+    k_rows = [row_bytes(s.cache_type_k, k) for _, k, _ in layers]
+    v_rows = [row_bytes(s.cache_type_v, v) for _, _, v in layers]
+    if any(r is None for r in k_rows + v_rows):
+        return None  # a row that is not a whole block: llama.cpp refuses the type
+    k = sum(r or 0 for r in k_rows) * cells * streams
+    v = sum(r or 0 for r in v_rows) * cells * streams
+    return CacheEstimate(kind, cells, streams, len(layers), k, v, k + v)
+
+
+def _recurrent(m: _Model, rule: ArchRule, s: ServerSettings) -> CacheEstimate | None:
+    """llama_memory_recurrent: max(1, slots) rows of R and S (F32) per recurrent layer."""
+    embd = m.key("embedding_length")
+    if rule.recurrent == "rwkv":
+        head = m.key("wkv.head_size")
+        shift = m.key("token_shift_count")
+        if embd is None or head is None:
+            return None
+        r, st = (2 if shift is None else shift) * embd, embd * head
+    else:
+        conv, inner, state = (
+            m.key(f"ssm.{k}") for k in ("conv_kernel", "inner_size", "state_size")
+        )
+        groups = m.key("ssm.group_count") or 0
+        if conv is None or inner is None or state is None:
+            return None
+        r, st = max(conv - 1, 0) * (inner + 2 * groups * state), state * inner
+    if rule.recurrent_layers == "no_kv_heads":
+        kv_heads = m.layers("attention.head_count_kv")
+        if kv_heads is None:
+            return None
+        n = sum(1 for h in kv_heads if h == 0)
+    else:
+        n = m.n_layer
+    rows = max(1, s.slots)
+    k, v = r * STATE_BYTES * rows * n, st * STATE_BYTES * rows * n
+    return CacheEstimate("recurrent", rows, 1, n, k, v, k + v)
+
+
+def context_memory(
+    arch: str, meta: Mapping[str, MetaValue], ctx: int, s: ServerSettings
+) -> ContextMemory | None:
+    """The caches llama.cpp allocates for `ctx` tokens; None when the model lacks a number the
+    rule needs. The architecture must be in rules() (the caller warns otherwise)."""
+    try:
+        return _context_memory(rules().arch[arch], arch, meta, ctx, s)
+    except _Unusable:
+        return None
+
+
+def _context_memory(
+    rule: ArchRule, arch: str, meta: Mapping[str, MetaValue], ctx: int, s: ServerSettings
+) -> ContextMemory | None:
+    m = _model(arch, meta)
+    if m is None or ctx <= 0 or s.slots <= 0:
+        return None
+    caches: list[CacheEstimate] = []
+    if rule.attention in ("recurrent", "hybrid"):
+        state = _recurrent(m, rule, s)
+        if state is None:
+            return None
+        caches.append(state)
+    if rule.attention == "recurrent":
+        return ContextMemory(rule.attention, caches)
+    swa, window = _swa_layers(m, rule)
+    layers = _kv_layers(m, rule, swa) if window >= 0 else None
+    if layers is None:
+        return None
+    n_ctx = _pad(ctx)  # src/llama-context.cpp:290-296
+    streams = 1 if s.unified else s.slots
+    cells = n_ctx if s.unified else _pad(n_ctx // s.slots)
+    ubatch = min(N_UBATCH, min(ctx, N_BATCH))
+    full = [la for la in layers if not la[0]]
+    sliding = [la for la in layers if la[0]]
+    base = _cache("kv", full, cells, streams, s)
+    if base is None:
+        return None
+    caches.insert(0, base)
+    if window > 0:
+        swa_cells = (
+            cells
+            if s.swa_full
+            else _pad(min(cells, window * (s.slots if s.unified else 1) + ubatch))
+        )
+        swa_cache = _cache("kv_swa", sliding, swa_cells, streams, s)
+        if swa_cache is None:
+            return None
+        caches.insert(1, swa_cache)
+    return ContextMemory(rule.attention, caches, window or None)
