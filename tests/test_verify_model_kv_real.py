@@ -1,0 +1,73 @@
+"""verify-model's cache figures against the real llama-server's (llama.cpp 0c1e570).
+
+For every architecture in llamabuild/data/kv_rules.toml, a tiny model (tests/fixtures/
+kv_models.py) is loaded by the session's llama-server with -v; the sizes it logs for every
+cache (`llama_kv_cache: size = ...`, `llama_memory_recurrent: size = ...`) are summed and
+compared with verify-model's kv_cache_bytes + recurrent_state_bytes: within 10 %, at ctx 512,
+4096 and 32768, with the server's defaults, -np 1, -np 2 (one stream per slot), --swa-full and
+q8_0 K/V.
+The server is stopped as soon as it reports the model loaded (about half a second a run).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from llamabuild.cli import run
+from llamabuild.model.kv_memory import rules
+from tests.fixtures.kv_models import SETTINGS, SPECS, load_log, logged_sizes, write_model
+
+pytestmark = [pytest.mark.real_llama, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+MiB = 1 << 20
+TOLERANCE = 0.10
+CASES = [(name, ctx) for name in SETTINGS for ctx in (512, 4096, 32768)]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    where = tmp_path_factory.mktemp("kv")
+    return {arch: write_model(where / f"{arch}.gguf", arch) for arch in SPECS}
+
+
+def _logged(server: Path, model: Path, ctx: int, setting: str) -> tuple[float, str]:
+    log = load_log(server, model, ctx, SETTINGS[setting][0])
+    return sum(mib for _, mib, _ in logged_sizes(log)) * MiB, log
+
+
+def _estimated(capsys: pytest.CaptureFixture[str], model: Path, ctx: int, setting: str) -> int:
+    code = run(["verify-model", str(model), "--ctx", str(ctx), *SETTINGS[setting][1], "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 0 and not rep["findings"], rep["findings"]
+    mem = rep["memory"]
+    total: int = mem["kv_cache_bytes"] + mem["recurrent_state_bytes"]
+    return total
+
+
+def test_every_covered_architecture_has_a_model() -> None:
+    assert set(SPECS) == set(rules().arch)
+
+
+def test_estimates_agree_with_llama_server(
+    capsys: pytest.CaptureFixture[str], real_llama_server: Path, models: dict[str, Path]
+) -> None:
+    jobs = [(arch, setting, ctx) for arch in SPECS for setting, ctx in CASES]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        logged = list(
+            pool.map(lambda j: _logged(real_llama_server, models[j[0]], j[2], j[1]), jobs)
+        )
+    table: dict[str, list[str]] = {}
+    off: list[str] = []
+    for (arch, setting, ctx), (real, log) in zip(jobs, logged, strict=True):
+        assert "model loaded" in log, f"{arch} {setting} ctx {ctx}: {log[-3000:]}"
+        assert real > 0, f"{arch} {setting} ctx {ctx}: no cache sizes in the log"
+        ratio = _estimated(capsys, models[arch], ctx, setting) / real
+        table.setdefault(arch, []).append(f"{setting}/{ctx} {ratio:.3f}")
+        if abs(ratio - 1) > TOLERANCE:
+            off.append(f"{arch} {setting} ctx {ctx}: {ratio:.3f}")
+    print("\n".join(f"{arch}: " + ", ".join(row) for arch, row in table.items()))
+    assert not off, off
