@@ -225,3 +225,27 @@ def test_server_table_of_llamabuild_toml(
     (tmp_path / "llamabuild.toml").write_text('[server]\ncache_type_v = "q3_k"\n')
     code, rep = check(capsys, model)
     assert code == 2 and "cache_type_v" in rep["error"]
+
+
+def test_verify_app_and_smoke_use_the_server_table(tmp_path: Path) -> None:
+    from llamabuild.builder.model_pins import bundle_models
+    from llamabuild.builder.smoke import server_argv
+    from llamabuild.config.domain import ServerSection
+    from llamabuild.model.bundled import check_bundle_models
+    from llamabuild.model.kv_memory import server_flags
+
+    config = tmp_path / "llamabuild.toml"
+    config.write_text('[server]\nparallel = 2\nkv_unified = true\ncache_type_v = "q8_0"\n')
+    model = write_model(tmp_path / "m.gguf", "llama", shapes={})
+    (report,) = check_bundle_models([model], bundle_models(None, config))[0]
+    assert report.memory is not None and report.memory.server is not None
+    assert (report.memory.server.slots, report.memory.server.kv_unified) == (2, True)
+    assert report.memory.server.cache_type_v == "q8_0"
+    section = ServerSection(parallel=2, kv_unified=False, swa_full=True, cache_type_k="q4_0")
+    flags = server_flags(section)
+    assert flags == [
+        "--parallel", "2", "--no-kv-unified", "--swa-full", "--cache-type-k", "q4_0"
+    ]  # fmt: skip
+    argv = server_argv(Path("llama-server"), model, 8080, flags)
+    assert argv[-len(flags) :] == flags and argv.index("1") < argv.index("2")  # the last -np wins
+    assert server_flags(ServerSection()) == []

@@ -122,17 +122,17 @@ def server_settings(
     """The flags, else [server] in llamabuild.toml, else llama-server's defaults."""
     from llamabuild.config.project import load_project
     from llamabuild.core.errors import UsageError
-    from llamabuild.model.kv_memory import KV_CACHE_TYPES, ServerSettings
+    from llamabuild.model.kv_memory import KV_CACHE_TYPES, ServerSettings, from_config
 
-    conf = load_project().server
+    conf = from_config(load_project().server)
     settings = ServerSettings(
         parallel=parallel if parallel is not None else conf.parallel,
         kv_unified=kv_unified if kv_unified is not None else conf.kv_unified,
-        swa_full=bool(swa_full if swa_full is not None else conf.swa_full),
-        cache_type_k=cache_type_k or conf.cache_type_k or "f16",
-        cache_type_v=cache_type_v or conf.cache_type_v or "f16",
+        swa_full=swa_full if swa_full is not None else conf.swa_full,
+        cache_type_k=cache_type_k or conf.cache_type_k,
+        cache_type_v=cache_type_v or conf.cache_type_v,
     )
-    if settings.parallel is not None and settings.parallel == -1:
+    if settings.parallel == -1:
         settings = replace(settings, parallel=None)  # -np -1 is llama-server's auto
     if settings.parallel is not None and not 0 < settings.parallel <= MAX_SLOTS:
         raise UsageError(

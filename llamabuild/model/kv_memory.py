@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
+from llamabuild.config.domain import ServerSection
 from llamabuild.config.settings import load_file
 from llamabuild.core.jsonout import OMIT_NONE
 from llamabuild.core.resources import data_file
@@ -84,6 +85,33 @@ class ServerSettings:
     @property
     def unified(self) -> bool:
         return self.parallel is None if self.kv_unified is None else self.kv_unified
+
+
+def from_config(conf: ServerSection) -> ServerSettings:
+    """[server] of llamabuild.toml as settings (an unset key: the server's default)."""
+    return ServerSettings(
+        parallel=None if conf.parallel in (None, -1) else conf.parallel,
+        kv_unified=conf.kv_unified,
+        swa_full=bool(conf.swa_full),
+        cache_type_k=conf.cache_type_k or "f16",
+        cache_type_v=conf.cache_type_v or "f16",
+    )
+
+
+def server_flags(conf: ServerSection) -> list[str]:
+    """[server] as llama-server's own flags (what smoke starts the server with)."""
+    flags: list[str] = []
+    if conf.parallel is not None:
+        flags += ["--parallel", str(conf.parallel)]
+    if conf.kv_unified is not None:
+        flags.append("--kv-unified" if conf.kv_unified else "--no-kv-unified")
+    if conf.swa_full:
+        flags.append("--swa-full")
+    if conf.cache_type_k:
+        flags += ["--cache-type-k", conf.cache_type_k]
+    if conf.cache_type_v:
+        flags += ["--cache-type-v", conf.cache_type_v]
+    return flags
 
 
 @dataclass(frozen=True)
