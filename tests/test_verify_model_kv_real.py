@@ -3,15 +3,16 @@
 For every architecture in llamabuild/data/kv_rules.toml, a tiny model (tests/fixtures/
 kv_models.py) is loaded by the session's llama-server with -v; the sizes it logs for every
 cache (`llama_kv_cache: size = ...`, `llama_memory_recurrent: size = ...`) are summed and
-compared with verify-model's kv_cache_bytes + recurrent_state_bytes: within 10 %, at ctx 512,
-4096 and 32768, with the server's defaults, -np 1, -np 2 (one stream per slot), --swa-full and
-q8_0 K/V.
-The server is stopped as soon as it reports the model loaded (about half a second a run).
+compared with verify-model's kv_cache_bytes + recurrent_state_bytes, and its model buffer with
+weights_bytes: within 10 %, at ctx 512, 4096 and 32768, with the server's defaults, -np 1,
+-np 2 (one stream per slot), --swa-full and q8_0 K/V. The server is stopped as soon as it
+reports the model loaded (about half a second a run, two at a time).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,18 +35,25 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {arch: write_model(where / f"{arch}.gguf", arch) for arch in SPECS}
 
 
-def _logged(server: Path, model: Path, ctx: int, setting: str) -> tuple[float, str]:
+_WEIGHTS = re.compile(r"model buffer size = +([0-9.]+) MiB")
+
+
+def _logged(server: Path, model: Path, ctx: int, setting: str) -> tuple[float, float, str]:
+    """(cache bytes, weight bytes, the log) as llama-server -v reports them."""
     log = load_log(server, model, ctx, SETTINGS[setting][0])
-    return sum(mib for _, mib, _ in logged_sizes(log)) * MiB, log
+    weights = sum(float(m) for m in _WEIGHTS.findall(log)) * MiB
+    return sum(mib for _, mib, _ in logged_sizes(log)) * MiB, weights, log
 
 
-def _estimated(capsys: pytest.CaptureFixture[str], model: Path, ctx: int, setting: str) -> int:
+def _estimated(
+    capsys: pytest.CaptureFixture[str], model: Path, ctx: int, setting: str
+) -> tuple[int, int]:
+    """(cache bytes, weight bytes) as verify-model --json reports them."""
     code = run(["verify-model", str(model), "--ctx", str(ctx), *SETTINGS[setting][1], "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert code == 0 and not rep["findings"], rep["findings"]
     mem = rep["memory"]
-    total: int = mem["kv_cache_bytes"] + mem["recurrent_state_bytes"]
-    return total
+    return mem["kv_cache_bytes"] + mem["recurrent_state_bytes"], mem["weights_bytes"]
 
 
 def test_every_covered_architecture_has_a_model() -> None:
@@ -62,12 +70,15 @@ def test_estimates_agree_with_llama_server(
         )
     table: dict[str, list[str]] = {}
     off: list[str] = []
-    for (arch, setting, ctx), (real, log) in zip(jobs, logged, strict=True):
+    for (arch, setting, ctx), (real, real_weights, log) in zip(jobs, logged, strict=True):
         assert "model loaded" in log, f"{arch} {setting} ctx {ctx}: {log[-3000:]}"
-        assert real > 0, f"{arch} {setting} ctx {ctx}: no cache sizes in the log"
-        ratio = _estimated(capsys, models[arch], ctx, setting) / real
+        assert real > 0 and real_weights > 0, f"{arch} {setting} ctx {ctx}: no sizes in the log"
+        caches, weights = _estimated(capsys, models[arch], ctx, setting)
+        ratio = caches / real
         table.setdefault(arch, []).append(f"{setting}/{ctx} {ratio:.3f}")
         if abs(ratio - 1) > TOLERANCE:
             off.append(f"{arch} {setting} ctx {ctx}: {ratio:.3f}")
+        if abs(weights / real_weights - 1) > TOLERANCE:  # the weights as loaded
+            off.append(f"{arch} weights: {weights / real_weights:.3f}")
     print("\n".join(f"{arch}: " + ", ".join(row) for arch, row in table.items()))
     assert not off, off
