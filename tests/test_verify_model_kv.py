@@ -115,6 +115,35 @@ def test_gemma4_shared_layers_and_swa_head_size() -> None:
     assert got == [("kv", 32768, 1, 3 * 32768 * 128 * 2 * 2), ("kv_swa", 1024, 1, 3 * 1024 * CELL)]
 
 
+def test_gemma3n_caches_the_first_20_layers() -> None:
+    # 22 layers, every 5th full: of the 20 cached ones (n_layer_kv_from_start = 20 whatever
+    # shared_kv_layers says), layers 4, 9, 14 and 19 are full and 16 use the window
+    got = caches("gemma3n", 32768)
+    assert got == [("kv", 32768, 1, 4 * 32768 * CELL), ("kv_swa", 1024, 1, 16 * 1024 * CELL)]
+
+
+def test_olmo2_needs_a_window() -> None:
+    assert len(caches("olmo2", 32768)) == 2
+    assert caches("olmo2", 32768, **{"attention.sliding_window": None}) == [
+        ("kv", 32768, 1, 4 * 32768 * CELL)
+    ]
+
+
+def test_lfm2_short_conv_state_and_windowed_attention() -> None:
+    # one attention layer (head_count_kv > 0), SWA with a window; 3 short-conv layers whose
+    # state is n_embd x (l_cache - 1) F32 values a slot, no S state
+    state = 3 * 4 * 256 * 2 * 4
+    assert caches("lfm2", 32768) == [
+        ("kv", 32768, 1, 0),
+        ("kv_swa", 1024, 1, 1024 * CELL),
+        ("recurrent", 4, 1, state),
+    ]
+    assert caches("lfm2", 32768, **{"attention.sliding_window": None}) == [
+        ("kv", 32768, 1, 32768 * CELL),
+        ("recurrent", 4, 1, state),
+    ]
+
+
 def test_mla_caches_k_only() -> None:
     # key_length = kv_lora_rank 96 + rope 32, one KV head, no V
     assert caches("deepseek2", 4096) == [("kv", 4096, 1, 4 * 4096 * 128 * 2)]

@@ -52,10 +52,16 @@ class ArchRule:
     swa_pattern_array: bool = False
     swa_window: int = 0
     swa_needs_window: bool = False
+    swa_attention_layers: bool = False
     shared_kv: bool = False
+    kv_layers: int = 0
     ignores_window: bool = False
-    recurrent: Literal["mamba", "rwkv"] | None = None
+    recurrent: Literal["mamba", "rwkv", "shortconv"] | None = None
     recurrent_layers: Literal["all", "no_kv_heads"] | None = None
+
+    @property
+    def has_swa(self) -> bool:
+        return bool(self.swa_pattern or self.swa_pattern_array or self.swa_attention_layers)
 
 
 @dataclass(frozen=True)
@@ -210,7 +216,7 @@ def _model(arch: str, meta: Mapping[str, MetaValue]) -> _Model | None:
 def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
     """Which layers use the sliding window, and the window (0: none)."""
     none = [False] * m.n_layer
-    if rule.attention != "swa":
+    if not rule.has_swa:
         return none, 0
     window = m.key("attention.sliding_window")
     if window is None:
@@ -224,6 +230,9 @@ def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
         return [bool(v) for v in pattern.ints[: m.n_layer]], window
     if rule.swa_pattern_array:
         return none, -1  # the array is required (gemma4)
+    if rule.swa_attention_layers:  # every attention layer (lfm2)
+        kv_heads = m.layers("attention.head_count_kv") or m.layers("attention.head_count")
+        return [h > 0 for h in kv_heads] if kv_heads else none, window
     n = m.key("attention.sliding_window_pattern")
     n = rule.swa_pattern if n is None else n
     return [n == 0 or il % n < n - 1 for il in range(m.n_layer)], window
@@ -252,6 +261,8 @@ def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, i
     if rule.shared_kv:
         shared = m.key("attention.shared_kv_layers") or 0
         owners = max(m.n_layer - shared, 0)
+    if rule.kv_layers:  # a fixed n_layer_kv_from_start (gemma3n)
+        owners = min(owners, rule.kv_layers)
     out = []
     for il in range(owners):
         if rule.recurrent_layers == "no_kv_heads" and kv_heads[il] == 0:
@@ -287,6 +298,11 @@ def _recurrent(m: _Model, rule: ArchRule, s: ServerSettings) -> CacheEstimate | 
         if embd is None or head is None:
             return None
         r, st = (2 if shift is None else shift) * embd, embd * head
+    elif rule.recurrent == "shortconv":
+        cache = m.key("shortconv.l_cache")
+        if embd is None or cache is None:
+            return None
+        r, st = embd * max(cache - 1, 0), 0
     else:
         conv, inner, state = (
             m.key(f"ssm.{k}") for k in ("conv_kernel", "inner_size", "state_size")
