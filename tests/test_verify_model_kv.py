@@ -103,6 +103,16 @@ def test_sliding_window_layers() -> None:
     assert every3[0][3] == 32768 * CELL and every3[1][3] == 1024 * 3 * CELL
 
 
+def test_pattern_arrays_as_llama_cpp_reads_them() -> None:
+    # a short array leaves the remaining layers full; an int8 array is refused (no estimate)
+    short = caches("gemma4", 32768, **{"attention.sliding_window_pattern": [True, True]})
+    assert [c[0] for c in short] == ["kv", "kv_swa"]
+    assert short[1][3] == 1024 * (CELL + CELL // 2)  # layer 0 (2 heads x 64), 1 (1 x 64)
+    meta = meta_of("gemma4")
+    meta["gemma4.attention.sliding_window_pattern"] = ArrayValue(0, 8, (1,) * 8)
+    assert context_memory("gemma4", meta, 4096, ServerSettings()) is None
+
+
 def test_windows_llama_cpp_ignores() -> None:
     assert caches("phi3", 32768) == [("kv", 32768, 1, 4 * 32768 * CELL)]
     assert caches("llama", 32768, **{"attention.sliding_window": 128})[0][1] == 32768

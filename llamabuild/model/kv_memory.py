@@ -31,7 +31,7 @@ AUTO_SLOTS = 4  # tools/server/server.cpp:156-160: -np auto -> 4 slots, kv_unifi
 CELL_PAD = 256  # src/llama-context.cpp:290 and src/llama-kv-cache-iswa.cpp:73
 N_BATCH = 2048  # common/common.h:453
 N_UBATCH = 512  # common/common.h:454
-MAX_LAYERS = 1 << 16
+MAX_LAYERS = 512  # LLAMA_MAX_LAYERS (src/llama-hparams.h:11): more is refused
 MAX_DIM = 1 << 32  # a head size, window or state size past this is not a real model
 STATE_BYTES = 4  # recurrent state is F32 whatever -ctk/-ctv (src/llama-model.cpp:2669-2677)
 COMPUTE_BUFFER = (  # src/llama-context.cpp sched_reserve: the worst-case graph, at load
@@ -224,10 +224,12 @@ def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
     if window == 0:
         return none, 0
     pattern = m.meta.get(f"{m.arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, ArrayValue) and pattern.ints is not None:
-        if len(pattern.ints) < m.n_layer:
-            return none, -1  # llama.cpp refuses a short array: no estimate
-        return [bool(v) for v in pattern.ints[: m.n_layer]], window
+    if isinstance(pattern, ArrayValue):  # get_arr: bool or 32-bit ints, at most 512 items;
+        # a short array leaves the other layers full (src/llama-model-loader.cpp:350-400)
+        if pattern.ints is None or pattern.item_type not in (4, 5, 7) or pattern.n_items > 512:
+            return none, -1  # llama.cpp refuses it (or it was too long to keep): no estimate
+        flags = [bool(v) for v in pattern.ints[: m.n_layer]]
+        return flags + [False] * (m.n_layer - len(flags)), window
     if rule.swa_pattern_array:
         return none, -1  # the array is required (gemma4)
     if rule.swa_attention_layers:  # every attention layer (lfm2)
