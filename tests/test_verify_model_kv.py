@@ -176,6 +176,22 @@ def test_recurrent_state() -> None:
     ]
 
 
+def test_gated_delta_net_hybrid() -> None:
+    # qwen35: attention every 4th layer (layer 3); layers 0-2 hold conv + delta-net state:
+    # (d_conv - 1) x (d_inner + 2 x groups x d_state) + d_state x d_inner F32 values a slot
+    per_row = (3 * (128 + 2 * 2 * 32) + 32 * 128) * 4
+    assert caches("qwen35", 4096) == [
+        ("kv", 4096, 1, 4096 * CELL),
+        ("recurrent", 4, 1, 3 * 4 * per_row),
+    ]
+    # an attention.recurrent_layers array wins over the interval
+    flags = caches("qwen35", 4096, **{"attention.recurrent_layers": [True, False, True, False]})
+    assert flags == [("kv", 4096, 1, 2 * 4096 * CELL), ("recurrent", 4, 1, 2 * 4 * per_row)]
+    assert caches("qwen35moe", 4096)[1][3] == 2 * 4 * per_row  # interval 2: layers 0 and 2
+    bad = meta_of("qwen35", full_attention_interval=0)  # llama.cpp would divide by zero
+    assert context_memory("qwen35", bad, 4096, ServerSettings()) is None
+
+
 def test_hostile_numbers_give_no_estimate() -> None:
     for changes in (
         {"attention.sliding_window": -1},

@@ -57,7 +57,7 @@ class ArchRule:
     kv_layers: int = 0
     ignores_window: bool = False
     recurrent: Literal["mamba", "rwkv", "shortconv"] | None = None
-    recurrent_layers: Literal["all", "no_kv_heads"] | None = None
+    recurrent_layers: Literal["all", "no_kv_heads", "interval"] | None = None
 
     @property
     def has_swa(self) -> bool:
@@ -245,7 +245,8 @@ def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, i
     heads = m.layers("attention.head_count")
     kv_heads = m.layers("attention.head_count_kv") or heads
     embd = m.key("embedding_length")
-    if heads is None or kv_heads is None or embd is None:
+    recr = _recurrent_layers(m, rule)
+    if heads is None or kv_heads is None or embd is None or recr is None:
         return None
     head_k = head_v = 0  # no attention heads: no head size (src/llama-model.cpp:1458-1461)
     if heads[0] > 0:
@@ -267,7 +268,7 @@ def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, i
         owners = min(owners, rule.kv_layers)
     out = []
     for il in range(owners):
-        if rule.recurrent_layers == "no_kv_heads" and kv_heads[il] == 0:
+        if recr[il]:
             continue  # a recurrent layer of a hybrid model
         k = (head_k_swa if swa[il] else head_k) * kv_heads[il]
         v = 0 if mla else (head_v_swa if swa[il] else head_v) * kv_heads[il]
@@ -289,6 +290,27 @@ def _cache(
     k = sum(r or 0 for r in k_rows) * cells * streams
     v = sum(r or 0 for r in v_rows) * cells * streams
     return CacheEstimate(kind, cells, streams, len(layers), k, v, k + v)
+
+
+def _recurrent_layers(m: _Model, rule: ArchRule) -> list[bool] | None:
+    """Which layers hold recurrent state rather than a KV cache (None: unknown)."""
+    if rule.recurrent_layers is None:
+        return [False] * m.n_layer
+    if rule.recurrent_layers == "all":
+        return [True] * m.n_layer
+    if rule.recurrent_layers == "no_kv_heads":  # jamba, lfm2
+        kv_heads = m.layers("attention.head_count_kv")
+        return None if kv_heads is None else [h == 0 for h in kv_heads]
+    # qwen35/qwen3next: the attention.recurrent_layers array, else every full_attention_interval
+    # -th layer is attention (src/models/qwen35.cpp:17-23)
+    flags = m.meta.get(f"{m.arch}.attention.recurrent_layers")
+    if isinstance(flags, ArrayValue):
+        if flags.ints is None or len(flags.ints) < m.n_layer:
+            return None
+        return [bool(v) for v in flags.ints[: m.n_layer]]
+    interval = m.key("full_attention_interval")
+    interval = 4 if interval is None else interval
+    return None if interval <= 0 else [(il + 1) % interval != 0 for il in range(m.n_layer)]
 
 
 def _recurrent(m: _Model, rule: ArchRule, s: ServerSettings) -> CacheEstimate | None:
@@ -313,13 +335,10 @@ def _recurrent(m: _Model, rule: ArchRule, s: ServerSettings) -> CacheEstimate | 
         if conv is None or inner is None or state is None:
             return None
         r, st = max(conv - 1, 0) * (inner + 2 * groups * state), state * inner
-    if rule.recurrent_layers == "no_kv_heads":
-        kv_heads = m.layers("attention.head_count_kv")
-        if kv_heads is None:
-            return None
-        n = sum(1 for h in kv_heads if h == 0)
-    else:
-        n = m.n_layer
+    recr = _recurrent_layers(m, rule)
+    if recr is None:
+        return None
+    n = sum(recr)
     rows = max(1, s.slots)
     k, v = r * STATE_BYTES * rows * n, st * STATE_BYTES * rows * n
     return CacheEstimate("recurrent", rows, 1, n, k, v, k + v)
