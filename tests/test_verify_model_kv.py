@@ -67,7 +67,8 @@ def test_full_attention_defaults() -> None:
     ]
     unified = ServerSettings(parallel=3, kv_unified=True)
     assert caches("llama", 4096, unified) == [("kv", 4096, 1, 4 * 4096 * CELL)]
-    assert ServerSettings(kv_unified=False).slots == 4  # --no-kv-unified with -np auto
+    auto = ServerSettings(kv_unified=False)  # --no-kv-unified with -np auto: still unified
+    assert (auto.slots, auto.unified) == (4, True)
 
 
 def test_kv_types_use_ggml_block_sizes() -> None:
@@ -247,9 +248,7 @@ def test_unknown_architecture_warns(capsys: pytest.CaptureFixture[str], tmp_path
     assert mem["total_bytes"] == mem["weights_bytes"] == 256 * 272 * 4
 
 
-@pytest.mark.parametrize(
-    "bad", [["-ctk", "q3_k"], ["-ctv", "f8"], ["-np", "0"], ["-np", "257"], ["-np", "-2"]]
-)
+@pytest.mark.parametrize("bad", [["-ctk", "q3_k"], ["-ctv", "f8"], ["-np", "0"], ["-np", "257"]])
 def test_bad_server_flags_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, bad: list[str]
 ) -> None:
@@ -277,6 +276,10 @@ def test_server_table_of_llamabuild_toml(
     flags = check(capsys, model, "--ctx", "4096", "-np", "-1", "-ctk", "f16")[1]["memory"]
     assert flags["server"]["slots"] == 4 and flags["server"]["kv_unified"] is True
     assert flags["server"]["cache_type_k"] == "f16"
+    assert check(capsys, model, "-np", "-3")[1]["memory"]["server"]["slots"] == 4  # auto too
+    (tmp_path / "llamabuild.toml").write_text("[server]\nparallel = 0\n")
+    code, rep = check(capsys, model)
+    assert code == 2 and "parallel" in rep["error"]
     (tmp_path / "llamabuild.toml").write_text('[server]\ncache_type_v = "q3_k"\n')
     code, rep = check(capsys, model)
     assert code == 2 and "cache_type_v" in rep["error"]

@@ -58,7 +58,8 @@ def verify_model_cmd(
         bool | None,
         typer.Option(
             "--kv-unified/--no-kv-unified",
-            help="One KV buffer for all slots [default: on when -np is auto].",
+            help="One KV buffer for all slots, with an explicit -np [default: off; -np auto "
+            "is always unified].",
         ),
     ] = None,
     swa_full: Annotated[
@@ -132,10 +133,10 @@ def server_settings(
         cache_type_k=cache_type_k or conf.cache_type_k,
         cache_type_v=cache_type_v or conf.cache_type_v,
     )
-    if settings.parallel == -1:
-        settings = replace(settings, parallel=None)  # -np -1 is llama-server's auto
+    if settings.parallel is not None and settings.parallel < 0:
+        settings = replace(settings, parallel=None)  # a negative -np is llama-server's auto
     if settings.parallel is not None and not 0 < settings.parallel <= MAX_SLOTS:
-        raise UsageError(
+        raise UsageError(  # llama-server refuses 0 (common/arg.cpp:2547), LLAMA_MAX_SEQ over 256
             f"--parallel {settings.parallel} is not a slot count (1..{MAX_SLOTS}, or -1: auto)",
             hint="e.g. -np 1 for one user at a time",
         )

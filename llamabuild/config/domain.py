@@ -269,13 +269,20 @@ KvCacheType = Annotated[
 ]
 
 
+def _slots(key: str, value: Any, where: str) -> None:
+    if value == 0:  # llama-server refuses -np 0 (common/arg.cpp:2547)
+        raise ConfigError(f"{where}: {key} = 0 is not a slot count", hint="1..256, or -1: auto")
+
+
 @dataclass(frozen=True)
 class ServerSection:
     """[server] of llamabuild.toml: the llama-server settings the app runs with that change its
     memory; verify-model sizes the KV cache with them (its flags win). None: the server's own
     default (-np auto: 4 slots, unified; f16 K and V)."""
 
-    parallel: Annotated[int, Range(-1, 256), Doc("-np slots, -1 for auto (4)")] | None = None
+    parallel: (
+        Annotated[int, Range(-1, 256), Check(_slots), Doc("-np slots, -1: auto (4)")] | None
+    ) = None
     kv_unified: bool | None = None
     swa_full: bool | None = None
     cache_type_k: KvCacheType | None = None

@@ -79,7 +79,7 @@ class ServerSettings:
     """llama-server's options that change the context memory (None: the server's default)."""
 
     parallel: int | None = None  # -np; None is the server's auto: 4 slots, unified
-    kv_unified: bool | None = None  # --kv-unified / --no-kv-unified; None: on only for auto -np
+    kv_unified: bool | None = None  # --kv-unified / --no-kv-unified, for an explicit -np
     swa_full: bool = False
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
@@ -90,13 +90,15 @@ class ServerSettings:
 
     @property
     def unified(self) -> bool:
-        return self.parallel is None if self.kv_unified is None else self.kv_unified
+        """-np auto forces a unified cache, whatever --no-kv-unified says (server.cpp:156-160);
+        an explicit -np leaves kv_unified as given, default off (common/common.h:575)."""
+        return self.parallel is None or bool(self.kv_unified)
 
 
 def from_config(conf: ServerSection) -> ServerSettings:
     """[server] of llamabuild.toml as settings (an unset key: the server's default)."""
     return ServerSettings(
-        parallel=None if conf.parallel in (None, -1) else conf.parallel,
+        parallel=None if conf.parallel is None or conf.parallel < 0 else conf.parallel,
         kv_unified=conf.kv_unified,
         swa_full=bool(conf.swa_full),
         cache_type_k=conf.cache_type_k or "f16",
