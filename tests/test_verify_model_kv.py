@@ -243,6 +243,7 @@ def test_unknown_architecture_warns(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 0
     assert [f["rule"] for f in rep["findings"]] == ["kv-estimate-unknown", "model-too-large"]
     assert "estimate not known for this architecture" in rep["findings"][0]["message"]
+    assert "without -c, llama-server shrinks" in rep["findings"][1]["hint"]  # no --ctx given
     mem = rep["memory"]
     assert mem["kv_cache_bytes"] is None and mem["attention"] is None
     assert mem["total_bytes"] == mem["weights_bytes"] == 256 * 272 * 4

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from llamabuild.core.errors import UsageError
 from llamabuild.core.findings import Finding, warning
-from llamabuild.core.jsonout import OMIT_NONE
+from llamabuild.core.jsonout import INTERNAL, OMIT_NONE
 from llamabuild.model.gguf_read import MetaValue
 from llamabuild.model.kv_memory import (
     COMPUTE_BUFFER,
@@ -55,6 +55,7 @@ class MemoryEstimate:
     rule_source: str | None = field(default=None, metadata=OMIT_NONE)
     """The lines of the pinned llama.cpp the architecture's rule is read from."""
     compute_buffer: str = COMPUTE_BUFFER
+    ctx_given: bool = field(default=True, metadata=INTERNAL)  # --ctx, not the model's own
 
 
 def estimate_memory(
@@ -66,6 +67,7 @@ def estimate_memory(
     max_memory: int | None = None,
 ) -> MemoryEstimate:
     """The estimate; `kv_cache_bytes` None when the architecture's rule or numbers are missing."""
+    given = ctx is not None
     ctx = ctx if ctx is not None else _context_length(arch, meta)
     rule = rules().arch.get(arch) if arch is not None else None
     mem = context_memory(arch, meta, ctx, settings) if rule and arch and ctx else None
@@ -90,6 +92,7 @@ def estimate_memory(
         swa_window=mem.swa_window if mem is not None else None,
         caches=mem.caches if mem is not None else [],
         rule_source=rule.source if rule is not None else None,
+        ctx_given=given,
     )
 
 
@@ -135,13 +138,21 @@ def _too_large(memory: MemoryEstimate, limit: int, where: str) -> Finding:
         kv = f"{format_size(memory.kv_cache_bytes)} KV cache for {memory.ctx} tokens"
         if memory.recurrent_state_bytes:
             kv += f" + {format_size(memory.recurrent_state_bytes)} recurrent state"
+    hint = (
+        "use a smaller quantization or a shorter context (--ctx / llama-server -c), "
+        "fewer slots (-np) or a quantized KV cache (-ctk/-ctv q8_0)"
+    )
+    if not memory.ctx_given:  # common/fit.cpp:384-430 (-fit on, -fitc 4096)
+        hint += (
+            "; without -c, llama-server shrinks the model's context to fit free memory, to "
+            "no less than 4096 a slot: check that with --ctx"
+        )
     return warning(
         "model-too-large",
         f"needs about {format_size(memory.total_bytes)} ({format_size(memory.weights_bytes)} "
         f"weights + {kv}), over --max-memory {format_size(limit)}",
         path=where,
-        hint="use a smaller quantization or a shorter context (--ctx / llama-server -c), "
-        "fewer slots (-np) or a quantized KV cache (-ctk/-ctv q8_0)",
+        hint=hint,
     )
 
 
