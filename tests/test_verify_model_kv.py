@@ -214,6 +214,25 @@ def check(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, d
     return code, json.loads(capsys.readouterr().out)
 
 
+def test_cache_types_llama_cpp_refuses() -> None:
+    from llamabuild.model.kv_memory import refused
+
+    q8 = ServerSettings(cache_type_k="q8_0", cache_type_v="q8_0")
+    assert refused("qwen2", meta_of("qwen2"), q8) is None  # head size 64: whole blocks
+    phi2_like = meta_of("qwen2", **{"attention.key_length": 80, "attention.value_length": 80})
+    assert "head size 80" in (refused("qwen2", phi2_like, q8) or "")
+    assert refused("qwen2", phi2_like, ServerSettings(cache_type_k="bf16")) is None
+    # gemma4's SWA layers have their own head size, checked too
+    swa_odd = meta_of(
+        "gemma4", **{"attention.key_length_swa": 48, "attention.value_length_swa": 48}
+    )
+    assert "head size 48" in (refused("gemma4", swa_odd, q8) or "")
+    # MLA: one type for K and V
+    mixed = ServerSettings(cache_type_k="q8_0")
+    assert "one cache type for K and V" in (refused("deepseek2", meta_of("deepseek2"), mixed) or "")
+    assert refused("deepseek2", meta_of("deepseek2"), q8) is None
+
+
 def test_json_breakdown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     model = write_model(tmp_path / "g.gguf", "gemma2", shapes={})
     code, rep = check(capsys, model, "--ctx", "32768", "-np", "1", "-ctk", "q8_0")

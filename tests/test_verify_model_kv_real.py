@@ -86,3 +86,15 @@ def test_estimates_agree_with_llama_server(
             off.append(f"{arch} weights: {weights / real_weights:.3f}")
     print("\n".join(f"{arch}: " + ", ".join(row) for arch, row in table.items()))
     assert not off, off
+
+
+def test_cache_types_llama_cpp_refuses(
+    capsys: pytest.CaptureFixture[str], real_llama_server: Path, models: dict[str, Path]
+) -> None:
+    """An MLA model with different K and V types: the server fails to create its context, and
+    verify-model says so (exit 1) instead of sizing it."""
+    log = load_log(real_llama_server, models["deepseek2"], 4096, ["-ctk", "q8_0"])
+    assert "model loaded" not in log and "does not support different K" in log
+    code = run(["verify-model", str(models["deepseek2"]), "-ctk", "q8_0", "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 1 and [f["rule"] for f in rep["findings"]] == ["kv-cache-type-unsupported"]

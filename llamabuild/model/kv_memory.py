@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from llamabuild.config.domain import ServerSection
 from llamabuild.config.settings import load_file
@@ -242,26 +242,45 @@ def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
     return [n == 0 or il % n < n - 1 for il in range(m.n_layer)], window
 
 
-def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, int, int]] | None:
-    """(is SWA, K elements, V elements) per cell of every layer that owns a cache."""
+class _Heads(NamedTuple):
+    kv_heads: list[int]
+    k: int  # head sizes of full-attention layers
+    v: int
+    k_swa: int  # and of sliding-window layers
+    v_swa: int
+    mla: bool  # K only (src/llama-kv-cache.cpp:231)
+
+    def sizes(self, swa: bool) -> tuple[int, int]:
+        return (self.k_swa, self.v_swa) if swa else (self.k, self.v)
+
+
+def _heads(m: _Model, rule: ArchRule) -> _Heads | None:
     heads = m.layers("attention.head_count")
     kv_heads = m.layers("attention.head_count_kv") or heads
     embd = m.key("embedding_length")
-    recr = _recurrent_layers(m, rule)
-    if heads is None or kv_heads is None or embd is None or recr is None:
+    if heads is None or kv_heads is None or embd is None:
         return None
     head_k = head_v = 0  # no attention heads: no head size (src/llama-model.cpp:1458-1461)
     if heads[0] > 0:
         key, value = m.key("attention.key_length"), m.key("attention.value_length")
         head_k = embd // heads[0] if key is None else key
         head_v = embd // heads[0] if value is None else value
-    head_k_swa = m.key("attention.key_length_swa") or head_k
-    head_v_swa = m.key("attention.value_length_swa") or head_v
     mla = (
         rule.attention == "mla"
         and m.key("attention.key_length_mla") is not None
         and m.key("attention.value_length_mla") is not None
     )
+    k_swa = m.key("attention.key_length_swa") or head_k
+    v_swa = m.key("attention.value_length_swa") or head_v
+    return _Heads(kv_heads, head_k, head_v, k_swa, v_swa, mla)
+
+
+def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, int, int]] | None:
+    """(is SWA, K elements, V elements) per cell of every layer that owns a cache."""
+    h = _heads(m, rule)
+    recr = _recurrent_layers(m, rule)
+    if h is None or recr is None:
+        return None
     owners = m.n_layer
     if rule.shared_kv:
         shared = m.key("attention.shared_kv_layers") or 0
@@ -272,10 +291,41 @@ def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, i
     for il in range(owners):
         if recr[il]:
             continue  # a recurrent layer of a hybrid model
-        k = (head_k_swa if swa[il] else head_k) * kv_heads[il]
-        v = 0 if mla else (head_v_swa if swa[il] else head_v) * kv_heads[il]
-        out.append((swa[il], k, v))
+        k, v = h.sizes(swa[il])
+        out.append((swa[il], k * h.kv_heads[il], 0 if h.mla else v * h.kv_heads[il]))
     return out
+
+
+def refused(arch: str, meta: Mapping[str, MetaValue], s: ServerSettings) -> str | None:
+    """Why llama.cpp would refuse to create the context with these cache types, or None
+    (src/llama-context.cpp:3835-3870): an MLA model needs one type for K and V, and a
+    quantized type's block must divide every layer's head size."""
+    try:
+        m = _model(arch, meta)
+        rule = rules().arch[arch]
+        h = _heads(m, rule) if m is not None else None
+        swa = _swa_layers(m, rule)[0] if m is not None else []
+    except _Unusable:
+        return None
+    if h is None:
+        return None
+    if h.mla and s.cache_type_k != s.cache_type_v:
+        return (
+            f"this MLA model needs one cache type for K and V, not {s.cache_type_k} and "
+            f"{s.cache_type_v}"
+        )
+    sizes, _ = gguf_tables.type_sizes()
+    blocks = {n: sizes[i][0] for i, n in gguf_tables.type_sizes()[1].items() if i in sizes}
+    for which, kind, index in (("K", s.cache_type_k, 0), ("V", s.cache_type_v, 1)):
+        block = blocks.get(kind, 1)
+        heads = sorted({h.sizes(flag)[index] for flag in swa} or {h.sizes(False)[index]})
+        bad = [n for n in heads if block > 1 and n % block]
+        if bad:
+            return (
+                f"the {which} cache type {kind} packs {block} values a block, which does not "
+                f"divide the head size {bad[0]}"
+            )
+    return None
 
 
 def _cache(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llamabuild.core.errors import UsageError
-from llamabuild.core.findings import Finding, warning
+from llamabuild.core.findings import Finding, error, warning
 from llamabuild.core.jsonout import INTERNAL, OMIT_NONE
 from llamabuild.model.gguf_read import MetaValue
 from llamabuild.model.kv_memory import (
@@ -22,6 +22,7 @@ from llamabuild.model.kv_memory import (
     CacheEstimate,
     ServerSettings,
     context_memory,
+    refused,
     rules,
 )
 
@@ -56,6 +57,7 @@ class MemoryEstimate:
     """The lines of the pinned llama.cpp the architecture's rule is read from."""
     compute_buffer: str = COMPUTE_BUFFER
     ctx_given: bool = field(default=True, metadata=INTERNAL)  # --ctx, not the model's own
+    refused: str | None = field(default=None, metadata=INTERNAL)  # why llama.cpp would refuse
 
 
 def estimate_memory(
@@ -93,6 +95,7 @@ def estimate_memory(
         caches=mem.caches if mem is not None else [],
         rule_source=rule.source if rule is not None else None,
         ctx_given=given,
+        refused=refused(arch, meta, settings) if rule and arch else None,
     )
 
 
@@ -104,6 +107,16 @@ def _context_length(arch: str | None, meta: Mapping[str, MetaValue]) -> int | No
 def memory_findings(mem: MemoryEstimate, where: str, arch_known: bool = True) -> list[Finding]:
     """kv-estimate-unknown (no figure for the context) and model-too-large (over the limit)."""
     out: list[Finding] = []
+    if mem.refused is not None:
+        out.append(
+            error(
+                "kv-cache-type-unsupported",
+                f"llama-server would refuse to create the context: {mem.refused}",
+                path=where,
+                hint="use f16 (the default), one type for -ctk and -ctv on an MLA model, or a "
+                "type whose block divides the head sizes (-ctk/-ctv, [server] in llamabuild.toml)",
+            )
+        )
     if mem.attention is None and arch_known:
         out.append(
             warning(
