@@ -213,13 +213,13 @@ def memory_rows(mem: MemoryEstimate) -> list[tuple[str, str]]:
     rows = [("memory", f"{format_size(mem.total_bytes)} = " + " + ".join(parts))]
     s = mem.server
     if s is not None:
-        unified = "unified" if s.kv_unified else "per slot"
+        unified = "one unified cache" if s.kv_unified else "a cache per slot"
         window = f", window {mem.swa_window}" if mem.swa_window else ""
         full = ", --swa-full" if s.swa_full else ""
         rows.append(
             (
                 "context",
-                f"ctx {mem.ctx or '-'}, {s.slots} slot(s) ({unified}), K {s.cache_type_k}, "
+                f"ctx {mem.ctx or '-'}, {s.slots} slot(s), {unified}, K {s.cache_type_k}, "
                 f"V {s.cache_type_v}, {mem.attention or 'unknown'} attention{window}{full}",
             )
         )
