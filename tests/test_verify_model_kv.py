@@ -177,6 +177,21 @@ def test_recurrent_state() -> None:
     ]
 
 
+def test_mamba2_hybrids() -> None:
+    # Mamba-2: groups widen the conv state: (4 - 1) x (512 + 2 x 1 x 16) + 16 x 512 a row
+    per_row = (3 * (512 + 2 * 16) + 16 * 512) * 4
+    assert caches("mamba2", 4096) == [("recurrent", 4, 1, 4 * 4 * per_row)]
+    # granitehybrid: Mamba-2 on the layers without KV heads; falcon-h1: both in every layer
+    assert caches("granitehybrid", 4096) == [
+        ("kv", 4096, 1, 4096 * CELL),
+        ("recurrent", 4, 1, 3 * 4 * per_row),
+    ]
+    assert caches("falcon-h1", 4096) == [
+        ("kv", 4096, 1, 4 * 4096 * CELL),
+        ("recurrent", 4, 1, 4 * 4 * per_row),
+    ]
+
+
 def test_gated_delta_net_hybrid() -> None:
     # qwen35: attention every 4th layer (layer 3); layers 0-2 hold conv + delta-net state:
     # (d_conv - 1) x (d_inner + 2 x groups x d_state) + d_state x d_inner F32 values a slot

@@ -57,7 +57,7 @@ class ArchRule:
     kv_layers: int = 0
     ignores_window: bool = False
     recurrent: Literal["mamba", "rwkv", "shortconv"] | None = None
-    recurrent_layers: Literal["all", "no_kv_heads", "interval"] | None = None
+    recurrent_layers: Literal["all", "no_kv_heads", "interval", "parallel"] | None = None
 
     @property
     def has_swa(self) -> bool:
@@ -289,7 +289,7 @@ def _kv_layers(m: _Model, rule: ArchRule, swa: list[bool]) -> list[tuple[bool, i
         owners = min(owners, rule.kv_layers)
     out = []
     for il in range(owners):
-        if recr[il]:
+        if recr[il] and rule.recurrent_layers != "parallel":
             continue  # a recurrent layer of a hybrid model
         k, v = h.sizes(swa[il])
         out.append((swa[il], k * h.kv_heads[il], 0 if h.mla else v * h.kv_heads[il]))
@@ -348,7 +348,7 @@ def _recurrent_layers(m: _Model, rule: ArchRule) -> list[bool] | None:
     """Which layers hold recurrent state rather than a KV cache (None: unknown)."""
     if rule.recurrent_layers is None:
         return [False] * m.n_layer
-    if rule.recurrent_layers == "all":
+    if rule.recurrent_layers in ("all", "parallel"):  # parallel: attention in every layer too
         return [True] * m.n_layer
     if rule.recurrent_layers == "no_kv_heads":  # jamba, lfm2
         kv_heads = m.layers("attention.head_count_kv")
