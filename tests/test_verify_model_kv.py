@@ -162,6 +162,15 @@ def test_mla_caches_k_only() -> None:
     assert old[0][3] == 4 * 4096 * (128 + 96) * 2  # without MLA keys: K and V
 
 
+def test_nextn_layers_own_no_cache() -> None:
+    # an MTP block (nextn_predict_layers) is filtered out of the trunk's cache; per-layer
+    # arrays still have one item a block (src/llama-model.cpp:2798-2803)
+    base = caches("deepseek2", 4096)
+    assert caches("deepseek2", 4096, block_count=5, nextn_predict_layers=1) == base
+    per_layer = {"attention.head_count_kv": [1] * 5, "attention.head_count": [4] * 5}
+    assert caches("deepseek2", 4096, block_count=5, nextn_predict_layers=1, **per_layer) == base
+
+
 def test_recurrent_state() -> None:
     # mamba: one row per slot, F32: (d_conv - 1) x d_inner + d_state x d_inner per layer
     per_row = (3 * 512 + 16 * 512) * 4

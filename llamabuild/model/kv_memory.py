@@ -199,12 +199,15 @@ class _Model:
     arch: str
     meta: Mapping[str, MetaValue]
     n_layer: int  # block_count minus nextn_predict_layers
+    n_layer_all: int  # block_count: a per-layer array has this many items
 
     def key(self, suffix: str) -> int | None:
         return _num(self.meta, f"{self.arch}.{suffix}")
 
     def layers(self, suffix: str) -> list[int] | None:
-        return _per_layer(self.meta.get(f"{self.arch}.{suffix}"), self.n_layer)
+        """A number or a block_count-long array (get_key_or_arr), for the trunk's layers."""
+        values = _per_layer(self.meta.get(f"{self.arch}.{suffix}"), self.n_layer_all)
+        return None if values is None else values[: self.n_layer]
 
 
 def _model(arch: str, meta: Mapping[str, MetaValue]) -> _Model | None:
@@ -212,7 +215,7 @@ def _model(arch: str, meta: Mapping[str, MetaValue]) -> _Model | None:
     nextn = _num(meta, f"{arch}.nextn_predict_layers") or 0
     if layers is None or not 0 < layers <= MAX_LAYERS or nextn >= layers:
         return None
-    return _Model(arch, meta, layers - nextn)
+    return _Model(arch, meta, layers - nextn, layers)
 
 
 def _swa_layers(m: _Model, rule: ArchRule) -> tuple[list[bool], int]:
@@ -357,8 +360,8 @@ def _recurrent_layers(m: _Model, rule: ArchRule) -> list[bool] | None:
     # -th layer is attention (src/models/qwen35.cpp:17-23)
     flags = m.meta.get(f"{m.arch}.attention.recurrent_layers")
     if isinstance(flags, ArrayValue):
-        if flags.ints is None or len(flags.ints) < m.n_layer:
-            return None
+        if flags.ints is None or len(flags.ints) != m.n_layer_all:
+            return None  # get_key_or_arr wants one item a block
         return [bool(v) for v in flags.ints[: m.n_layer]]
     interval = m.key("full_attention_interval")
     interval = 4 if interval is None else interval
