@@ -21,7 +21,8 @@ import pytest
 from llamabuild.cli import run
 from llamabuild.model.capabilities import read_capabilities
 from llamabuild.model.gguf_tiny import write_tiny_llama
-from llamabuild.model.verify_model import ModelOptions, parse_size, verify_model
+from llamabuild.model.memory import parse_size
+from llamabuild.model.verify_model import ModelOptions, verify_model
 from tests.fixtures.gguf_models import (
     fake_tree,
     header,

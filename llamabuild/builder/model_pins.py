@@ -35,8 +35,11 @@ def expected_sha256(model: Path, explicit: str | None, config: Path | None = Non
 
 
 def bundle_models(manifest: Path | None, config: Path | None = None) -> BundleModels:
-    """verify-app's model expectations: --manifest's capabilities, llamabuild.toml's pins."""
+    """verify-app's model expectations: --manifest's capabilities, llamabuild.toml's pins and
+    [server] settings."""
     from llamabuild.config.project import load_project
+    from llamabuild.model.kv_memory import from_config
 
     caps = load_capabilities(manifest) if manifest is not None else None
-    return BundleModels(caps=caps, sha256=load_project(config).models)
+    project = load_project(config)
+    return BundleModels(caps=caps, sha256=project.models, server=from_config(project.server))

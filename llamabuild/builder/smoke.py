@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,8 +95,12 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def server_argv(binary: Path, model: Path, port: int) -> list[str]:
-    """A small context and one slot: enough for a one-token chat, quick to allocate."""
+def server_argv(
+    binary: Path, model: Path, port: int, server_flags: Sequence[str] = ()
+) -> list[str]:
+    """A small context and one slot: enough for a one-token chat, quick to allocate; then the
+    app's memory settings ([server] of llamabuild.toml: -np, -ctk/-ctv, --swa-full), which win
+    (llama-server takes an option's last value)."""
     return [
         str(binary),
         "--model",
@@ -109,6 +113,7 @@ def server_argv(binary: Path, model: Path, port: int) -> list[str]:
         "512",
         "--parallel",
         "1",
+        *server_flags,
     ]
 
 
@@ -279,6 +284,7 @@ def run_smoke(
     on_log: LogSink | None = None,
     host: HostInfo | None = None,
     runner: Runner | None = None,
+    server_flags: Sequence[str] = (),
 ) -> SmokeReport:
     """Start, probe and stop the server; ToolError (exit 3) on any failure, log tail to on_log."""
     if timeout <= 0:
@@ -298,7 +304,9 @@ def run_smoke(
             port = port or free_port()
             result = SmokeReport(binary, model_path, generated, port)
             server = (runner or default_runner()).start(
-                server_argv(binary, model_path, port), log_path=workdir / "server.log", cwd=workdir
+                server_argv(binary, model_path, port, server_flags),
+                log_path=workdir / "server.log",
+                cwd=workdir,
             )
             failure: _Failure | None = None
             try:

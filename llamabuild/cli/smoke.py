@@ -36,10 +36,12 @@ def smoke_cmd(
 ) -> None:
     """Start llama-server on 127.0.0.1, check /health, /v1/models and a 1-token chat, stop it."""
     from llamabuild.builder.smoke import default_binary, run_smoke
+    from llamabuild.config.project import load_project
     from llamabuild.core import github, report
     from llamabuild.core.errors import InputError, ToolError
     from llamabuild.core.findings import error
     from llamabuild.core.report import escape
+    from llamabuild.model.kv_memory import server_flags
 
     if binary is None:
         binary = default_binary()
@@ -65,7 +67,13 @@ def smoke_cmd(
 
     try:
         result = run_smoke(
-            binary, model=model, timeout=timeout, port=port, progress=progress, on_log=show_log
+            binary,
+            model=model,
+            timeout=timeout,
+            port=port,
+            progress=progress,
+            on_log=show_log,
+            server_flags=server_flags(load_project().server),  # the app's [server] settings
         )
     except ToolError as exc:
         # Under GitHub Actions the failure is also an annotation and a summary section.

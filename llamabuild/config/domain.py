@@ -259,6 +259,36 @@ class PrivacySection:
     reasons: PrivacyReasons = field(default_factory=dict)
 
 
+KvCacheType = Annotated[
+    str,
+    Pattern(
+        r"f32|f16|bf16|q8_0|q4_0|q4_1|iq4_nl|q5_0|q5_1",
+        "a KV cache type llama-server accepts (common/arg.cpp kv_cache_types)",
+        'e.g. "q8_0"',
+    ),
+]
+
+
+def _slots(key: str, value: Any, where: str) -> None:
+    if value == 0:  # llama-server refuses -np 0 (common/arg.cpp:2547)
+        raise ConfigError(f"{where}: {key} = 0 is not a slot count", hint="1..256, or -1: auto")
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    """[server] of llamabuild.toml: the llama-server settings the app runs with that change its
+    memory; verify-model sizes the KV cache with them (its flags win). None: the server's own
+    default (-np auto: 4 slots, unified; f16 K and V)."""
+
+    parallel: (
+        Annotated[int, Range(-1, 256), Check(_slots), Doc("-np slots, -1: auto (4)")] | None
+    ) = None
+    kv_unified: bool | None = None
+    swa_full: bool | None = None
+    cache_type_k: KvCacheType | None = None
+    cache_type_v: KvCacheType | None = None
+
+
 @dataclass(frozen=True)
 class ProjectFile:
     """llamabuild.toml: defaults for the command line, recipe overrides, [entitlements], [sign]."""
@@ -275,3 +305,4 @@ class ProjectFile:
     ccache: CcacheSection = field(default_factory=CcacheSection)
     models: ModelPins = field(default_factory=dict)
     privacy: PrivacySection = field(default_factory=PrivacySection)
+    server: ServerSection = field(default_factory=ServerSection)

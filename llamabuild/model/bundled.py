@@ -13,16 +13,19 @@ from pathlib import Path
 from llamabuild.core.errors import InputError
 from llamabuild.core.findings import Finding, error
 from llamabuild.model.capabilities import PinCapabilities
+from llamabuild.model.kv_memory import ServerSettings
 from llamabuild.model.verify_model import ModelOptions, ModelReport, verify_model
 
 
 @dataclass(frozen=True)
 class BundleModels:
     """What bundled models are checked against: the build's capabilities (--manifest) and
-    the sha256 pins of llamabuild.toml's [models] (file name -> sha256)."""
+    the sha256 pins of llamabuild.toml's [models] (file name -> sha256); memory is sized with
+    its [server] settings."""
 
     caps: PinCapabilities | None = None
     sha256: Mapping[str, str] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)  # [server]: the app's
 
 
 def check_bundle_models(
@@ -37,7 +40,8 @@ def check_bundle_models(
             continue
         pin = opts.sha256.get(path.name)
         try:
-            report = verify_model(path, ModelOptions(caps=opts.caps, sha256=pin))
+            model_opts = ModelOptions(caps=opts.caps, sha256=pin, server=opts.server)
+            report = verify_model(path, model_opts)
         except InputError as exc:
             findings.append(error("gguf-invalid", exc.message, path=str(path), hint=exc.hint))
             continue

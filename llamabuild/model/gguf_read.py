@@ -61,7 +61,7 @@ SCALARS = {
     11: "q",
     12: "d",
 }
-_INT_TYPES = frozenset({0, 1, 2, 3, 4, 5, 10, 11})
+_INT_TYPES = frozenset({0, 1, 2, 3, 4, 5, 7, 10, 11})  # 7: bool (sliding_window_pattern)
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
 _MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, the smallest value

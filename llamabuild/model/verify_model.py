@@ -22,34 +22,23 @@ from llamabuild.model import gguf_tables
 from llamabuild.model.capabilities import PinCapabilities
 from llamabuild.model.gguf_read import (
     GGUF_DEFAULT_ALIGNMENT,
-    ArrayValue,
     GgufHeader,
     LongString,
     MetaValue,
     TensorInfo,
     read_header,
 )
+from llamabuild.model.kv_memory import ServerSettings
+from llamabuild.model.memory import MemoryEstimate, estimate_memory, memory_findings
 
 GGUF_UINT32 = 4  # the value type gguf.cpp requires of general.alignment
 INT64_MAX = (1 << 63) - 1
 SIZE_MAX = (1 << 64) - 1  # a 64-bit size_t, as on every machine llama-server ships to
 MAX_TEMPLATE_BYTES = 64 << 10  # parsed in < 0.3 s; real chat templates are < 20 KB
-KV_BYTES_PER_VALUE = 2  # llama-server's default KV cache type is f16 (--cache-type-k/-v)
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 MAX_LISTED = 3  # tensor names quoted in one finding
 
 Progress = Callable[[int, int], None]  # (bytes hashed, total)
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    """What loading the model costs: its weights plus an f16 KV cache for `ctx` tokens."""
-
-    weights_bytes: int
-    ctx: int | None  # --ctx, else the model's context length (llama-server's default)
-    kv_cache_bytes: int | None  # None when the metadata lacks layers, heads or head size
-    total_bytes: int
-    max_memory_bytes: int | None = field(default=None, metadata=OMIT_NONE)
 
 
 def memory_of(r: ModelReport) -> MemoryEstimate:
@@ -109,6 +98,7 @@ class ModelOptions:
     sha256: str | None = None
     ctx: int | None = None
     max_memory: int | None = None
+    server: ServerSettings = field(default_factory=ServerSettings)
     progress: Progress | None = None
 
 
@@ -135,9 +125,17 @@ def verify_model(path: Path, options: ModelOptions | None = None) -> ModelReport
         if opts.caps is not None:
             report.pinned = True
             report.findings += check_pin(report, opts.caps)
-        report.memory = estimate_memory(report, opts.ctx, opts.max_memory)
-        if opts.max_memory is not None and report.memory.total_bytes > opts.max_memory:
-            report.findings.append(_too_large(report.memory, opts.max_memory, str(path)))
+        report.memory = estimate_memory(
+            report.architecture,
+            report.head.metadata,
+            report.weights_bytes,
+            opts.ctx,
+            opts.server,
+            opts.max_memory,
+        )
+        arch = report.architecture  # no estimate warning where an error already says why
+        arch_known = arch is not None and (opts.caps is None or arch in opts.caps.architectures)
+        report.findings += memory_findings(report.memory, str(path), arch_known)
         if opts.sha256 is not None:
             report.sha256_expected = opts.sha256.lower()
             report.sha256 = hash_mapped(mm, progress=opts.progress).hexdigest()
@@ -359,92 +357,6 @@ def check_pin(report: ModelReport, caps: PinCapabilities) -> list[Finding]:
             )
         )
     return out
-
-
-# --- memory ----------------------------------------------------------------------------------
-
-
-def _per_layer(value: MetaValue | None, layers: int) -> list[int] | None:
-    """An int, or a per-layer int array (hybrid models), as one value per layer."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value] * layers
-    if isinstance(value, ArrayValue) and value.ints is not None and len(value.ints) == layers:
-        return list(value.ints)
-    return None
-
-
-def kv_cache_bytes(report: ModelReport, ctx: int) -> int | None:
-    """2 (K and V) x ctx x sum over layers of head_count_kv x head size, at f16.
-
-    Head sizes are `{arch}.attention.key_length`/`value_length`, else embedding_length /
-    head_count, as llama.cpp's hparams loader defaults them. None when anything is missing.
-    """
-    layers = report.arch_number("block_count")
-    if layers is None or not 0 < layers <= 1 << 16 or report.architecture is None:
-        return None
-    prefix = f"{report.architecture}.attention."
-    heads = _per_layer(report.meta(prefix + "head_count"), layers)
-    kv_heads = _per_layer(report.meta(prefix + "head_count_kv"), layers) or heads
-    embd = report.arch_number("embedding_length")
-    if kv_heads is None:
-        return None
-    default = embd // heads[0] if embd and embd > 0 and heads and heads[0] > 0 else None
-    k_len = report.arch_number("attention.key_length") or default
-    v_len = report.arch_number("attention.value_length") or default
-    if k_len is None or v_len is None or k_len <= 0 or v_len <= 0:
-        return None  # missing, or a negative size (a hostile file): no estimate, never < 0
-    return ctx * sum(max(h, 0) for h in kv_heads) * (k_len + v_len) * KV_BYTES_PER_VALUE
-
-
-def estimate_memory(report: ModelReport, ctx: int | None, max_memory: int | None) -> MemoryEstimate:
-    ctx = ctx if ctx is not None else report.arch_number("context_length")
-    kv = kv_cache_bytes(report, ctx) if ctx is not None and ctx > 0 else None
-    return MemoryEstimate(
-        weights_bytes=report.weights_bytes,
-        ctx=ctx,
-        kv_cache_bytes=kv,
-        total_bytes=report.weights_bytes + (kv or 0),
-        max_memory_bytes=max_memory,
-    )
-
-
-def _too_large(memory: MemoryEstimate, limit: int, where: str) -> Finding:
-    kv = (
-        "no KV cache estimate"
-        if memory.kv_cache_bytes is None
-        else (f"{format_size(memory.kv_cache_bytes)} KV cache for {memory.ctx} tokens")
-    )
-    return warning(
-        "model-too-large",
-        f"needs about {format_size(memory.total_bytes)} ({format_size(memory.weights_bytes)} "
-        f"weights + {kv}), over --max-memory {format_size(limit)}",
-        path=where,
-        hint="use a smaller quantization or a shorter context (--ctx / llama-server -c)",
-    )
-
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE_RE = re.compile(r"\s*(\d{1,20}(?:\.\d{1,20})?)\s*([KMGT]?)(?:I?B)?\s*", re.I)
-MAX_SIZE = 1 << 60  # 1 EiB: no Mac has more memory; a longer number is a typo
-
-
-def parse_size(text: str) -> int:
-    """'8G', '8GiB', '512M', '1.5T' or a byte count; binary units, as llama.cpp prints them."""
-    m = _SIZE_RE.fullmatch(text[:64])
-    hint = "e.g. --max-memory 8G (GiB), 512M"
-    if m is None or len(text) > 64:
-        raise UsageError(f"--max-memory {text[:40]!r} is not a size", hint=hint)
-    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-    if size > MAX_SIZE:
-        raise UsageError(f"--max-memory {text[:40]!r} is over 1 EiB", hint=hint)
-    return size
-
-
-def format_size(n: int) -> str:
-    for unit in ("T", "G", "M", "K"):
-        if n >= _UNITS[unit]:
-            return f"{n / _UNITS[unit]:.2f} {unit}iB"
-    return f"{n} B"
 
 
 # --- sha256 ----------------------------------------------------------------------------------
