@@ -16,9 +16,11 @@ import subprocess
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from llamabuild.core.errors import ToolError, ToolNotFoundError
 from llamabuild.core.processes import stop_group
@@ -162,11 +164,22 @@ class Runner:
         return Background(proc, args, log_path)
 
 
-def _timer(
-    proc: subprocess.Popen[bytes], timeout: float | None
-) -> tuple[threading.Timer | None, threading.Event]:
-    """A started timer that stops `proc`'s group after `timeout` s (None: no timer), and the
-    event it sets when it fired."""
+@contextmanager
+def _merged(
+    args: tuple[str, ...], cwd: Path | None, env: Mapping[str, str] | None, timeout: float | None
+) -> Iterator[tuple[subprocess.Popen[bytes], IO[bytes]]]:
+    """The program started in its own session, stdin closed, stdout+stderr merged into one
+    pipe for the caller to read; its group is stopped when the caller raises or, with
+    `timeout`, once that many seconds have passed (then TimeoutExpired)."""
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     fired = threading.Event()
 
     def expire() -> None:
@@ -176,7 +189,18 @@ def _timer(
     timer = threading.Timer(timeout, expire) if timeout is not None else None
     if timer is not None:
         timer.start()
-    return timer, fired
+    assert proc.stdout is not None
+    try:
+        yield proc, proc.stdout
+    except BaseException:
+        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        proc.stdout.close()
+    if fired.is_set():
+        raise subprocess.TimeoutExpired(args, timeout or 0)
 
 
 def _bounded(
@@ -188,38 +212,16 @@ def _bounded(
 ) -> tuple[int, str]:
     """stdout+stderr merged, read in chunks: the program is stopped past `limit` bytes (a line
     is never what bounds it: one line can be the whole output)."""
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    timer, fired = _timer(proc, timeout)
     out = bytearray()
-    try:
-        assert proc.stdout is not None
-        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+    with _merged(args, cwd, env, timeout) as (proc, pipe):
+        while chunk := os.read(pipe.fileno(), 1 << 16):
             out += chunk
             if len(out) > limit:
-                stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
                 raise ToolError(
                     f"{Path(args[0]).name} wrote more than {limit} bytes: stopped",
                     hint="its input is not what it should be (a runaway macro, a huge file)",
                 )
         code = proc.wait()
-    except BaseException:
-        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    if fired.is_set():
-        raise subprocess.TimeoutExpired(args, timeout or 0)
     return code, out.decode("utf-8", "replace")
 
 
@@ -233,33 +235,12 @@ def _stream(
     """Run with stdout+stderr merged, feeding each line to `on_line`; stop the child on error
     (`on_line` may raise to stop it) or, with `timeout`, once that many seconds have passed."""
     lines: list[str] = []
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    timer, fired = _timer(proc, timeout)
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
+    with _merged(args, cwd, env, timeout) as (proc, pipe):
+        for raw in pipe:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             lines.append(line)
             on_line(line)
         code = proc.wait()
-    except BaseException:
-        stop_group(proc, (signal.SIGTERM, signal.SIGKILL))
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    if fired.is_set():
-        raise subprocess.TimeoutExpired(args, timeout or 0)
     return code, "\n".join(lines), ""
 
 
