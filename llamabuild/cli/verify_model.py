@@ -213,7 +213,7 @@ def memory_rows(mem: MemoryEstimate) -> list[tuple[str, str]]:
     rows = [("memory", f"{format_size(mem.total_bytes)} = " + " + ".join(parts))]
     s = mem.server
     if s is not None:
-        unified = "one unified cache" if s.kv_unified else "a cache per slot"
+        unified = "one unified cache" if s.unified else "a cache per slot"
         window = f", window {mem.swa_window}" if mem.swa_window else ""
         full = ", --swa-full" if s.swa_full else ""
         rows.append(

@@ -32,9 +32,7 @@ MAX_GROUPS = 256
 def complete(binary: Binary, dsym: Path | None = None, runner: Runner | None = None) -> Binary:
     """`binary` with each embedded library's groups read (from `dsym` when stripped) and its
     bf16 kernels counted; a Binary without Metal comes back as it is."""
-    if not any(
-        s.metal is not None and s.metal.library is MetalSource.EMBEDDED for s in binary.slices
-    ):
+    if not any(_embedded(s) for s in binary.slices):
         return binary
     slices = list(binary.slices)
     if dsym is not None and any(_stripped(s) for s in slices):
@@ -53,7 +51,7 @@ def _embedded(sl: Slice) -> bool:
 
 
 def _stripped(sl: Slice) -> bool:
-    return _embedded(sl) and sl.metal is not None and not sl.metal.kinds
+    return sl.metal is not None and sl.metal.library is MetalSource.EMBEDDED and not sl.metal.kinds
 
 
 def _from_dsym(binary: Path, dsym: Path, slices: list[Slice]) -> list[Slice]:

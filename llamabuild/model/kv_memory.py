@@ -20,7 +20,7 @@ from typing import Literal, NamedTuple
 
 from llamabuild.config.domain import ServerSection
 from llamabuild.config.settings import load_file
-from llamabuild.core.jsonout import OMIT_NONE
+from llamabuild.core.jsonout import ALWAYS, INTERNAL, OMIT_NONE, derived, json_view, model
 from llamabuild.core.resources import data_file
 from llamabuild.model import gguf_tables
 from llamabuild.model.gguf_read import ArrayValue, MetaValue
@@ -74,19 +74,18 @@ def rules() -> KvRules:
     return load_file(KvRules, data_file("kv_rules.toml"))
 
 
-@dataclass(frozen=True)
+@model(frozen=True)
 class ServerSettings:
-    """llama-server's options that change the context memory (None: the server's default)."""
+    """llama-server's options that change the context memory (None: the server's default);
+    the JSON shows them resolved, as the server will run: slots, and whether unified."""
 
-    parallel: int | None = None  # -np; None is the server's auto: 4 slots, unified
-    kv_unified: bool | None = None  # --kv-unified / --no-kv-unified, for an explicit -np
-    swa_full: bool = False
-    cache_type_k: str = "f16"
-    cache_type_v: str = "f16"
-
-    @property
-    def slots(self) -> int:
-        return AUTO_SLOTS if self.parallel is None else self.parallel
+    parallel: int | None = field(default=None, metadata=INTERNAL)  # -np; None: auto
+    slots: int = derived(lambda s: AUTO_SLOTS if s.parallel is None else s.parallel)
+    # --kv-unified / --no-kv-unified, for an explicit -np (the JSON: `unified`, resolved)
+    kv_unified: bool | None = field(default=None, metadata=json_view(lambda s: s.unified, bool))
+    swa_full: bool = field(default=False, metadata=ALWAYS)
+    cache_type_k: str = field(default="f16", metadata=ALWAYS)
+    cache_type_v: str = field(default="f16", metadata=ALWAYS)
 
     @property
     def unified(self) -> bool:

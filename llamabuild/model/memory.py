@@ -28,17 +28,6 @@ from llamabuild.model.kv_memory import (
 
 
 @dataclass(frozen=True)
-class ServerView:
-    """The llama-server settings the estimate is for, resolved (defaults are the server's)."""
-
-    slots: int  # -np (auto: 4)
-    kv_unified: bool  # on for -np auto, off for an explicit -np unless --kv-unified
-    swa_full: bool
-    cache_type_k: str
-    cache_type_v: str
-
-
-@dataclass(frozen=True)
 class MemoryEstimate:
     """What loading the model costs: weights, KV caches and recurrent state for `ctx` tokens."""
 
@@ -48,7 +37,7 @@ class MemoryEstimate:
     total_bytes: int
     max_memory_bytes: int | None = field(default=None, metadata=OMIT_NONE)
     recurrent_state_bytes: int | None = None  # 0 for attention-only models
-    server: ServerView | None = None
+    server: ServerSettings | None = None
     attention: str | None = None  # the rule's attention kind; None: not in the table
     swa_window: int | None = field(default=None, metadata=OMIT_NONE)
     caches: list[CacheEstimate] = field(default_factory=list)
@@ -75,13 +64,6 @@ def estimate_memory(
     mem = context_memory(arch, meta, ctx, settings) if rule and arch and ctx else None
     kv = mem.kv_bytes if mem is not None else None
     state = mem.state_bytes if mem is not None else None
-    view = ServerView(
-        settings.slots,
-        settings.unified,
-        settings.swa_full,
-        settings.cache_type_k,
-        settings.cache_type_v,
-    )
     return MemoryEstimate(
         weights_bytes=weights,
         ctx=ctx,
@@ -89,7 +71,7 @@ def estimate_memory(
         total_bytes=weights + (kv or 0) + (state or 0),
         max_memory_bytes=max_memory,
         recurrent_state_bytes=state,
-        server=view,
+        server=settings,
         attention=rule.attention if rule is not None else None,
         swa_window=mem.swa_window if mem is not None else None,
         caches=mem.caches if mem is not None else [],
